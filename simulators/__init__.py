@@ -1,0 +1,1 @@
+"""Built-in simulator plugins of sbi-astro (found by the core only through entry points)."""

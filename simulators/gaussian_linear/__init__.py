@@ -1,0 +1,5 @@
+"""The ``gaussian_linear`` validation task (sbibm)."""
+
+from .model import GaussianLinear
+
+__all__ = ["GaussianLinear"]

@@ -1,0 +1,5 @@
+"""The ``two_moons`` validation task (sbibm)."""
+
+from .model import TwoMoons
+
+__all__ = ["TwoMoons"]
