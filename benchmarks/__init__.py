@@ -1,0 +1,1 @@
+"""Benchmark suites of sbi-astro (``python -m benchmarks [NAME ...] [--quick]``)."""
