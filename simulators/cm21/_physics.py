@@ -253,15 +253,23 @@ def gaussian_field(white: Tensor, box: float, pk: Tensor) -> Tensor:
     return wk * amp
 
 
-def zeldovich_displacement(delta_k: Tensor, box: float) -> Tensor:
-    """Zel'dovich displacement ``psi`` [cells] ``(B, 3, n, n, n)`` with ``delta = -div psi``."""
+def zeldovich_displacement(delta_k: Tensor, box: float, shift: float = 0.5) -> Tensor:
+    """Zel'dovich displacement ``psi`` [cells] ``(B, 3, n, n, n)`` with ``delta = -div psi``.
+
+    ``psi`` is evaluated at the lattice ``q = i + shift`` (cell units).  The default puts the
+    particles at cell corners, half-way between grid points: a small displacement then moves
+    cloud-in-cell weight linearly between the two neighbouring cells (a centred difference),
+    whereas particles sitting on grid points respond one-sidedly (non-linearly in the sign of
+    ``psi``), which biases the large-scale density by ~10 per cent.
+    """
     n = delta_k.shape[-3]
     kx, ky, kz = wavenumbers(n, box, device=delta_k.device, dtype=delta_k.real.dtype)
     k2 = kx**2 + ky**2 + kz**2
     k2[0, 0, 0] = 1.0
+    phase = torch.exp(1j * (kx + ky + kz) * (shift * box / n))
     comps = []
     for ki in (kx, ky, kz):
-        psi_k = 1j * ki / k2 * delta_k
+        psi_k = 1j * ki / k2 * phase * delta_k
         comps.append(torch.fft.irfftn(psi_k, s=(n, n, n), dim=(-3, -2, -1)))
     return torch.stack(comps, dim=1) * (n / box)  # Mpc -> cells
 

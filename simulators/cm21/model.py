@@ -241,7 +241,7 @@ class Cm21(Simulator):
         growth = ph.growth_factor(zg[None, :], om[:, None])  # (B, Z)
         psi = ph.zeldovich_displacement(delta_k, box).reshape(b, 1, 3, n**3)
         grid = torch.stack(torch.meshgrid(*(torch.arange(n, device=dev, dtype=dt),) * 3,
-                                          indexing="ij")).reshape(1, 1, 3, n**3)
+                                          indexing="ij")).reshape(1, 1, 3, n**3) + 0.5
         pos = grid + growth.to(dt)[:, :, None, None] * psi
         dens = ph.cic_deposit(pos.reshape(b * nz, 3, n**3), n).reshape(b, nz, n, n, n)
         if self.options.ionisation_field == "evolved":

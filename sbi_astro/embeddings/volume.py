@@ -1,0 +1,87 @@
+"""A 3-D convolutional summary network for boxes and lightcones (21cmPIE-Net style).
+
+The first layer is strided along the line of sight (the last axis), compressing the long
+redshift axis of a lightcone before the isotropic convolution blocks, as in 21cmPIE-Net
+(Neutsch et al. 2022, arXiv:2201.07587); the rest is ``conv -> GELU -> max-pool`` blocks,
+global average pooling and a small fully connected head.
+
+Example:
+    >>> import torch
+    >>> from sbi_astro.embeddings import build_embedding
+    >>> from sbi_astro.simulator import EmbeddingSpec
+    >>> net = build_embedding(EmbeddingSpec("conv3d", {"in_shape": [16, 16, 64],
+    ...                                                "out_features": 8, "los_stride": 4}))
+    >>> net(torch.zeros(2, 3, 16, 16, 64)).shape
+    torch.Size([2, 3, 8])
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import ConfigError, ShapeError
+from . import register
+
+
+@register("conv3d")
+class Conv3dEmbedding(nn.Module):
+    """Maps ``x (*B, *in_shape)`` to ``(*B, out_features)``.
+
+    Args:
+        in_shape: ``[X, Y, L]`` (one channel, line of sight last) or ``[C, X, Y, L]``
+            (e.g. ``C`` coeval boxes stacked as channels).
+        out_features: size of the summary.
+        channels: output channels of the first (strided) layer and of each later block.
+        los_stride: stride (and kernel length) of the first layer along the last axis.
+        hidden: width of the hidden layer of the head.
+    """
+
+    def __init__(self, in_shape: list[int], out_features: int = 16,
+                 channels: list[int] | tuple[int, ...] = (16, 32, 64), los_stride: int = 1,
+                 hidden: int = 64):
+        super().__init__()
+        self.in_shape = tuple(int(s) for s in in_shape)
+        if len(self.in_shape) not in (3, 4):
+            raise ConfigError(f"conv3d embedding needs in_shape [X, Y, L] or [C, X, Y, L], "
+                              f"got {list(in_shape)}")
+        if not channels or los_stride < 1:
+            raise ConfigError("conv3d embedding needs at least one channel count and "
+                              "los_stride >= 1")
+        c_in = 1 if len(self.in_shape) == 3 else self.in_shape[0]
+        spatial = list(self.in_shape[-3:])
+        if spatial[-1] < los_stride:
+            raise ConfigError(f"los_stride={los_stride} exceeds the line-of-sight length "
+                              f"{spatial[-1]}")
+        layers: list[nn.Module] = [
+            nn.Conv3d(c_in, channels[0], kernel_size=(3, 3, los_stride),
+                      stride=(1, 1, los_stride), padding=(1, 1, 0)),
+            nn.GELU(),
+        ]
+        spatial[-1] //= los_stride
+        width = channels[0]
+        for ch in channels[1:]:
+            layers += [nn.Conv3d(width, ch, kernel_size=3, padding=1), nn.GELU()]
+            pool = tuple(2 if s >= 2 else 1 for s in spatial)
+            layers.append(nn.MaxPool3d(pool))
+            spatial = [s // p for s, p in zip(spatial, pool, strict=True)]
+            width = ch
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.Linear(width, hidden), nn.GELU(),
+                                  nn.Linear(hidden, out_features))
+
+    def forward(self, x: Tensor) -> Tensor:
+        ev = len(self.in_shape)
+        if tuple(x.shape[x.dim() - ev:]) != self.in_shape:
+            raise ShapeError(f"conv3d embedding expects (..., {', '.join(map(str, self.in_shape))})"
+                             f", got {tuple(x.shape)}")
+        batch = x.shape[: x.dim() - ev]
+        flat = x.reshape(math.prod(batch), *self.in_shape)
+        if ev == 3:
+            flat = flat[:, None]
+        h = self.features(flat)
+        h = torch.flatten(nn.functional.adaptive_avg_pool3d(h, 1), 1)
+        out = self.head(h)
+        return out.reshape(*batch, -1)
