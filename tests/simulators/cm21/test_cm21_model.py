@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from sbi_astro.embeddings import build_embedding
+from sbi_astro.embeddings import volume as volume_embedding
 from sbi_astro.errors import ConfigError
 from sbi_astro.random import RowRandom, fold
 from simulators.cm21 import _physics as ph
@@ -150,7 +151,7 @@ def test_default_embeddings_accept_the_outputs():
         assert net(x).shape == (2, 16)
 
 
-@pytest.mark.parametrize("module", [cm21_model, cm21_summaries])
+@pytest.mark.parametrize("module", [cm21_model, cm21_summaries, volume_embedding])
 def test_docstring_examples_run(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0 and result.attempted > 0
