@@ -69,4 +69,4 @@ def run(quick: bool = False) -> list[dict]:
 
 
 if __name__ == "__main__":
-    main_for(__name__, run)
+    main_for("benchmarks.bench_cm21", run)  # __name__ is "__main__" under python -m

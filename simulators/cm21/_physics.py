@@ -104,7 +104,8 @@ def comoving_distance(z: Tensor, omega_m: Tensor, h: float) -> Tensor:
 
 def redshift_at_distance(dist: Tensor, omega_m: Tensor, h: float, z_max: float = 60.0,
                          num: int = 6001) -> Tensor:
-    """Inverse of :func:`comoving_distance`: ``dist (N, M)`` [Mpc], ``omega_m (N,)`` -> ``z (N, M)``.
+    """Inverse of :func:`comoving_distance`: ``dist (N, M)`` [Mpc] and ``omega_m (N,)`` give
+    ``z (N, M)``.
 
     Linear interpolation on a grid of ``num`` redshifts in ``[0, z_max]`` (cumulative
     trapezoid, error < 1e-6 in z for the default grid).
@@ -172,7 +173,8 @@ def power_amplitude(omega_m: Tensor, cosmo: Cosmology) -> Tensor:
 
 
 def linear_power(k: Tensor, omega_m: Tensor, cosmo: Cosmology) -> Tensor:
-    """Linear matter power spectrum at ``z = 0`` [Mpc^3], ``k`` [1/Mpc] broadcast with ``omega_m``."""
+    """Linear matter power spectrum at ``z = 0`` [Mpc^3]; ``k`` [1/Mpc] broadcasts with
+    ``omega_m``."""
     amp = power_amplitude(torch.as_tensor(omega_m, dtype=torch.float64), cosmo)
     return amp * k**cosmo.n_s * eh98_transfer(k, omega_m, cosmo) ** 2
 
@@ -223,8 +225,10 @@ def fcoll_st(nu: Tensor) -> Tensor:
 
 
 # -- fields -----------------------------------------------------------------------------------
-def wavenumbers(n: int, box: float, *, device=None, dtype=torch.float64) -> tuple[Tensor, Tensor, Tensor]:
-    """Broadcastable ``(kx, ky, kz)`` [1/Mpc] of an ``rfftn`` grid of ``n^3`` cells, side ``box``."""
+def wavenumbers(n: int, box: float, *, device: torch.device | str | None = None,
+                dtype: torch.dtype = torch.float64) -> tuple[Tensor, Tensor, Tensor]:
+    """Broadcastable ``(kx, ky, kz)`` [1/Mpc] of the ``rfftn`` grid of ``n^3`` cells, side
+    ``box`` [Mpc]."""
     kf = 2 * math.pi / box
     k1 = torch.fft.fftfreq(n, d=1.0 / n, device=device, dtype=dtype) * kf
     kr = torch.fft.rfftfreq(n, d=1.0 / n, device=device, dtype=dtype) * kf
