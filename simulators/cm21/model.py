@@ -23,9 +23,9 @@ Outputs (option ``output``):
     ``"power_spectrum"``: ``log10(1 + Delta^2(k) / mK^2)`` of each lightcone chunk
     (``n_chunks x n_k_bins``) followed by the neutral fraction at each coeval redshift.
 
-Presets (option ``preset``): ``"fast"`` (default: 32^3 cells, 128 Mpc, z = 6 to ~10.5, keeps
+Presets (option ``preset``): ``"fast"`` (default: 32^3 cells, 128 Mpc, z = 6 to 8.2, keeps
 one call on six rows near a second on a laptop core), ``"ska64"`` (64^3, 128 Mpc, z = 6 to
-~15, the resolution of the benchmark) and ``"ska128"`` (128^3, 256 Mpc).  Explicit options
+11.65, the resolution of the benchmark) and ``"ska128"`` (128^3, 256 Mpc).  Explicit options
 override the preset's values.
 
 Example:
