@@ -9,6 +9,7 @@ is pickled: loading rebuilds the network from ``run.json`` and then loads the we
 from __future__ import annotations
 
 import json
+import pickle  # only for its exception type: nothing is unpickled
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
@@ -147,7 +148,7 @@ def load_run(run_dir: str | Path, *, device: str | torch.device | None = None
     try:
         state = torch.load(weights, map_location="cpu", weights_only=True)
         net.load_state_dict(state)
-    except (RuntimeError, ValueError, OSError) as err:
+    except (RuntimeError, ValueError, OSError, EOFError, pickle.UnpicklingError) as err:
         raise DataFormatError(f"{weights} does not match the architecture in {meta_path}: "
                               f"{err}") from err
     dev = resolve_device(device)

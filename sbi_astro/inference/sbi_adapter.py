@@ -8,6 +8,8 @@ sample in one network pass instead of one per dimension.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import warnings
 from typing import Any
 
@@ -91,8 +93,8 @@ def trainer(method: str, prior: torch.distributions.Distribution, builder: Any,
 
 def train(inference: Any, theta: Tensor, x: Tensor, config: Any) -> tuple[nn.Module, dict]:
     """Runs sbi's training loop; returns the network and a JSON-friendly summary."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")  # sbi prints its convergence note: keep stdout clean
         inference.append_simulations(theta, x)
         net = inference.train(training_batch_size=config.batch_size,
                               learning_rate=config.learning_rate,
@@ -149,3 +151,35 @@ def sbi_version() -> str:
     import sbi
 
     return sbi.__version__
+
+
+def direct_posterior(net: nn.Module, prior: Any, device: torch.device):
+    """sbi's own ``DirectPosterior`` around a trained NPE network (for comparisons)."""
+    inference = trainer("npe", prior, "maf", device)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return inference.build_posterior(net, prior=prior)
+
+
+def sbi_default_npe(prior: Any, theta: Tensor, x: Tensor, device: torch.device,
+                    max_epochs: int = 2**31 - 1) -> tuple[Any, float]:
+    """sbi's NPE with all its defaults (MAF); returns its DirectPosterior and seconds."""
+    import time
+
+    from sbi.inference import NPE
+
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        inference = NPE(prior=prior, device=str(device), tracker=NullTracker(),
+                        show_progress_bars=False)
+        t0 = time.perf_counter()
+        inference.append_simulations(theta, x).train(max_num_epochs=max_epochs)
+        seconds = time.perf_counter() - t0
+        return inference.build_posterior(), seconds
+
+
+def sample_batched(posterior: Any, num_samples: int, x: Tensor) -> Tensor:
+    """sbi's ``posterior.sample_batched`` (``(S, N, D)``)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return posterior.sample_batched((num_samples,), x=x, show_progress_bars=False)
