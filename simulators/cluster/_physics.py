@@ -6,12 +6,11 @@ total mass ``M``, star mass ``m = 1/N``) and Lagrangian mass coordinate ``M_r``:
 
     dr/dM_r     = 1 / (4 pi r^2 rho)                              (mass)
     dp/dM_r     = -G M_r / (4 pi r^4),     p = rho sigma^2         (hydrostatic equilibrium)
-    L / (4 pi r^2) = -(27 sqrt(pi) / 10) C G m ln(Lambda) rho / sigma  d sigma^2 / dr
-                                                                   (conduction)
+    L / (4 pi r^2) = -k_c C G m ln(Lambda) (rho/sigma) d sigma^2/dr  (conduction)
     sigma^2 D/Dt ln(sigma^3 / rho) = -dL/dM_r + eps               (first law)
 
-(the flux of Lynden-Bell & Eggleton written out with the Jeans length and the local
-relaxation time, in the form of Heggie & Ramamani 1989), Spitzer's local relaxation time
+(the Lynden-Bell & Eggleton flux, conductivity ~ rho lambda_J^2 / t_r, written out with the
+Jeans length and the local relaxation time), Spitzer's local relaxation time
 ``t_r = 0.34 sigma^3 / (G^2 m rho ln Lambda)`` (Spitzer 1987, eq. 2-62) for the time step
 control and the stochastic heating, Coulomb logarithm
 ``ln Lambda = ln(gamma N)`` with ``gamma = 0.11`` (Giersz & Heggie 1994), the conductivity
@@ -20,6 +19,15 @@ self-similar collapse), and the three-body binary energy generation per unit mas
 ``eps = alpha G^5 m^3 rho^2 / sigma^7`` with ``alpha = 90`` (Heggie 1989; the value used by
 Breen & Heggie 2012; Heggie & Ramamani 1989 and Goodman 1987 use 85-90).  ``sigma`` is the
 one-dimensional velocity dispersion.
+
+The numerical prefactor ``k_c = 2.7`` is a calibration, not a quotation: the published
+papers could not be consulted while writing this module.  With ``k_c = 27 sqrt(pi) / 10 =
+4.79`` (a form recalled from the literature) the model's self-similar collapse rate is
+``xi = t_rc d ln rho_c / dt = 6.5e-3`` and core collapse comes at 9.9 t_rh(0), 1.8 times
+faster than the Fokker-Planck values ``xi = 3.6e-3`` and 15.7 t_rh(0) (Cohn 1980) on which
+``C`` was calibrated; ``k_c = 2.7`` (that form over sqrt(pi)) scales ``xi`` to ~3.7e-3 and
+gives collapse at 17.9 t_rh(0) (120 shells), with the ``r^-2.21`` halo of Lynden-Bell &
+Eggleton (see ``tests/simulators/cluster``).  Check it against Heggie & Ramamani (1989).
 
 Discretisation: ``K`` Lagrangian shells; radii ``r_k`` at shell boundaries, ``sigma^2_k``
 and ``rho_k`` at shell centres; backward Euler in time for all equations at once
@@ -62,7 +70,7 @@ T_R_COEFF = 0.34  # local relaxation time coefficient (Spitzer 1987)
 T_RH_COEFF = 0.138  # half-mass relaxation time coefficient (Spitzer 1987, eq. 2-63)
 PLUMMER_A = 3.0 * math.pi / 16.0  # Plummer scale radius in Henon units (E = -1/4)
 PLUMMER_RH = PLUMMER_A / math.sqrt(2.0 ** (2.0 / 3.0) - 1.0)  # half-mass radius 0.7686
-COND_PREFACTOR = 2.7
+COND_PREFACTOR = 2.7  # K in the conduction law (see the module docstring)
 N_COLORS = 4  # band of the Jacobian: shells k-2..k+1
 
 
