@@ -142,8 +142,8 @@ def test_stochastic_heating_amplitude():
 
 def test_options_and_presets():
     sim = load_simulator("cluster_gravothermal", device="cpu", preset="science", n_times=8)
-    assert sim.settings.n_shells == 80 and sim.event_shape == (3, 8)
-    assert sim.options_dict()["t_end"] == 45.0
+    assert sim.settings.n_shells == 60 and sim.event_shape == (3, 8)
+    assert sim.options_dict()["t_end"] == 65.0
     with pytest.raises(ConfigError, match="preset"):
         load_simulator("cluster_gravothermal", device="cpu", preset="huge")
     with pytest.raises(ConfigError):
