@@ -56,7 +56,8 @@ def _ps():
     try:
         import pysindy
     except ImportError as err:  # pragma: no cover - pysindy is a dependency
-        raise ImportError("SINDy diagnostics need pysindy 2.x: pip install 'pysindy>=2,<3'") from err
+        raise ImportError(
+            "SINDy diagnostics need pysindy 2.x: pip install 'pysindy>=2,<3'") from err
     return pysindy
 
 

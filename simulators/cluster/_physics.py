@@ -258,6 +258,11 @@ class SolverSettings:
     newton_tol: float = 1e-4
 
 
+def _residual_replicas(z: Tensor, *, z_old: Tensor, dt: Tensor, mu: Tensor, heat: Tensor,
+                       grid: Grid) -> Tensor:
+    return residual(z, z_old, dt, mu, heat, grid)
+
+
 def core_observables(z: Tensor, grid: Grid) -> Tensor:
     """``(B, 3)``: ``log10`` of central density, central 1-D dispersion and core radius.
 
@@ -319,7 +324,7 @@ def evolve(n_stars: Tensor, heat_scale: Tensor, noise_amp: Tensor, noise: Tensor
     t_end = times[-1]
     stopped = torch.zeros(b, dtype=torch.bool, device=dev)
     z_last, dt_last = z.clone(), torch.ones_like(dt)
-    for _loop in range(settings.max_steps):
+    for _ in range(settings.max_steps):
         stopped = stopped | (o_prev[:, 0] > math.log10(stop_density))
         active = (t < t_end) & ~stopped
         if not bool(active.any()):
@@ -340,8 +345,9 @@ def evolve(n_stars: Tensor, heat_scale: Tensor, noise_amp: Tensor, noise: Tensor
         mu8, heat8 = mu.repeat(reps), heat.repeat(reps)
         done = ~active
         ok = torch.zeros(b, dtype=torch.bool, device=dev)
+        fun = functools.partial(_residual_replicas, z_old=z_old8, dt=dt8, mu=mu8, heat=heat8,
+                                grid=grid)
         for _it in range(settings.newton_iters):
-            fun = lambda zz: residual(zz, z_old8, dt8, mu8, heat8, grid)  # noqa: E731
             res, jac = banded_jacobian(fun, z_new, k)
             delta = torch.linalg.solve(jac, -res)
             bad = ~torch.isfinite(delta).all(1)
@@ -364,7 +370,8 @@ def evolve(n_stars: Tensor, heat_scale: Tensor, noise_amp: Tensor, noise: Tensor
         o_new = core_observables(z, grid)
         # linear interpolation onto the output times crossed by this step
         frac = ((times[None, :] - t[:, None]) / dt.clamp_min(1e-300)[:, None]).clamp(0, 1)
-        crossed = accept[:, None] & (times[None, :] > t[:, None]) & (times[None, :] <= t_new[:, None])
+        crossed = (accept[:, None] & (times[None, :] > t[:, None])
+                   & (times[None, :] <= t_new[:, None]))
         interp = o_prev[:, :, None] + frac[:, None, :] * (o_new - o_prev)[:, :, None]
         obs = torch.where(crossed[:, None, :], interp, obs)
         o_prev = torch.where(accept[:, None], o_new, o_prev)
@@ -380,5 +387,4 @@ def evolve(n_stars: Tensor, heat_scale: Tensor, noise_amp: Tensor, noise: Tensor
             raise RuntimeError(
                 f"gas model did not reach t = {float(t_end):g} t_rh within {settings.max_steps} "
                 "steps; raise max_steps or target_change, or shorten the time window")
-    evolve.last_loops = _loop + 1  # diagnostics: steps tried (accepted + rejected)
     return obs, step, z
