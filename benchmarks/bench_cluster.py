@@ -10,7 +10,7 @@ Rows:
   1,000 greedy landmarks (our numpy farthest-point sampling, and ripser's own ``n_perm``),
   against full Rips complexes of smaller clouds.
 
-Run: ``OMP_NUM_THREADS=1 python -m benchmarks.bench_cluster [--quick]``.
+Run: ``OMP_NUM_THREADS=1 python -m benchmarks cluster [--quick]`` (writes ``results/cluster.json``).
 """
 
 from __future__ import annotations
