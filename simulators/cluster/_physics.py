@@ -238,6 +238,8 @@ class SolverSettings:
 
     Attributes:
         n_shells: number of Lagrangian shells.
+        m_inner: mass fraction inside the innermost shell (the grid is uniform in
+            ``log M_r`` from there to 0.995); it bounds how small a core is resolved.
         target_change: wanted largest change of ``ln rho``, ``ln sigma^2`` per step.
         dt_max: largest step in units of the initial half-mass relaxation time.
         dt_trc: largest step in central relaxation times; implicit Euler damps any
@@ -250,6 +252,7 @@ class SolverSettings:
     """
 
     n_shells: int = 60
+    m_inner: float = 1e-5
     target_change: float = 0.08
     dt_max: float = 0.2
     dt_trc: float = 10.0
@@ -304,7 +307,7 @@ def evolve(n_stars: Tensor, heat_scale: Tensor, noise_amp: Tensor, noise: Tensor
     dtype, dev = torch.float64, n_stars.device
     b = n_stars.shape[0]
     k = settings.n_shells
-    grid = make_grid(k, dtype=dtype, device=dev)
+    grid = make_grid(k, m_inner=settings.m_inner, dtype=dtype, device=dev)
     r0, s0 = plummer_state(grid)
     z = torch.stack([torch.log(r0), torch.log(s0)], -1).reshape(1, 2 * k).repeat(b, 1)
     n_stars = n_stars.to(dtype)

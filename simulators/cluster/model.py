@@ -22,9 +22,10 @@ one-dimensional velocity dispersion and ``log10`` King core radius (N-body units
 = 1``, virial radius 1), on a uniform time grid from ``t_start`` to ``t_end`` in units of
 the initial half-mass relaxation time.
 
-Presets (option ``preset``): ``"fast"`` (default; 24 shells, coarse steps, 0-25 t_rh: the
-collapse and the early post-collapse phase, about a second for 6 rows, used by the
-contract tests and smoke runs; oscillations are numerically damped there) and
+Presets (option ``preset``): ``"fast"`` (default; 24 shells from 1e-3 of the mass, coarse
+steps, 0-25 t_rh: the collapse (at ~21 t_rh there) and the start of the post-collapse
+phase, 1-2 s for 6 rows on one core, used by the contract tests and smoke runs; core
+sizes below 1e-3 of the mass are unresolved and oscillations are damped there) and
 ``"science"`` (60 shells, steps of at most 30 central relaxation times, 15-65 t_rh:
 resolves the gravothermal oscillations; minutes per batch on a CPU).
 
@@ -62,9 +63,9 @@ from sbi_astro.simulator import EmbeddingSpec, Simulator
 from ._physics import SolverSettings, evolve
 
 PRESETS: dict[str, dict[str, float | int]] = {
-    "fast": {"n_shells": 24, "target_change": 0.25, "dt_max": 0.5, "dt_trc": 1000.0,
-             "t_start": 0.0, "t_end": 32.0},
-    "science": {"n_shells": 60, "target_change": 0.08, "dt_max": 0.2, "dt_trc": 30.0,
+    "fast": {"n_shells": 24, "m_inner": 1e-3, "target_change": 0.4, "dt_max": 0.5,
+             "dt_trc": 1000.0, "t_start": 0.0, "t_end": 25.0},
+    "science": {"n_shells": 60, "m_inner": 1e-5, "target_change": 0.08, "dt_max": 0.2, "dt_trc": 30.0,
                 "t_start": 15.0, "t_end": 65.0},
 }
 
@@ -79,6 +80,7 @@ class ClusterOptions:
         n_times: number of output times.
         t_start, t_end: output window in initial half-mass relaxation times.
         n_shells: Lagrangian shells.
+        m_inner: mass fraction inside the innermost shell.
         target_change: wanted largest change of a log variable per step.
         dt_max: largest step (initial half-mass relaxation times).
         dt_trc: largest step in central relaxation times.
@@ -90,6 +92,7 @@ class ClusterOptions:
     t_start: float | None = None
     t_end: float | None = None
     n_shells: int | None = None
+    m_inner: float | None = None
     target_change: float | None = None
     dt_max: float | None = None
     dt_trc: float | None = None
@@ -102,6 +105,8 @@ class ClusterOptions:
             raise ConfigError(f"n_times must be >= 2, got {self.n_times}")
         if self.resolved("n_shells") < 8:
             raise ConfigError("n_shells must be >= 8")
+        if not 0 < self.resolved("m_inner") < 0.1:
+            raise ConfigError(f"m_inner must be in (0, 0.1), got {self.resolved('m_inner')}")
         if not 0 <= self.resolved("t_start") < self.resolved("t_end"):
             raise ConfigError("need 0 <= t_start < t_end (initial half-mass relaxation times)")
 
@@ -134,6 +139,7 @@ class ClusterGravothermal(Simulator):
         o = self.options
         return SolverSettings(
             n_shells=int(o.resolved("n_shells")),
+            m_inner=float(o.resolved("m_inner")),
             target_change=float(o.resolved("target_change")),
             dt_max=float(o.resolved("dt_max")),
             dt_trc=float(o.resolved("dt_trc")),
