@@ -65,8 +65,8 @@ from ._physics import SolverSettings, evolve
 PRESETS: dict[str, dict[str, float | int]] = {
     "fast": {"n_shells": 24, "m_inner": 1e-3, "target_change": 0.4, "dt_max": 0.5,
              "dt_trc": 1000.0, "t_start": 0.0, "t_end": 25.0},
-    "science": {"n_shells": 60, "m_inner": 1e-5, "target_change": 0.08, "dt_max": 0.2, "dt_trc": 30.0,
-                "t_start": 15.0, "t_end": 65.0},
+    "science": {"n_shells": 60, "m_inner": 1e-5, "target_change": 0.08, "dt_max": 0.2,
+                "dt_trc": 30.0, "t_start": 15.0, "t_end": 65.0},
 }
 
 
