@@ -42,7 +42,7 @@ def _gas_rows(quick: bool) -> list[dict]:
 
     settings = SolverSettings(n_shells=60, target_change=0.08, dt_trc=30.0, dt_max=0.2,
                               max_steps=40000)
-    t_end = 30.0 if quick else 45.0
+    t_end = 24.0 if quick else 45.0
     times = torch.linspace(0.0, t_end, int(10 * t_end) + 1, dtype=torch.float64)
     rows = []
     for batch in ((1, 2) if quick else (1, 4)):
