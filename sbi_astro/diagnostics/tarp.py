@@ -21,9 +21,9 @@ Everything is vectorised torch and runs on the device of ``samples``.
 Example:
     >>> import torch
     >>> g = torch.Generator().manual_seed(0)
-    >>> theta = torch.randn(500, 3, generator=g)
-    >>> samples = theta + torch.randn(1000, 500, 3, generator=g)     # posterior N(theta', 1)
-    >>> samples = samples - torch.randn(500, 3, generator=g)           # centred on x = theta + e
+    >>> theta = torch.randn(500, 3, generator=g)                 # prior N(0, 1)
+    >>> x = theta + torch.randn(500, 3, generator=g)               # likelihood N(theta, 1)
+    >>> samples = x / 2 + 0.5**0.5 * torch.randn(1000, 500, 3, generator=g)  # exact posterior
     >>> res = tarp(samples, theta, seed=1)
     >>> res.alpha.shape, res.ecp.shape
     (torch.Size([51]), torch.Size([51]))
