@@ -172,12 +172,13 @@ def plot_sbc(res: SBCResult, names: tuple[str, ...]) -> str:
         if k >= d:
             ax.set_axis_off()
             continue
-        ax.fill_between(x, lo, hi, step="mid", color="0.85", label="99% if uniform")
-        ax.bar(x, res.histograms[k].numpy(), width=1.0, color="C1", alpha=0.8)
+        ax.bar(x, res.histograms[k].numpy(), width=1.0, color="C1", alpha=0.85)
+        ax.fill_between(x, lo, hi, step="mid", color="0.4", alpha=0.25, lw=0)
+        ax.step(x, res.expected.numpy(), where="mid", color="k", lw=0.8)
+        ax.set_ylim(0, max(hi.max(), res.histograms[k].max().item()) * 1.1)
         ax.set_title(f"{names[k]}  (χ² p {res.chi2_pvalues[k]:.2g})", fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
-    axes[0, 0].legend(fontsize=7, loc="lower left")
     fig.suptitle(f"SBC rank histograms ({n} simulations, {res.num_posterior_samples} "
                  "samples, rank bins)", fontsize=10)
     return _png(fig)
@@ -188,7 +189,7 @@ def plot_corner(samples: Tensor, truth: Tensor, names: tuple[str, ...],
     d = min(samples.shape[1], max_dims)
     s = samples[:, :d].double().numpy()
     t = truth[:d].double().numpy()
-    fig, axes = _figure(d, d, size=(1.9 * d + 0.6, 1.9 * d + 0.4))
+    fig, axes = _figure(d, d, size=(1.6 * d + 0.6, 1.6 * d + 0.4))
     labels = [f"{n} [{u}]" if u else n for n, u in zip(names, units, strict=True)][:d]
     for i in range(d):
         for j in range(d):
@@ -310,8 +311,8 @@ def render_html(metrics: dict[str, Any], figures: dict[str, str]) -> str:
     sections.append("</div><h2>Marginal calibration (SBC)</h2>")
     sections.append(_fig(figures["sbc"], "Rank of the true value among posterior samples; "
                          "flat when calibrated, U-shaped if overconfident, humped if "
-                         "underconfident, sloped if biased. Grey: 99% range of a uniform "
-                         "histogram."))
+                         "underconfident, sloped if biased. Black: expected count; grey: its "
+                         "99% range if the ranks are uniform."))
     sections.append(
         "<table><tr><th>parameter</th><th>unit</th><th>χ² p</th><th>KS p</th>"
         f"<th>rank-mean z</th><th>rank-variance z</th></tr>{rows}</table>")
