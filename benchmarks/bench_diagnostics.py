@@ -16,6 +16,9 @@ Sampling time is excluded everywhere: every method ranks the same samples.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import tempfile
 import time
 from typing import Any
 
@@ -58,13 +61,15 @@ def bench_tarp(quick: bool) -> list[dict[str, Any]]:
         ecp, _ = tarp_ecp(samples, theta, refs, grid="data")
         ecp_ref, _ = tarp_pkg.get_tarp_coverage(sn, tn, references=rn)
         err = float(np.abs(ecp.numpy() - ecp_ref).max())
-        ours = timeit(lambda: tarp_ecp(samples, theta, refs, grid="data"), repeat=5)
-        peer = timeit(lambda: tarp_pkg.get_tarp_coverage(sn, tn, references=rn), repeat=5)
+        ours = timeit(lambda s=samples, t=theta, r=refs: tarp_ecp(s, t, r, grid="data"),
+                      repeat=5)
+        peer = timeit(lambda s=sn, t=tn, r=rn: tarp_pkg.get_tarp_coverage(s, t, references=r),
+                      repeat=5)
         name = str(dtype).removeprefix("torch.")
         rows.append(_row(f"tarp ECP {s}x{n}x{d} {name}", ours, peer, "tarp 0.1.1",
                          max_abs_ecp_diff=err))
         if dtype == torch.float32:
-            peer_sbi = timeit(lambda: _run_tarp(samples, theta, refs), repeat=3)
+            peer_sbi = timeit(lambda s=samples, t=theta, r=refs: _run_tarp(s, t, r), repeat=3)
             rows.append(_row(f"tarp ECP {s}x{n}x{d} {name}", ours, peer_sbi,
                              "sbi 0.27 _run_tarp"))
     # bootstrap bands: ours 100 resamples of the simulations (references fixed) vs the
@@ -73,9 +78,10 @@ def bench_tarp(quick: bool) -> list[dict[str, Any]]:
     nb = 20 if quick else 100
     ours = timeit(lambda: tarp(samples, theta, references=refs, num_bootstrap=nb), repeat=3)
     t0 = time.perf_counter()
-    tarp_pkg.get_tarp_coverage(samples.numpy().copy(), theta.numpy().copy(),
-                               references=refs.numpy().copy(), bootstrap=True,
-                               num_bootstrap=nb, seed=0)
+    with contextlib.redirect_stderr(io.StringIO()):  # the package's tqdm bar
+        tarp_pkg.get_tarp_coverage(samples.numpy().copy(), theta.numpy().copy(),
+                                   references=refs.numpy().copy(), bootstrap=True,
+                                   num_bootstrap=nb, seed=0)
     peer = time.perf_counter() - t0
     rows.append(_row(f"tarp + {nb} bootstrap {s}x{n}x{d} float64", ours, peer, "tarp 0.1.1"))
     return rows
@@ -108,9 +114,11 @@ def _sbi_posterior(num_sims: int, epochs: int):
     theta, x = sim.sample_joint(num_sims, generator=g)
     prior = torch.distributions.MultivariateNormal(torch.zeros(10), 0.1 * torch.eye(10))
     torch.manual_seed(0)  # sbi's training draws from the global generator
-    trainer = NPE(prior=prior, density_estimator="maf", show_progress_bars=False)
-    trainer.append_simulations(theta, x).train(max_num_epochs=epochs, show_train_summary=False)
-    return sim, trainer.build_posterior()
+    with tempfile.TemporaryDirectory() as tmp, contextlib.chdir(tmp):  # sbi-logs/ go there
+        trainer = NPE(prior=prior, density_estimator="maf", show_progress_bars=False)
+        trainer.append_simulations(theta, x).train(max_num_epochs=epochs,
+                                                   show_train_summary=False)
+        return sim, trainer.build_posterior()
 
 
 class _Protocol:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from sbi_astro.diagnostics import TarpResult, bootstrap_ecp, coverage_values, tarp, tarp_ecp
+from sbi_astro.diagnostics import bootstrap_ecp, coverage_values, tarp, tarp_ecp
 from sbi_astro.errors import ConfigError, ShapeError
 
 tarp_pkg = pytest.importorskip("tarp")
