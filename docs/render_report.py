@@ -49,7 +49,7 @@ def find_chromium() -> str | None:
     return None
 
 
-def screenshot(html: Path, png: Path, *, width: int = 1200, height: int = 3400,
+def screenshot(html: Path, png: Path, *, width: int = 1200, height: int = 4300,
                timeout: float = 120.0) -> None:
     """Headless Chromium screenshot of ``html`` (no network, no GPU, throwaway profile)."""
     exe = find_chromium()

@@ -172,8 +172,8 @@ def plot_sbc(res: SBCResult, names: tuple[str, ...]) -> str:
         if k >= d:
             ax.set_axis_off()
             continue
-        ax.bar(x, res.histograms[k].numpy(), width=1.0, color="C1", alpha=0.85)
-        ax.fill_between(x, lo, hi, step="mid", color="0.4", alpha=0.25, lw=0)
+        ax.fill_between(x, lo, hi, step="mid", color="0.9", lw=0)
+        ax.bar(x, res.histograms[k].numpy(), width=0.9, color="C1", alpha=0.75)
         ax.step(x, res.expected.numpy(), where="mid", color="k", lw=0.8)
         ax.set_ylim(0, max(hi.max(), res.histograms[k].max().item()) * 1.1)
         ax.set_title(f"{names[k]}  (χ² p {res.chi2_pvalues[k]:.2g})", fontsize=9)
@@ -249,6 +249,8 @@ def plot_ppc(res: PPCResult, event_shape: tuple[int, ...]) -> str:
 
 
 # -- HTML ---------------------------------------------------------------------------------
+_PROV_SHOWN = {"created", "simulator", "n_test", "num_samples", "seed", "device", "posterior",
+               "packages"}
 _COLOURS = {"calibrated": "#1a7f37", "overconfident": "#b42318", "underconfident": "#b54708",
             "biased": "#6941c6"}
 
@@ -323,7 +325,22 @@ def render_html(metrics: dict[str, Any], figures: dict[str, str]) -> str:
     sections.append(_fig(figures["ppc"], "Data re-simulated from posterior samples compared "
                          "with the observation; p-values near 0 or 1 flag misfit."))
     sections.append("<h2>Provenance</h2>")
-    sections.append(f"<pre>{html.escape(json.dumps(prov, indent=2))}</pre>")
+    pk = prov.get("packages", {})
+    summary = {
+        "simulator": sim["name"],
+        "options": json.dumps(sim.get("options", {})),
+        "parameters": ", ".join(p["name"] for p in params),
+        "test simulations": prov.get("n_test"), "posterior samples": prov.get("num_samples"),
+        "seed": prov.get("seed"), "device": prov.get("device"),
+        "posterior": prov.get("posterior"),
+        "versions": ", ".join(f"{k} {v}" for k, v in pk.items()),
+        **{k: v for k, v in prov.items() if k not in _PROV_SHOWN},
+    }
+    rows_p = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
+                     for k, v in summary.items())
+    sections.append(f"<table>{rows_p}</table>")
+    sections.append("<details><summary>full provenance (JSON)</summary>"
+                    f"<pre>{html.escape(json.dumps(prov, indent=2))}</pre></details>")
     when = html.escape(prov.get("created", ""))
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
