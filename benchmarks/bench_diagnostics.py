@@ -165,7 +165,7 @@ def bench_coverage(quick: bool) -> list[dict[str, Any]]:
                  "sbi 0.27 run_sbc(log_prob, norm_posterior=False)", max_level_diff=agree)]
     # The documented recipe reduce_fns=posterior.log_prob (normalised, leakage-corrected
     # per x): timed on a subset of simulations, scaled linearly to all n.
-    k = 5 if quick else 10
+    k = 2 if quick else 10
     t0 = time.perf_counter()
     _run_sbc(theta[:k], x[:k], samples[:, :k], post.log_prob, show_progress_bar=False)
     peer_full = (time.perf_counter() - t0) * n / k
