@@ -250,7 +250,7 @@ def plot_ppc(res: PPCResult, event_shape: tuple[int, ...]) -> str:
 
 # -- HTML ---------------------------------------------------------------------------------
 _PROV_SHOWN = {"created", "simulator", "n_test", "num_samples", "seed", "device", "posterior",
-               "packages"}
+               "packages", "run"}
 _COLOURS = {"calibrated": "#1a7f37", "overconfident": "#b42318", "underconfident": "#b54708",
             "biased": "#6941c6"}
 
@@ -335,6 +335,8 @@ def render_html(metrics: dict[str, Any], figures: dict[str, str]) -> str:
         "posterior": prov.get("posterior"),
         "versions": ", ".join(f"{k} {v}" for k, v in pk.items()),
         **{k: v for k, v in prov.items() if k not in _PROV_SHOWN},
+        **{f"run: {k}": json.dumps(v) if isinstance(v, dict | list) else v
+           for k, v in prov.get("run", {}).items()},
     }
     rows_p = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
                      for k, v in summary.items())
@@ -458,7 +460,9 @@ def calibrate(posterior: SamplingPosterior, simulator: Simulator, out_dir: str |
         "n_test": n_test, "num_samples": num_samples, "seed": seed, "device": str(dev),
         "posterior": type(posterior).__name__,
         "packages": package_versions(), "platform": platform.platform(),
-        **(provenance or {}),
+        # the caller's entries (run directory, training options...) under their own key, so
+        # that they can never overwrite the fields above
+        "run": dict(provenance or {}),
     }
     metrics = {
         "verdict": verdict.to_dict(),

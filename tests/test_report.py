@@ -52,7 +52,7 @@ def sim():
 def exact_report(sim, tmp_path_factory):
     out = tmp_path_factory.mktemp("exact")
     return calibrate(ReferencePosterior(sim), sim, out, n_test=200, num_samples=500, seed=0,
-                     provenance={"run_dir": "runs/test"})
+                     provenance={"run_dir": "runs/test", "simulator": "gaussian_linear"})
 
 
 def test_exact_posterior_is_calibrated_and_report_is_self_contained(exact_report):
@@ -73,7 +73,7 @@ def test_exact_posterior_is_calibrated_and_report_is_self_contained(exact_report
     prov = metrics["provenance"]
     assert prov["simulator"]["name"] == "gaussian_linear"
     assert prov["simulator"]["options"] == {"dim": 3}
-    assert prov["n_test"] == 200 and prov["seed"] == 0 and prov["run_dir"] == "runs/test"
+    assert prov["n_test"] == 200 and prov["seed"] == 0 and prov["run"]["run_dir"] == "runs/test"
     assert prov["packages"]["torch"].startswith("2.13")
     assert len(metrics["parameters"]) == 3
     assert metrics["coverage"] is not None
