@@ -72,5 +72,10 @@ def main_for(module_name: str, run: Callable[..., list[dict[str, Any]]]) -> None
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for smoke runs")
     args = parser.parse_args()
+    if module_name == "__main__":  # run as `python -m benchmarks.bench_x`: use the spec's name
+        import sys
+
+        spec = getattr(sys.modules["__main__"], "__spec__", None)
+        module_name = spec.name if spec is not None else sys.argv[0].rsplit("/", 1)[-1][:-3]
     name = module_name.rsplit(".", 1)[-1].removeprefix("bench_")
     report(name, run(quick=args.quick))
