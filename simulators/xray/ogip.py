@@ -71,7 +71,7 @@ class PHASpectrum:
 
 @dataclasses.dataclass(frozen=True)
 class ARF:
-    """Ancillary response: effective area ``specresp (E,)`` [cm^2] on ``[energ_lo, energ_hi]`` [keV]."""
+    """Ancillary response: area ``specresp (E,)`` [cm^2] on ``[energ_lo, energ_hi]`` [keV]."""
 
     path: str
     energ_lo: np.ndarray
