@@ -212,3 +212,79 @@ def wstat(source_rate: Tensor, on: Tensor, off: Tensor, t_on: float | Tensor,
     dev_on = mu_on - s + torch.xlogy(s, s) - torch.xlogy(s, mu_on)
     dev_off = mu_off - b + torch.xlogy(b, b) - torch.xlogy(b, mu_off)
     return 2.0 * (dev_on + dev_off).sum(-1)
+
+
+# -- Poisson noise ----------------------------------------------------------------------
+
+
+def poisson_quantile(u: Tensor, rate: Tensor, max_steps: int = 200) -> Tensor:
+    """Exact Poisson draws by inversion: the smallest ``k`` with ``P(K <= k; rate) >= u``.
+
+    One uniform per element, so each draw depends only on its own uniform and rate, whatever
+    the batch.  Rates below 10 use the sequential search ``p_k = p_{k-1} rate / k`` from
+    ``k = 0`` (at most ~30 whole-array steps); larger rates start at the Cornish-Fisher quantile
+    ``rate + sqrt(rate) z + (z^2 - 1) / 6`` (``z = Phi^-1(u)``) and are corrected with the exact
+    CDF ``P(K <= k) = Q(k + 1, rate)`` (regularised upper incomplete gamma), a few steps on
+    the elements still searching.  Computed in float64.
+
+    Args:
+        u: uniforms in (0, 1), any shape; rate: non-negative means, same shape.
+
+    Returns:
+        counts as float64, same shape.
+    """
+    shape = rate.shape
+    uf = u.to(torch.float64).reshape(-1)
+    lf = rate.to(torch.float64).reshape(-1)
+    k = torch.zeros_like(lf)
+    small = lf < 10.0
+    # sequential search for small rates; rates >= 10 are masked to 0 here and redone below.
+    # Whole-array steps while most elements are still searching, then the searching ones
+    # are gathered (again each time fewer than a quarter remain).
+    lam_s = torch.where(small, lf, torch.zeros_like(lf))
+    p = torch.exp(-lam_s)
+    cdf = p.clone()
+    idx = None  # None: all elements
+    uu, ll, kk = uf, lam_s, k
+    for step in range(1, max_steps):
+        more = uu > cdf
+        n_more = int(more.sum())
+        if n_more == 0:
+            break
+        if n_more * 4 < more.numel():
+            sel = torch.nonzero(more).reshape(-1)
+            if idx is None:
+                k = kk
+            else:
+                k[idx] = kk
+            idx = sel if idx is None else idx[sel]
+            uu, ll, p, cdf, kk = uu[sel], ll[sel], p[sel], cdf[sel], kk[sel]
+            more = torch.ones_like(uu, dtype=torch.bool)
+        kk = kk + more
+        p = p * ll / step
+        cdf = cdf + p
+    if idx is None:
+        k = kk
+    else:
+        k[idx] = kk
+    # Cornish-Fisher start and exact correction for large rates
+    big = torch.nonzero(~small).reshape(-1)
+    if big.numel():
+        lam_b, u_b = lf[big], uf[big]
+        z = math.sqrt(2.0) * torch.erfinv(2.0 * u_b - 1.0)
+        kb = torch.floor(lam_b + lam_b.sqrt() * z + (z * z - 1.0) / 6.0 + 0.5).clamp_min(0.0)
+        act = torch.arange(big.numel(), device=lf.device)
+        for _ in range(max_steps):  # up while P(K <= k) < u
+            if act.numel() == 0:
+                break
+            act = act[torch.special.gammaincc(kb[act] + 1.0, lam_b[act]) < u_b[act]]
+            kb[act] += 1.0
+        act = torch.nonzero(kb > 0).reshape(-1)
+        for _ in range(max_steps):  # down while P(K <= k - 1) >= u
+            if act.numel() == 0:
+                break
+            act = act[torch.special.gammaincc(kb[act], lam_b[act]) >= u_b[act]]
+            kb[act] -= 1.0
+            act = act[kb[act] > 0]
+        k[big] = kb
+    return k.reshape(shape)

@@ -156,7 +156,9 @@ class XraySimulator(Simulator):
     def _simulate(self, theta: Tensor, rng: RowRandom) -> Tensor:
         with torch.no_grad():
             mu = self._expected(theta)
-        return rng.poisson(mu.clamp_min(0.0)).to(self.dtype)
+        # one counter-based uniform per channel, inverted exactly (see poisson_quantile)
+        u = rng.uniform(tuple(mu.shape[1:]), dtype=torch.float64)
+        return phys.poisson_quantile(u, mu.clamp_min(0.0)).to(self.dtype)
 
     def _log_likelihood(self, theta: Tensor, x: Tensor) -> Tensor:
         mu = self._expected(theta).clamp_min(1e-30)
