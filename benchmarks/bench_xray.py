@@ -126,7 +126,8 @@ def _jaxspec(observation: str, n: int) -> dict[str, Any]:
         rng = np.random.default_rng(0)
 
         def params(m: int) -> dict[str, np.ndarray]:
-            return {"tbabs_1.nh": rng.uniform(0, 1, m), "powerlaw_1.alpha": rng.uniform(0.5, 3.5, m),
+            return {"tbabs_1.nh": rng.uniform(0, 1, m),
+                    "powerlaw_1.alpha": rng.uniform(0.5, 3.5, m),
                     "powerlaw_1.norm": 10 ** rng.uniform(-5, -2.5, m)}
 
         def call(m: int) -> float:
