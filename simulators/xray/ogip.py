@@ -22,7 +22,7 @@ Example:
     >>> from simulators.xray.ogip import read_pha
     >>> from simulators.xray.observations import data_path
     >>> pha = read_pha(data_path("chandra_3c273/3c273.pi.gz"))
-    >>> int(pha.counts.sum()), pha.channel[0], pha.grouping is not None
+    >>> int(pha.counts.sum()), int(pha.channel[0]), pha.grouping is not None
     (736, 1, True)
 """
 
