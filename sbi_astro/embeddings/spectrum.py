@@ -16,7 +16,8 @@ class Conv1dEmbedding(nn.Module):
     Each block is ``Conv1d(kernel_size, padding='same') -> GELU -> MaxPool1d(2)`` (the pool
     is skipped once fewer than 2 channels remain), so the receptive field grows while the
     length halves; the result is flattened into an MLP.  Counts spectra span orders of
-    magnitude, so ``log_counts=True`` feeds ``log1p(x)`` to the network.
+    magnitude, so ``asinh=True`` feeds ``asinh(x)`` to the network (logarithmic for large
+    values, linear near 0, defined for the negative values of a standardised input).
 
     Args:
         in_shape: ``[C]`` (channels) or ``[K, C]`` (K spectra of C channels each, e.g.
@@ -25,7 +26,7 @@ class Conv1dEmbedding(nn.Module):
         channels: output planes of the convolution blocks.
         kernel_size: odd kernel width.
         hidden: width of the final hidden layer.
-        log_counts: apply ``log1p`` first (inputs must be > -1).
+        asinh: apply ``asinh`` first.
 
     Example:
         >>> net = Conv1dEmbedding([100], out_features=8)
@@ -35,7 +36,7 @@ class Conv1dEmbedding(nn.Module):
 
     def __init__(self, in_shape: list[int], out_features: int = 32,
                  channels: list[int] | tuple[int, ...] = (16, 32, 32), kernel_size: int = 5,
-                 hidden: int = 128, log_counts: bool = True):
+                 hidden: int = 128, asinh: bool = True):
         super().__init__()
         self.in_shape = tuple(in_shape)
         if len(self.in_shape) not in (1, 2) or kernel_size % 2 == 0:
@@ -53,15 +54,15 @@ class Conv1dEmbedding(nn.Module):
         self.conv = nn.Sequential(*layers)
         self.head = nn.Sequential(nn.Flatten(), nn.Linear(planes * length, hidden), nn.GELU(),
                                   nn.Linear(hidden, out_features))
-        self.log_counts = log_counts
+        self.asinh = asinh
 
     def forward(self, x: Tensor) -> Tensor:
         batch = x.shape[: x.dim() - len(self.in_shape)]
         flat = x.reshape(-1, *self.in_shape)
         if len(self.in_shape) == 1:
             flat = flat[:, None, :]
-        if self.log_counts:
-            flat = torch.log1p(flat)
+        if self.asinh:
+            flat = torch.asinh(flat)
         out = self.head(self.conv(flat))
         return out.reshape(*batch, -1) if batch else out.reshape(-1)
 

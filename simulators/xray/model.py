@@ -220,7 +220,7 @@ class XraySimulator(Simulator):
     def default_embedding(self) -> EmbeddingSpec:
         g = self.response.num_groups
         return EmbeddingSpec("conv1d", {"in_shape": [g], "out_features": 32,
-                                        "log_counts": True})
+                                        "asinh": True})
 
     # -- data ---------------------------------------------------------------------------
     def observed(self) -> Tensor:
