@@ -46,16 +46,19 @@ def powerlaw_flux(edges: Tensor, index: Tensor, norm: Tensor,
     Returns:
         ``(N, E)`` photons cm^-2 s^-1 per bin, exact bin integrals (no midpoint rule).
     """
-    one_plus_z = torch.ones_like(index) if redshift is None else 1.0 + redshift
-    e = edges[None, :] * one_plus_z[:, None]  # source-frame edges (N, E+1)
     a = 1.0 - index[:, None]
-    loge = torch.log(e)
-    # int E^-G dE = (E^(1-G)) / (1-G); near G = 1 use the series of expm1 to stay smooth.
+    if redshift is None:
+        loge = torch.log(edges)[None, :]  # (1, E+1): no per-row copy of the grid
+    else:
+        loge = torch.log(edges)[None, :] + torch.log1p(redshift)[:, None]  # source frame
+    # int E^-G dE = E^(1-G) / (1-G); within 1e-6 of G = 1 use the series of expm1 (smooth).
     small = a.abs() < 1e-6
     a_safe = torch.where(small, torch.ones_like(a), a)
-    prim = torch.where(small, loge + 0.5 * a * loge**2, torch.expm1(a_safe * loge) / a_safe)
-    flux = prim[:, 1:] - prim[:, :-1]
-    return norm[:, None] * flux / one_plus_z[:, None]
+    prim = torch.expm1(a_safe * loge) / a_safe
+    if bool(small.any()):
+        prim = torch.where(small, loge + 0.5 * a * loge**2, prim)
+    flux = (prim[:, 1:] - prim[:, :-1]) * norm[:, None]
+    return flux if redshift is None else flux / (1.0 + redshift[:, None])
 
 
 def cumulative_interp(x: Tensor, xp: Tensor, fp: Tensor) -> Tensor:

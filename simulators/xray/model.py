@@ -292,8 +292,8 @@ class XrayPowerLaw(XraySimulator):
         ]
 
     def _photon_flux(self, p: dict[str, Tensor], edges: Tensor) -> Tensor:
-        return phys.powerlaw_flux(edges, p["photon_index"], 10.0 ** p["log10_norm"],
-                                  p["redshift"])
+        z = None if self.options.fix_redshift == 0.0 else p["redshift"]
+        return phys.powerlaw_flux(edges, p["photon_index"], 10.0 ** p["log10_norm"], z)
 
 
 # -- thermal plasma -----------------------------------------------------------------------
