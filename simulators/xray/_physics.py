@@ -226,9 +226,9 @@ def poisson_quantile(u: Tensor, rate: Tensor, max_steps: int = 200) -> Tensor:
     One uniform per element, so each draw depends only on its own uniform and rate, whatever
     the batch.  Rates below 10 use the sequential search ``p_k = p_{k-1} rate / k`` from
     ``k = 0`` (at most ~30 whole-array steps); larger rates start at the Cornish-Fisher quantile
-    ``rate + sqrt(rate) z + (z^2 - 1) / 6`` (``z = Phi^-1(u)``) and are corrected with the exact
-    CDF ``P(K <= k) = Q(k + 1, rate)`` (regularised upper incomplete gamma), a few steps on
-    the elements still searching.  Computed in float64.
+    ``rate + sqrt(rate) z + (z^2 - 1) / 6`` (``z = Phi^-1(u)``), evaluate the exact CDF there
+    once, ``P(K <= k) = Q(k + 1, rate)`` (regularised upper incomplete gamma), and step up or
+    down (a few steps) with the pmf recurrence.  Computed in float64.
 
     Args:
         u: uniforms in (0, 1), any shape; rate: non-negative means, same shape.
@@ -270,24 +270,27 @@ def poisson_quantile(u: Tensor, rate: Tensor, max_steps: int = 200) -> Tensor:
         k = kk
     else:
         k[idx] = kk
-    # Cornish-Fisher start and exact correction for large rates
+    # Cornish-Fisher start, one exact CDF evaluation, then pmf recurrences for the few steps
     big = torch.nonzero(~small).reshape(-1)
     if big.numel():
         lam_b, u_b = lf[big], uf[big]
         z = math.sqrt(2.0) * torch.erfinv(2.0 * u_b - 1.0)
         kb = torch.floor(lam_b + lam_b.sqrt() * z + (z * z - 1.0) / 6.0 + 0.5).clamp_min(0.0)
-        act = torch.arange(big.numel(), device=lf.device)
+        cdf_b = torch.special.gammaincc(kb + 1.0, lam_b)  # P(K <= k)
+        pmf_b = torch.exp(kb * torch.log(lam_b) - lam_b - torch.lgamma(kb + 1.0))  # P(K = k)
         for _ in range(max_steps):  # up while P(K <= k) < u
-            if act.numel() == 0:
+            up = cdf_b < u_b
+            if not bool(up.any()):
                 break
-            act = act[torch.special.gammaincc(kb[act] + 1.0, lam_b[act]) < u_b[act]]
-            kb[act] += 1.0
-        act = torch.nonzero(kb > 0).reshape(-1)
-        for _ in range(max_steps):  # down while P(K <= k - 1) >= u
-            if act.numel() == 0:
+            kb = kb + up.to(kb.dtype)
+            pmf_b = torch.where(up, pmf_b * lam_b / kb, pmf_b)
+            cdf_b = torch.where(up, cdf_b + pmf_b, cdf_b)
+        for _ in range(max_steps):  # down while P(K <= k - 1) = P(K <= k) - P(K = k) >= u
+            down = (kb > 0) & (cdf_b - pmf_b >= u_b)
+            if not bool(down.any()):
                 break
-            act = act[torch.special.gammaincc(kb[act], lam_b[act]) >= u_b[act]]
-            kb[act] -= 1.0
-            act = act[kb[act] > 0]
+            cdf_b = torch.where(down, cdf_b - pmf_b, cdf_b)
+            pmf_b = torch.where(down, pmf_b * kb / lam_b, pmf_b)
+            kb = kb - down.to(kb.dtype)
         k[big] = kb
     return k.reshape(shape)
