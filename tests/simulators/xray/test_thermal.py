@@ -188,3 +188,14 @@ def test_table_is_reproducible_from_atomic_data(tmp_path):
     new, old = np.load(tmp_path / "t.npz"), mekal_table()
     for k in ("hhe", "metals", "ion_fraction"):
         np.testing.assert_allclose(new[k], old[k], rtol=1e-6, atol=0)
+
+
+def test_emissivity_constant_matches_mekal_normalisation():
+    """MEKAL's flux routine returns ``raw * 2.53325e-3 n_H^2 (n_e/n_H) / sqrt(kT) * Cem`` in
+    photons cm^-2 s^-1 keV^-1 for ``Cem = V / d^2`` in 1e50 cm^3 / pc^2 (Kaastra 1992): the
+    emissivity per n_e n_H is then ``raw * 2.53325e-3 * 4 pi / (1e50 / pc^2) / sqrt(kT)``. Our
+    constant, derived from the free-free formula and CODATA values, must agree to 0.1 %,
+    which ties the XSPEC norm convention to the physics."""
+    pc_cm = 3.0856775814913673e18
+    mekal = 2.53325e-3 * 4 * math.pi / (1e50 / pc_cm**2)
+    assert mk.RAW_TO_CGS == pytest.approx(mekal, rel=1e-3)
