@@ -11,7 +11,8 @@ observations, Poisson source + background counts):
   ``tbabs * powerlaw`` model and files (jit-compiled, vmapped), if jaxspec is installed (the
   ``bench`` extra); otherwise the row says why it is missing.
 
-Run: ``OMP_NUM_THREADS=2 python -m benchmarks.bench_xray`` (``--quick`` for a smoke run).
+Run: ``OMP_NUM_THREADS=2 python -m benchmarks xray`` (``--quick`` for a smoke run); needs the
+``bench`` extra (jaxspec) for the peer rows.
 """
 
 from __future__ import annotations
