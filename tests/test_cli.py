@@ -80,6 +80,16 @@ def test_simulate_train_sample_end_to_end(capsys, tmp_path):
     assert code == 2 and "NaN" in err
     assert not (tmp_path / "o3.npy").exists()
 
+    report = tmp_path / "report"
+    code, out, err = run(capsys, "calibrate", str(run_dir), "--n-test", "30", "--num-samples",
+                         "100", "-o", str(report), "--device", "cpu")
+    assert code == 0, err
+    assert "verdict:" in out
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert metrics["provenance"]["run"]["simulator"] == "gaussian_linear"
+    html = (report / "report.html").read_text()
+    assert "<img" in html and "http://" not in html.split("<body", 1)[-1].split("</body>")[0]
+
 
 def test_invalid_study_yaml(capsys, tmp_path):
     y = tmp_path / "s.yaml"

@@ -18,6 +18,7 @@ class TrainingConfig:
         method: ``"npe"`` (posterior), ``"nle"`` (likelihood) or ``"nre"`` (ratio).
         flow: zuko flow family for NPE/NLE, ``"nsf"`` (neural spline) or ``"maf"``.
         hidden_features: width of the flow's (or classifier's) hidden layers.
+        hidden_layers: hidden layers of each flow transform's conditioner network.
         num_transforms: number of flow transforms.
         num_bins: spline bins (NSF).
         coupling: coupling flows (``passes=2``): one network pass to sample, instead of
@@ -34,6 +35,7 @@ class TrainingConfig:
     method: str = "npe"
     flow: str = "nsf"
     hidden_features: int = 64
+    hidden_layers: int = 2
     num_transforms: int = 5
     num_bins: int = 8
     coupling: bool = True
@@ -55,7 +57,7 @@ class TrainingConfig:
             raise ConfigError(f"method must be one of {METHODS}, got {self.method!r}")
         if self.flow not in ("nsf", "maf"):
             raise ConfigError(f"flow must be 'nsf' or 'maf', got {self.flow!r}")
-        for name in ("hidden_features", "num_transforms", "num_bins", "batch_size",
+        for name in ("hidden_features", "hidden_layers", "num_transforms", "num_bins", "batch_size",
                      "max_epochs", "stop_after_epochs", "num_chains", "thin"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")

@@ -43,7 +43,8 @@ class NullTracker:
 def _flow_kwargs(config: Any) -> dict[str, Any]:
     if config.flow not in ("maf", "nsf"):
         raise ConfigError(f"flow must be 'maf' or 'nsf', got {config.flow!r}")
-    kw: dict[str, Any] = dict(hidden_features=config.hidden_features,
+    # a list sets the conditioner's layers (an int would give num_transforms layers)
+    kw: dict[str, Any] = dict(hidden_features=[config.hidden_features] * config.hidden_layers,
                               num_transforms=config.num_transforms)
     if config.flow == "nsf":
         kw["num_bins"] = config.num_bins
