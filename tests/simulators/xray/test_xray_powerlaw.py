@@ -1,0 +1,175 @@
+"""Absorption, power law, noise and likelihoods of the X-ray simulators."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.optimize import minimize, minimize_scalar
+
+from sbi_astro.errors import ConfigError
+from simulators.xray import _physics as phys
+from simulators.xray.model import XrayPowerLaw, absorption_table
+
+D = torch.float64
+
+
+def test_powerlaw_bin_integrals_are_exact():
+    edges = torch.tensor([0.5, 1.0, 2.0, 7.0], dtype=D)
+    for gamma in (0.7, 1.0, 1.0 + 1e-8, 2.0, 2.9):
+        got = phys.powerlaw_flux(edges, torch.tensor([gamma], dtype=D),
+                                 torch.tensor([3.0], dtype=D))[0]
+        if abs(gamma - 1.0) < 1e-6:
+            ref = 3.0 * np.diff(np.log(edges.numpy()))
+        else:
+            ref = 3.0 * np.diff(edges.numpy() ** (1 - gamma)) / (1 - gamma)
+        np.testing.assert_allclose(got.numpy(), ref, rtol=1e-7)
+
+
+def test_powerlaw_redshift_scaling():
+    """zpowerlw: (1+z)^-1 int_{E(1+z)} K E'^-G dE' = K (1+z)^-G int E^-G dE."""
+    edges = torch.linspace(0.5, 7.0, 30, dtype=D)
+    g, z = torch.tensor([1.7], dtype=D), torch.tensor([0.8], dtype=D)
+    one = torch.ones(1, dtype=D)
+    shifted = phys.powerlaw_flux(edges, g, one, z)
+    np.testing.assert_allclose(shifted.numpy(),
+                               (1.8 ** -1.7 * phys.powerlaw_flux(edges, g, one)).numpy(),
+                               rtol=1e-10)
+
+
+def test_tbabs_and_phabs_tables():
+    # Values quoted in the table's PROVENANCE (XSPEC tbabs, wilm): interpolation must
+    # reproduce them to half a unit of their last printed digit.
+    e, s = absorption_table("tbabs")
+    sig = phys.cross_section_at(torch.tensor([0.5, 1.0, 6.0], dtype=D), torch.tensor(e),
+                                torch.tensor(s)).numpy()
+    quoted = np.array([6.30, 1.738, 0.0141])
+    assert (np.abs(sig - quoted) <= np.array([0.005, 0.0005, 0.00005])).all()
+    # phabs (aspl) and tbabs differ but by less than a factor 1.5 at 1 keV (same physics,
+    # different abundance tables and grain treatment).
+    e2, s2 = absorption_table("phabs")
+    r = np.interp(1.0, e2, s2) / np.interp(1.0, e, s)
+    assert 0.67 < r < 1.5 and r != 1.0
+
+
+def test_nh_zero_removes_absorption_exactly():
+    sim = XrayPowerLaw(device="cpu", dtype=D, background=False)
+    theta = torch.tensor([[0.0, 1.8, -3.7], [0.3, 1.8, -3.7]], dtype=D)
+    mu = sim.expected(theta)
+    edges, _, fold, _ = sim._consts(theta)
+    free = phys.powerlaw_flux(edges, theta[:, 1], 10 ** theta[:, 2]) @ fold
+    assert torch.equal(mu[0], free[0])  # bit-for-bit: exp(-0 * sigma) == 1
+    assert (mu[1] < free[1]).all()
+    assert torch.equal(phys.transmission(torch.zeros(1, dtype=D), torch.rand(5, dtype=D)),
+                       torch.ones(1, 5, dtype=D))
+
+
+def test_background_is_scaled_observed_background():
+    with_b = XrayPowerLaw(device="cpu", dtype=D)
+    no_b = XrayPowerLaw(device="cpu", dtype=D, background=False)
+    theta = torch.tensor([[0.05, 2.0, -3.7]], dtype=D)
+    diff = (with_b.expected(theta) - no_b.expected(theta))[0].numpy()
+    r = with_b.response
+    # 216 background counts x (EXP x BACKSCAL ratio): same exposure file, ratio of BACKSCAL.
+    np.testing.assert_allclose(diff, r.background, rtol=1e-12)
+    assert r.background.sum() < 216 * (2.5264e-6 / 1.87e-5) * 1.01
+
+
+def test_fix_options_remove_parameters():
+    sim = XrayPowerLaw(device="cpu", fix_nH=0.02)
+    assert sim.param_names == ("photon_index", "log10_norm")
+    free_z = XrayPowerLaw(device="cpu", fix_redshift=None)
+    assert free_z.param_names == ("nH", "photon_index", "log10_norm", "redshift")
+    with pytest.raises(ConfigError, match="observation"):
+        XrayPowerLaw(device="cpu", observation="rosat")
+    with pytest.raises(ConfigError, match="every parameter"):
+        XrayPowerLaw(device="cpu", fix_nH=0.0, fix_photon_index=2.0, fix_log10_norm=-3.0)
+
+
+def test_simulated_counts_are_poisson_around_expected():
+    sim = XrayPowerLaw(device="cpu", dtype=D)
+    theta = torch.tensor([0.03, 2.0, -3.7], dtype=D).expand(4000, 3)
+    x = sim.simulate(theta, generator=torch.Generator().manual_seed(0))
+    mu = sim.expected(theta[:1])[0]
+    assert torch.equal(x, x.round()) and (x >= 0).all()
+    # Per group, the mean of 4000 Poisson draws is within 5 standard errors of mu
+    # (40 groups: a false alarm has probability ~ 2e-5), and the variance equals the mean
+    # within 15 % (its standard error is about sqrt(2/4000) ~ 2 % at these rates).
+    se = torch.sqrt(mu / 4000)
+    assert ((x.mean(0) - mu).abs() < 5 * se).all()
+    assert torch.allclose(x.var(0), mu, rtol=0.15)
+
+
+def test_poisson_cash_cstat_relations():
+    gen = torch.Generator().manual_seed(1)
+    mu = torch.rand(3, 20, generator=gen, dtype=D) * 10 + 0.1
+    x = torch.poisson(mu, generator=gen)
+    ll = phys.poisson_log_likelihood(mu, x)
+    ref = torch.distributions.Poisson(mu).log_prob(x).sum(-1)
+    torch.testing.assert_close(ll, ref)
+    torch.testing.assert_close(phys.cash(mu, x), -2 * ll - 2 * torch.lgamma(x + 1).sum(-1))
+    assert phys.cstat(x.clamp_min(1e-300) + (x == 0) * 1e-300, x).abs().max() < 1e-9
+    torch.testing.assert_close(phys.cstat(mu, x) - phys.cash(mu, x),
+                               (2 * (torch.xlogy(x, x) - x)).sum(-1))
+
+
+def test_wstat_equals_numerically_profiled_likelihood():
+    rng = np.random.default_rng(2)
+    t_on, t_off = 1.0, 7.5
+    m = rng.uniform(0.0, 6.0, 12)
+    on = rng.poisson(m + 1.0).astype(float)
+    off = rng.poisson(7.5, 12).astype(float)
+    on[0], off[1], on[2], off[2] = 0, 0, 0, 0  # the edge cases of the closed form
+    got = float(phys.wstat(torch.tensor(m)[None], torch.tensor(on)[None],
+                           torch.tensor(off)[None], t_on, t_off)[0])
+
+    def dev(k, mu):
+        return mu - k + (k * math.log(k / mu) if k > 0 else 0.0)
+
+    ref = 0.0
+    for i in range(m.size):
+        def f(b, i=i):
+            return 2 * (dev(on[i], t_on * (m[i] + b)) + dev(off[i], t_off * b))
+        res = minimize_scalar(f, bounds=(1e-12, 50.0), method="bounded",
+                              options={"xatol": 1e-12})
+        ref += min(res.fun, f(1e-12))
+    assert got == pytest.approx(ref, abs=1e-6)
+
+
+def test_real_3c273_fit_is_good():
+    """Poisson MLE on the real 3C 273 spectrum: C-stat per group near 1 (a good fit), and
+    the photon index of a quasar (Gamma ~ 2)."""
+    sim = XrayPowerLaw(device="cpu", dtype=D)
+    x = sim.observed()
+
+    def f(p):
+        p = np.array([abs(p[0]), np.clip(p[1], 0.5, 3.5), np.clip(p[2], -5.0, -2.5)])
+        return -float(sim.log_likelihood(torch.tensor(p), x))
+
+    best = minimize(f, [0.05, 2.0, -3.6], method="Nelder-Mead",
+                    options={"xatol": 1e-6, "fatol": 1e-8, "maxiter": 3000})
+    theta = torch.tensor([abs(best.x[0]), *best.x[1:]])
+    c = float(phys.cstat(sim.expected(theta), x))
+    n = sim.event_shape[0]
+    # C-stat ~ chi^2 with n - 3 dof: mean 37, sd 8.6; [n - 3 +- 3 sd] brackets a good fit.
+    assert abs(c - (n - 3)) < 3 * math.sqrt(2 * (n - 3))
+    assert 1.8 < best.x[1] < 2.2
+
+
+def test_poisson_quantile_is_exact_inversion():
+    from scipy.stats import poisson
+
+    gen = torch.Generator().manual_seed(3)
+    lam = torch.cat([torch.zeros(10), torch.rand(5000, generator=gen, dtype=D) * 10,
+                     torch.rand(2000, generator=gen, dtype=D) * 300,
+                     torch.tensor([9.999, 10.0, 10.001, 1e5], dtype=D)])
+    u = torch.rand(lam.shape, generator=gen, dtype=D)
+    u[-4:] = torch.tensor([1e-12, 0.5, 1 - 1e-12, 0.999], dtype=D)
+    k = phys.poisson_quantile(u, lam).numpy()
+    ref = np.where(lam.numpy() == 0, 0, poisson.ppf(u.numpy(), lam.numpy()))
+    np.testing.assert_array_equal(k, ref)  # the exact quantile, element by element
+    # same draws whatever the shape of the batch (each element uses only its own uniform)
+    np.testing.assert_array_equal(phys.poisson_quantile(u.reshape(2, -1)[:, :7], lam.reshape(
+        2, -1)[:, :7]).numpy(), k.reshape(2, -1)[:, :7])
