@@ -254,9 +254,9 @@ class LensingPixelated(_LensingImaging):
         for i in (1, 2):
             blobs += [
                 LogUniform(f"flux_{i}", 0.5, 5.0, unit=FLUX_UNIT, description="blob flux"),
-                Uniform(f"sigma_{i}", 0.05, 0.25, unit="arcsec", description="blob width"),
-                Uniform(f"x_{i}", -0.4, 0.4, unit="arcsec", description="blob position"),
-                Uniform(f"y_{i}", -0.4, 0.4, unit="arcsec", description="blob position"),
+                Uniform(f"sigma_{i}", 0.04, 0.15, unit="arcsec", description="blob width"),
+                Uniform(f"x_{i}", -0.3, 0.3, unit="arcsec", description="blob position"),
+                Uniform(f"y_{i}", -0.3, 0.3, unit="arcsec", description="blob position"),
             ]
         return Prior([
             Uniform("theta_E", 0.6, 1.6, unit="arcsec", description="SIE Einstein radius"),
