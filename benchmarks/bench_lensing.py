@@ -5,7 +5,9 @@ The same scene for all three codes: SIE + external shear, elliptical Sersic sour
 (1000 s) plus Gaussian background, parameters drawn from ``lensing_sie``'s prior.
 
 * ours: ``LensingSIE.simulate`` on a batch (counter-based Poisson and normal noise from the
-  library's ``RowRandom``), and ``expected`` alone (noise-free);
+  library's ``RowRandom``), and ``expected`` alone (noise-free), both eager and with the
+  ``compile=True`` option (``torch.compile`` of the ray tracing; compile time reported
+  separately, not in the rate);
 * caustics: ``LensSource(SinglePlane([SIE, ExternalShear]), Sersic, upsample_factor=2, psf)``
   evaluated by ``torch.vmap`` over a parameter batch (its documented batching), noise by
   ``torch.poisson``/``torch.randn``; the PSF is given at the upsampled resolution, as
@@ -48,12 +50,12 @@ def _best(fns: dict[str, Any], repeat: int) -> dict[str, float]:
     return best
 
 
-def _ours(num_pix: int, batch: int):
+def _ours(num_pix: int, batch: int, compile: bool = False):
     from sbi_astro import load_simulator
 
     sim = load_simulator("lensing_sie", device="cpu", num_pix=num_pix,
                          pixel_scale=FOV / num_pix, supersampling=2, psf_fwhm=FWHM,
-                         exposure_time=EXPOSURE)
+                         exposure_time=EXPOSURE, compile=compile)
     theta = sim.prior.sample((batch,), generator=torch.Generator().manual_seed(0))
     gen = torch.Generator().manual_seed(1)
     return sim, theta, (lambda: sim.simulate(theta, generator=gen)), (lambda: sim.expected(theta))
@@ -143,14 +145,23 @@ def run(quick: bool = False) -> list[dict]:
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     torch.set_num_threads(2)
     rows: list[dict] = []
-    # (image side, batch of the batched codes, images of the per-image code): each call
-    # takes seconds, so the whole suite stays within ~3 minutes on a loaded 2-core box.
-    sizes = [(64, 32 if quick else 128, 4 if quick else 16),
-             (128, 8 if quick else 32, 2 if quick else 4)]
+    # (image side, batch of the batched codes, images of the per-image code).  Short calls
+    # repeated many times, interleaved, best of each: on a shared machine the best of many
+    # short trials is the least disturbed estimate.
+    sizes = [(64, 32, 4), (128, 16, 2)]
+    repeat = 2 if quick else 8
     for num_pix, batch, n_len in sizes:
         sim, theta, ours, ours_mu = _ours(num_pix, batch)
         fns = {"ours": ours, "ours_noise_free": ours_mu}
         counts = {"ours": batch, "ours_noise_free": batch}
+        compile_s = None
+        if not quick:
+            _, _, ours_c, ours_c_mu = _ours(num_pix, batch, compile=True)
+            t0 = time.perf_counter()
+            ours_c_mu()  # compiles (one chunk size: batch is a multiple of 16)
+            compile_s = time.perf_counter() - t0
+            fns.update({"ours_compiled": ours_c, "ours_compiled_noise_free": ours_c_mu})
+            counts.update({"ours_compiled": batch, "ours_compiled_noise_free": batch})
         try:
             fns["caustics"] = _caustics(sim, theta, chunk=16)
             fns["caustics_full_batch"] = _caustics(sim, theta, chunk=batch)
@@ -163,12 +174,14 @@ def run(quick: bool = False) -> list[dict]:
         except ImportError:
             pass
         load = os.getloadavg()[0]
-        best = _best(fns, repeat=2)
+        best = _best(fns, repeat=repeat)
         rate = {k: counts[k] / best[k] for k in fns}
         cau = max(rate.get("caustics", 0.0), rate.get("caustics_full_batch", 0.0))
         for k in fns:
             row = {"case": f"{num_pix}x{num_pix}", "code": k, "batch": counts[k],
                    "images_per_s": rate[k], "load_avg_1min": load}
+            if k.startswith("ours_compiled"):
+                row["compile_s"] = compile_s
             if cau and k.startswith("ours"):
                 row["x_caustics_best"] = rate[k] / cau
             if "lenstronomy" in rate and k.startswith("ours"):
