@@ -54,4 +54,5 @@ def build_embedding(spec: EmbeddingSpec | dict[str, Any] | None) -> nn.Module:
 
 # Families register themselves on import.
 from . import mlp  # noqa: E402,F401
+from . import timeseries  # noqa: E402,F401
 from . import image  # noqa: E402,F401

@@ -1,0 +1,190 @@
+"""Simulation campaigns: draw parameters from the prior, simulate, store, in resumable chunks.
+
+Every row ``i`` of a campaign with seed ``s`` uses the row key ``fold(root(s), i)``: its
+parameters come from the sub-key ``fold(row_key, 0)`` and its noise from
+``fold(row_key, 1)``.  A chunk ``c`` (rows ``[c*C, (c+1)*C)``) is thus an independent unit
+of work, a pure function of ``(simulator, options, seed, c, C)``: it can run in any order,
+in another process or on another machine (a distributed engine such as Dask only needs
+:func:`simulate_rows`), and gives the same rows.  Re-running an interrupted campaign with
+the same arguments resumes it: committed chunks are kept, the others are simulated.
+
+Example:
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "gl.h5"
+    >>> store = run_campaign(path, "gaussian_linear", num_simulations=1000, seed=1,
+    ...                      chunk_size=250, device="cpu", progress=False)
+    >>> store.num_completed
+    1000
+    >>> store.close()
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing as mp
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .errors import ConfigError, StoreError
+from .random import RowRandom, fold, key_from_seed
+from .registry import load_simulator
+from .simulator import Simulator
+from .store import SimulationStore, StoreMetadata
+
+
+def row_keys(seed: int, start: int, stop: int, device: torch.device | str = "cpu") -> Tensor:
+    """Keys of campaign rows ``[start, stop)`` for ``seed``: ``(stop - start,)`` int64."""
+    root = key_from_seed(seed).to(device)
+    return fold(root, torch.arange(start, stop, device=device, dtype=torch.int64))
+
+
+def simulate_rows(simulator: Simulator, seed: int, start: int, stop: int
+                  ) -> tuple[Tensor, Tensor]:
+    """Parameters and simulations of campaign rows ``[start, stop)`` (a unit of work).
+
+    Returns:
+        ``theta (M, D)`` and ``x (M, *event_shape)`` on the simulator's device.
+    """
+    keys = row_keys(seed, start, stop, simulator.device)
+    theta = simulator.prior.sample_rows(RowRandom(fold(keys, 0)))
+    x = simulator.simulate(theta, keys=fold(keys, 1))
+    return theta, x
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": sys.version.split()[0]}
+    for pkg in ("sbi-astro", "torch", "sbi", "zuko", "numpy", "h5py"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def _metadata(sim: Simulator, num_simulations: int, seed: int, chunk_size: int
+              ) -> StoreMetadata:
+    return StoreMetadata(
+        simulator=sim.name, options=sim.options_dict(), seed=int(seed),
+        num_simulations=int(num_simulations), chunk_size=int(chunk_size),
+        param_names=list(sim.param_names), param_units=list(sim.param_units),
+        event_shape=list(sim.event_shape), prior=sim.prior.to_dict(),
+        dtype=str(torch.empty((), dtype=sim.dtype).numpy().dtype), versions=_versions(),
+    )
+
+
+def _open_or_create(path: Path, meta: StoreMetadata) -> SimulationStore:
+    if not path.exists():
+        return SimulationStore.create(path, meta)
+    store = SimulationStore.open(path, mode="r+")
+    have, want = store.metadata.campaign_identity(), meta.campaign_identity()
+    if have != want:
+        diff = {k: (have[k], want[k]) for k in want if have[k] != want[k]}
+        store.close()
+        details = "; ".join(f"{k}: stored {a!r}, requested {b!r}" for k, (a, b) in diff.items())
+        raise StoreError(
+            f"{path} belongs to a different campaign ({details}). Re-run with the original "
+            "arguments to resume it, or write to a new file; the existing file was not modified"
+        )
+    return store
+
+
+def _worker_init(name: str, options: dict[str, Any], device: str) -> None:
+    global _WORKER_SIM
+    torch.set_num_threads(1)
+    _WORKER_SIM = load_simulator(name, device=device, **options)
+
+
+def _worker_chunk(seed: int, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+    theta, x = simulate_rows(_WORKER_SIM, seed, start, stop)
+    return theta.cpu().numpy(), x.cpu().numpy()
+
+
+_WORKER_SIM: Simulator | None = None
+
+
+def run_campaign(path: str | Path, simulator: str | Simulator, *, num_simulations: int,
+                 seed: int = 0, chunk_size: int = 1000, options: dict[str, Any] | None = None,
+                 device: str | torch.device | None = None, workers: int = 1,
+                 progress: bool = True) -> SimulationStore:
+    """Runs (or resumes) a campaign into the store at ``path``.
+
+    Args:
+        path: HDF5 store path; created if absent, resumed if it holds the same campaign.
+        simulator: a registered name (with ``options``) or a :class:`Simulator` instance.
+        num_simulations: total rows.
+        seed: campaign seed.
+        chunk_size: rows per committed chunk (a unit of work).
+        options: simulator options when ``simulator`` is a name.
+        device: where to simulate (default: CUDA if available).
+        workers: worker processes (CPU); results do not depend on it.
+        progress: show a progress bar with the simulation rate.
+
+    Returns:
+        The open store (complete); close it when done.
+    """
+    if num_simulations < 1:
+        raise ConfigError(f"num_simulations must be >= 1, got {num_simulations}")
+    if chunk_size < 1:
+        raise ConfigError(f"chunk_size must be >= 1, got {chunk_size}")
+    if workers < 1:
+        raise ConfigError(f"workers must be >= 1, got {workers}")
+    if isinstance(simulator, str):
+        sim = load_simulator(simulator, device=device, **(options or {}))
+    else:
+        if options:
+            raise ConfigError("options apply only when the simulator is given by name")
+        sim = simulator
+    path = Path(path)
+    store = _open_or_create(path, _metadata(sim, num_simulations, seed, chunk_size))
+    try:
+        _fill(store, sim, seed, workers, progress)
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
+def _fill(store: SimulationStore, sim: Simulator, seed: int, workers: int,
+          progress: bool) -> None:
+    pending = store.pending_chunks()
+    if not pending:
+        return
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=store.metadata.num_simulations, initial=store.num_completed,
+               disable=not progress, unit="sim", desc=f"simulating {sim.name}",
+               dynamic_ncols=True)
+    t0, done_rows = time.perf_counter(), 0
+
+    def commit(chunk: int, theta: Any, x: Any) -> None:
+        nonlocal done_rows
+        store.write_chunk(chunk, theta, x)
+        n = len(theta)
+        done_rows += n
+        bar.update(n)
+        bar.set_postfix_str(f"{done_rows / max(time.perf_counter() - t0, 1e-9):,.0f} sims/s")
+
+    try:
+        if workers == 1 or sim.device.type != "cpu":
+            for c in pending:
+                a, b = store.chunk_bounds(c)
+                theta, x = simulate_rows(sim, seed, a, b)
+                commit(c, theta, x)
+        else:
+            ctx = mp.get_context("spawn")
+            with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
+                                        initargs=(sim.name, sim.options_dict(), "cpu")) as pool:
+                futures = {pool.submit(_worker_chunk, seed, *store.chunk_bounds(c)): c
+                           for c in pending}
+                for fut in cf.as_completed(futures):
+                    commit(futures[fut], *fut.result())
+    finally:
+        bar.close()

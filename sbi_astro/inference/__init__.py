@@ -1,0 +1,80 @@
+"""Neural posterior, likelihood and ratio estimation (built on ``sbi`` with ``zuko`` flows).
+
+Example:
+    >>> import torch
+    >>> from sbi_astro import load_simulator
+    >>> from sbi_astro.inference import TrainingConfig, train
+    >>> sim = load_simulator("gaussian_linear", device="cpu", dim=2)
+    >>> theta, x = sim.sample_joint(500, generator=torch.Generator().manual_seed(0))
+    >>> est = train(theta, x, sim, TrainingConfig(max_epochs=3, device="cpu"))
+    >>> est.sample(100, x[:4]).shape
+    torch.Size([100, 4, 2])
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..device import resolve_device
+from ..embeddings import build_embedding
+from ..simulator import Simulator
+from . import sbi_adapter
+from .config import TrainingConfig
+from .estimator import TrainedEstimator, check_theta_x, load_run, resolve_embedding_spec
+from .nle import NLEEstimator
+from .npe import NPEEstimator
+from .nre import NREEstimator
+
+_CLASSES = {"npe": NPEEstimator, "nle": NLEEstimator, "nre": NREEstimator}
+
+
+def train(theta: Tensor, x: Tensor, simulator: Simulator, config: TrainingConfig | None = None,
+          *, provenance: dict[str, Any] | None = None) -> TrainedEstimator:
+    """Trains an estimator on simulations ``theta (N, D)``, ``x (N, *event_shape)``.
+
+    Args:
+        theta, x: the training set (non-finite rows are dropped with a warning).
+        simulator: the simulator that produced them (prior, shapes, default embedding).
+        config: training configuration (defaults: NPE with a coupling NSF).
+        provenance: extra metadata stored in ``run.json`` (e.g. the store path).
+
+    Returns:
+        The trained estimator (call ``.save(run_dir)`` to persist it).
+    """
+    config = config or TrainingConfig()
+    device = resolve_device(config.device)
+    theta, x = check_theta_x(theta, x, simulator)
+    theta = theta.to(device, torch.float32)
+    x = x.to(device, torch.float32)
+    spec = resolve_embedding_spec(config, simulator)
+    prior = simulator.prior.to(device)
+    t0 = time.perf_counter()
+    cuda = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.manual_seed(config.seed)
+        embedding = build_embedding(spec)
+        if config.method == "nre":
+            builder = sbi_adapter.classifier_builder(config, embedding,
+                                                     simulator.x_standardization)
+        else:
+            builder = sbi_adapter.density_builder(config.method, config, embedding,
+                                                  simulator.x_standardization)
+        inference = sbi_adapter.trainer(config.method, prior, builder, device)
+        net, summary = sbi_adapter.train(inference, theta, x, config)
+    metadata = {
+        "num_simulations": int(theta.shape[0]),
+        "training": {**summary, "seconds": time.perf_counter() - t0, "device": str(device)},
+        "sbi_version": sbi_adapter.sbi_version(),
+        **(provenance or {}),
+    }
+    sim = simulator if simulator.device == device else type(simulator)(
+        device=device, **simulator.options_dict())
+    return _CLASSES[config.method](net.to(device), sim, config, spec, metadata)
+
+
+__all__ = ["NLEEstimator", "NPEEstimator", "NREEstimator", "TrainedEstimator",
+           "TrainingConfig", "load_run", "train"]

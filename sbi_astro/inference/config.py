@@ -1,0 +1,85 @@
+"""Training configuration (a frozen, validated dataclass)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from ..errors import ConfigError
+
+METHODS = ("npe", "nle", "nre")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+    """How to train a neural estimator.
+
+    Attributes:
+        method: ``"npe"`` (posterior), ``"nle"`` (likelihood) or ``"nre"`` (ratio).
+        flow: zuko flow family for NPE/NLE, ``"nsf"`` (neural spline) or ``"maf"``.
+        hidden_features: width of the flow's (or classifier's) hidden layers.
+        hidden_layers: hidden layers of each flow transform's conditioner network.
+        num_transforms: number of flow transforms.
+        num_bins: spline bins (NSF).
+        coupling: coupling flows (``passes=2``): one network pass to sample, instead of
+            one per dimension for autoregressive flows.
+        embedding: ``"default"`` (the simulator's), ``"none"``, or a dict
+            ``{"kind": ..., "kwargs": {...}}`` (see :mod:`sbi_astro.embeddings`).
+        batch_size, learning_rate, max_epochs, stop_after_epochs, validation_fraction:
+            the training loop (Adam, early stopping on the validation loss).
+        seed: seeds initialisation and batching (global RNG state is restored afterwards).
+        device: ``None`` (CUDA if available), ``"cpu"`` or ``"cuda"``.
+        mcmc_method, num_chains, warmup_steps, thin: posterior sampling for NLE/NRE.
+    """
+
+    method: str = "npe"
+    flow: str = "nsf"
+    hidden_features: int = 64
+    hidden_layers: int = 2
+    num_transforms: int = 5
+    num_bins: int = 8
+    coupling: bool = True
+    embedding: Any = "default"
+    batch_size: int = 256
+    learning_rate: float = 5e-4
+    max_epochs: int = 1000
+    stop_after_epochs: int = 20
+    validation_fraction: float = 0.1
+    seed: int = 0
+    device: str | None = None
+    mcmc_method: str = "slice_np_vectorized"
+    num_chains: int = 20
+    warmup_steps: int = 50
+    thin: int = 1
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ConfigError(f"method must be one of {METHODS}, got {self.method!r}")
+        if self.flow not in ("nsf", "maf"):
+            raise ConfigError(f"flow must be 'nsf' or 'maf', got {self.flow!r}")
+        for name in ("hidden_features", "hidden_layers", "num_transforms", "num_bins", "batch_size",
+                     "max_epochs", "stop_after_epochs", "num_chains", "thin"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 < self.validation_fraction < 0.5:
+            raise ConfigError("validation_fraction must be in (0, 0.5), got "
+                              f"{self.validation_fraction}")
+        if not self.learning_rate > 0:
+            raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if not (self.embedding in ("default", "none", None) or isinstance(self.embedding, dict)):
+            raise ConfigError("embedding must be 'default', 'none' or a {kind, kwargs} mapping")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainingConfig:
+        """Builds a config from a mapping, naming unknown keys in the error."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - fields)
+        if unknown:
+            raise ConfigError(f"unknown training option(s) {unknown}; valid: {sorted(fields)}")
+        try:
+            return cls(**values)
+        except TypeError as err:
+            raise ConfigError(f"invalid training options: {err}") from err
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

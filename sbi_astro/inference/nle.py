@@ -1,0 +1,68 @@
+"""Neural likelihood estimation (NLE): a conditional flow ``q(x | theta)``; posterior by MCMC.
+
+References:
+    Papamakarios, Sterratt & Murray (2019), "Sequential neural likelihood", AISTATS.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from . import sbi_adapter
+from .estimator import TrainedEstimator
+
+
+class MCMCEstimator(TrainedEstimator):
+    """Shared sampling for estimators whose posterior needs MCMC (NLE, NRE)."""
+
+    _posterior = None
+
+    def _mcmc(self):
+        if self._posterior is None:
+            self._posterior = sbi_adapter.mcmc_posterior(self.method, self.net, self.prior,
+                                                         self.config, self.device)
+        return self._posterior
+
+    def sample(self, num_samples: int, x: Tensor, *, generator: torch.Generator | None = None
+               ) -> Tensor:
+        """Posterior samples ``(S, *B, D)`` by sbi's vectorised slice sampling."""
+        xf, batch = self._flatten_x(x)
+        seed = None if generator is None else int(torch.randint(0, 2**31, (), generator=generator))
+        with torch.random.fork_rng(devices=[]):
+            if seed is not None:
+                torch.manual_seed(seed)
+                import numpy as np
+
+                state = np.random.get_state()
+                np.random.seed(seed)
+            try:
+                out = sbi_adapter.mcmc_sample(self._mcmc(), num_samples, xf)
+            finally:
+                if seed is not None:
+                    np.random.set_state(state)
+        return out.reshape(num_samples, *batch, self.simulator.dim).to(self.device)
+
+    @torch.no_grad()
+    def log_prob(self, theta: Tensor, x: Tensor) -> Tensor:
+        """Unnormalised log posterior ``(S, *B)``: learned log-likelihood (or ratio) + log prior."""
+        xf, batch = self._flatten_x(x)
+        theta = torch.as_tensor(theta, dtype=torch.float32, device=self.device)
+        s = theta.shape[0]
+        th = theta.reshape(s, -1, self.simulator.dim)
+        lp = self._log_likelihood(th, xf) + self.prior.log_prob(th)
+        return lp.reshape(s, *batch)
+
+    def _log_likelihood(self, th: Tensor, xf: Tensor) -> Tensor:
+        raise NotImplementedError
+
+
+class NLEEstimator(MCMCEstimator):
+    """A trained NLE flow over ``x`` given ``theta``."""
+
+    method = "nle"
+
+    def _log_likelihood(self, th: Tensor, xf: Tensor) -> Tensor:
+        s, n, d = th.shape
+        xs = xf[None].expand(s, *xf.shape).reshape(1, s * n, *xf.shape[1:])
+        return self.net.log_prob(xs, th.reshape(s * n, d)).reshape(s, n)

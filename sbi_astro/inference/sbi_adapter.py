@@ -1,0 +1,186 @@
+"""The one module that touches the ``sbi`` package.
+
+Everything sbi-specific (builders, trainers, posteriors, tracker) goes through here, so
+that an sbi upgrade changes one file.  Density estimators are ``zuko`` flows built by
+sbi's ``zuko_maf`` / ``zuko_nsf`` builders; ``passes=2`` makes them coupling flows, which
+sample in one network pass instead of one per dimension.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import ConfigError
+
+
+class NullTracker:
+    """An sbi tracker that records nothing (sbi's default writes TensorBoard logs to cwd)."""
+
+    log_dir = None
+
+    def log_metric(self, name: str, value: float, step: int | None = None) -> None:
+        pass
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        pass
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        pass
+
+    def add_figure(self, name: str, figure: Any, step: int | None = None) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+
+def _flow_kwargs(config: Any) -> dict[str, Any]:
+    if config.flow not in ("maf", "nsf"):
+        raise ConfigError(f"flow must be 'maf' or 'nsf', got {config.flow!r}")
+    # a list sets the conditioner's layers (an int would give num_transforms layers)
+    kw: dict[str, Any] = dict(hidden_features=[config.hidden_features] * config.hidden_layers,
+                              num_transforms=config.num_transforms)
+    if config.flow == "nsf":
+        kw["num_bins"] = config.num_bins
+    if config.coupling:
+        kw["passes"] = 2
+    return kw
+
+
+def density_builder(method: str, config: Any, embedding: nn.Module, x_standardization: str):
+    """sbi build function for the NPE posterior or NLE likelihood estimator."""
+    from sbi.neural_nets import likelihood_nn, posterior_nn
+
+    model = f"zuko_{config.flow}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if method == "npe":
+            return posterior_nn(model=model, z_score_theta="independent",
+                                z_score_x=x_standardization, embedding_net=embedding,
+                                **_flow_kwargs(config))
+        if method == "nle":
+            return likelihood_nn(model=model, z_score_theta="independent",
+                                 z_score_x=x_standardization, **_flow_kwargs(config))
+    raise ConfigError(f"unknown density method {method!r}")
+
+
+def classifier_builder(config: Any, embedding: nn.Module, x_standardization: str):
+    """sbi build function for the NRE classifier."""
+    from sbi.neural_nets import classifier_nn
+
+    return classifier_nn(model="resnet", z_score_theta="independent",
+                         z_score_x=x_standardization, hidden_features=config.hidden_features,
+                         embedding_net_x=embedding)
+
+
+def trainer(method: str, prior: torch.distributions.Distribution, builder: Any,
+            device: torch.device):
+    """The sbi trainer object for ``method``."""
+    from sbi.inference import NLE, NPE, NRE
+
+    cls = {"npe": NPE, "nle": NLE, "nre": NRE}[method]
+    key = "classifier" if method == "nre" else "density_estimator"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return cls(prior=prior, device=str(device), tracker=NullTracker(),
+                   show_progress_bars=False, **{key: builder})
+
+
+def train(inference: Any, theta: Tensor, x: Tensor, config: Any) -> tuple[nn.Module, dict]:
+    """Runs sbi's training loop; returns the network and a JSON-friendly summary."""
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")  # sbi prints its convergence note: keep stdout clean
+        inference.append_simulations(theta, x)
+        net = inference.train(training_batch_size=config.batch_size,
+                              learning_rate=config.learning_rate,
+                              validation_fraction=config.validation_fraction,
+                              stop_after_epochs=config.stop_after_epochs,
+                              max_num_epochs=config.max_epochs,
+                              show_train_summary=False)
+    s = inference.summary
+    summary = {
+        "epochs": int(s["epochs_trained"][-1]) if s["epochs_trained"] else 0,
+        "best_validation_loss": float(s["best_validation_loss"][-1]),
+        "training_loss": [float(v) for v in s["training_loss"]],
+        "validation_loss": [float(v) for v in s["validation_loss"]],
+    }
+    return net, summary
+
+
+def rebuild(method: str, config: Any, embedding: nn.Module, x_standardization: str,
+            theta_shape: tuple[int, ...], x_shape: tuple[int, ...]) -> nn.Module:
+    """An untrained network of the same architecture (for ``load_state_dict``).
+
+    The builders need a batch to size the z-scoring layers; their buffers are then
+    overwritten by the saved state.
+    """
+    gen = torch.Generator().manual_seed(0)
+    batch_theta = torch.randn((8, *theta_shape), generator=gen)
+    batch_x = torch.randn((8, *x_shape), generator=gen)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if method == "nre":
+            return classifier_builder(config, embedding, x_standardization)(batch_theta, batch_x)
+        return density_builder(method, config, embedding, x_standardization)(batch_theta, batch_x)
+
+
+def mcmc_posterior(method: str, net: nn.Module, prior: Any, config: Any, device: torch.device):
+    """An sbi MCMC posterior around a trained likelihood (NLE) or ratio (NRE) network."""
+    inference = trainer(method, prior, "maf" if method == "nle" else "resnet", device)
+    params = {"num_chains": config.num_chains, "warmup_steps": config.warmup_steps,
+              "thin": config.thin, "init_strategy": "resample"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return inference.build_posterior(net, prior=prior, mcmc_method=config.mcmc_method,
+                                         mcmc_parameters=params)
+
+
+def mcmc_sample(posterior: Any, num_samples: int, x: Tensor) -> Tensor:
+    """Samples ``(S, N, D)`` for observations ``x (N, *E)`` with sbi's batched MCMC."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return posterior.sample_batched((num_samples,), x=x, show_progress_bars=False)
+
+
+def sbi_version() -> str:
+    import sbi
+
+    return sbi.__version__
+
+
+def direct_posterior(net: nn.Module, prior: Any, device: torch.device):
+    """sbi's own ``DirectPosterior`` around a trained NPE network (for comparisons)."""
+    inference = trainer("npe", prior, "maf", device)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return inference.build_posterior(net, prior=prior)
+
+
+def sbi_default_npe(prior: Any, theta: Tensor, x: Tensor, device: torch.device,
+                    max_epochs: int = 2**31 - 1) -> tuple[Any, float]:
+    """sbi's NPE with all its defaults (MAF); returns its DirectPosterior and seconds."""
+    import time
+
+    from sbi.inference import NPE
+
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        inference = NPE(prior=prior, device=str(device), tracker=NullTracker(),
+                        show_progress_bars=False)
+        t0 = time.perf_counter()
+        inference.append_simulations(theta, x).train(max_num_epochs=max_epochs)
+        seconds = time.perf_counter() - t0
+        return inference.build_posterior(), seconds
+
+
+def sample_batched(posterior: Any, num_samples: int, x: Tensor) -> Tensor:
+    """sbi's ``posterior.sample_batched`` (``(S, N, D)``)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return posterior.sample_batched((num_samples,), x=x, show_progress_bars=False)

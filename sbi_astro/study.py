@@ -1,0 +1,178 @@
+"""Studies: a whole simulate -> train -> calibrate pipeline from one validated YAML file.
+
+Schema (every key optional except ``simulator.name``; unknown keys are errors)::
+
+    name: demo
+    simulator: {name: gaussian_linear, options: {dim: 10}, device: null}
+    simulate: {num_simulations: 10000, seed: 1, chunk_size: 1000, workers: 1}
+    train: {method: npe, flow: nsf, ...}          # any TrainingConfig field
+    calibrate: {n_test: 200, num_samples: 1000, seed: 2}
+    output: study-output                            # relative to the working directory
+
+The YAML is read with ``yaml.safe_load``.  Outputs land in ``output/``:
+``simulations.h5`` (resumable), ``run/`` (trained estimator), ``report/`` (calibration).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+
+
+def _check_keys(section: str, values: Any, allowed: set[str]) -> dict[str, Any]:
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"study section '{section}' must be a mapping, got {type(values).__name__}")
+    unknown = sorted(set(values) - allowed)
+    if unknown:
+        raise ConfigError(f"unknown key(s) {unknown} in study section '{section}'; "
+                          f"allowed: {sorted(allowed)}")
+    return dict(values)
+
+
+@dataclasses.dataclass(frozen=True)
+class SimulateSection:
+    num_simulations: int = 10_000
+    seed: int = 0
+    chunk_size: int = 1000
+    workers: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class CalibrateSection:
+    n_test: int = 200
+    num_samples: int = 1000
+    seed: int = 12345
+
+
+@dataclasses.dataclass(frozen=True)
+class Study:
+    """A validated study configuration."""
+
+    name: str
+    simulator: str
+    options: dict[str, Any]
+    device: str | None
+    simulate: SimulateSection
+    train: dict[str, Any]
+    calibrate: CalibrateSection
+    output: Path
+
+    @classmethod
+    def from_dict(cls, doc: Any, *, source: str = "study") -> Study:
+        top = _check_keys(source, doc, {"name", "simulator", "simulate", "train", "calibrate",
+                                        "output"})
+        sim = top.get("simulator")
+        if isinstance(sim, str):
+            sim = {"name": sim}
+        sim = _check_keys("simulator", sim, {"name", "options", "device"})
+        if "name" not in sim:
+            raise ConfigError(f"{source}: 'simulator.name' is required (see `sbi-astro "
+                              "simulators` for the registered names)")
+        try:
+            simulate = SimulateSection(**_check_keys(
+                "simulate", top.get("simulate"), {f.name for f in
+                                                  dataclasses.fields(SimulateSection)}))
+            calibrate = CalibrateSection(**_check_keys(
+                "calibrate", top.get("calibrate"), {f.name for f in
+                                                    dataclasses.fields(CalibrateSection)}))
+        except TypeError as err:
+            raise ConfigError(f"{source}: {err}") from err
+        for label, section in (("simulate", simulate), ("calibrate", calibrate)):
+            for f in dataclasses.fields(section):
+                value = getattr(section, f.name)
+                if not isinstance(value, int) or isinstance(value, bool) or value < (
+                        0 if f.name == "seed" else 1):
+                    raise ConfigError(f"{source}: '{label}.{f.name}' must be a positive integer, "
+                                      f"got {value!r}")
+        train = top.get("train") or {}
+        if not isinstance(train, dict):
+            raise ConfigError(f"{source}: 'train' must be a mapping")
+        from .inference.config import TrainingConfig
+
+        TrainingConfig.from_dict(train)  # validate now, before any simulation runs
+        return cls(name=str(top.get("name", "study")), simulator=str(sim["name"]),
+                   options=dict(sim.get("options") or {}), device=sim.get("device"),
+                   simulate=simulate, train=dict(train), calibrate=calibrate,
+                   output=Path(top.get("output", "study-output")))
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> Study:
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"study file {path} does not exist")
+        try:
+            doc = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path} is not valid YAML: {err}") from err
+        return cls.from_dict(doc, source=str(path))
+
+
+def demo_study_path() -> Path:
+    """The embedded default study run by ``make demo`` / ``sbi-astro demo``."""
+    return Path(str(resources.files("sbi_astro") / "studies" / "demo.yaml"))
+
+
+def run_study(study: Study, *, output: str | Path | None = None, progress: bool = True,
+              log=print) -> dict[str, Any]:
+    """Runs simulate -> train -> calibrate -> report; returns paths and key metrics."""
+    from .campaign import run_campaign
+    from .inference import TrainingConfig, load_run, train
+    from .registry import load_simulator
+
+    out = Path(output) if output is not None else study.output
+    out.mkdir(parents=True, exist_ok=True)
+    sim = load_simulator(study.simulator, device=study.device, **study.options)
+    store_path = out / "simulations.h5"
+    log(f"[1/3] simulating {study.simulate.num_simulations} x {sim.name} -> {store_path}")
+    store = run_campaign(store_path, sim, num_simulations=study.simulate.num_simulations,
+                         seed=study.simulate.seed, chunk_size=study.simulate.chunk_size,
+                         workers=study.simulate.workers, progress=progress)
+    try:
+        theta, x = store.load()
+    finally:
+        store.close()
+    run_dir = out / "run"
+    config = TrainingConfig.from_dict({"device": study.device, **study.train})
+    if (run_dir / "run.json").exists():
+        log(f"[2/3] reusing the trained estimator in {run_dir}")
+        est = load_run(run_dir, device=config.device)
+    else:
+        log(f"[2/3] training {config.method.upper()} on {theta.shape[0]} simulations")
+        est = train(theta, x, sim, config,
+                    provenance={"store": str(store_path), "seed": study.simulate.seed,
+                                "study": study.name})
+        est.save(run_dir)
+        t = est.metadata["training"]
+        log(f"      {t['epochs']} epochs in {t['seconds']:.1f} s -> {run_dir}")
+    log("[3/3] calibrating")
+    result = calibrate_estimator(est, out / "report", n_test=study.calibrate.n_test,
+                                 num_samples=study.calibrate.num_samples,
+                                 seed=study.calibrate.seed)
+    return {"store": str(store_path), "run": str(run_dir), "report": str(result.report_path),
+            "metrics": str(result.metrics_path), "verdict": result.verdict}
+
+
+def calibrate_estimator(est: Any, out_dir: str | Path, *, n_test: int = 200,
+                        num_samples: int = 1000, seed: int = 12345) -> Any:
+    """Writes the calibration report of a trained estimator (see :mod:`sbi_astro.report`)."""
+    from .report import calibrate
+
+    provenance = {
+        "simulator": est.simulator.name,
+        "options": est.simulator.options_dict(),
+        "method": est.method,
+        **{k: v for k, v in est.metadata.items() if k != "training"},
+        "training": {k: v for k, v in est.metadata.get("training", {}).items()
+                     if k in ("epochs", "seconds", "device", "best_validation_loss")},
+        "config": est.config.to_dict(),
+    }
+    return calibrate(est, est.simulator, Path(out_dir), n_test=n_test, num_samples=num_samples,
+                     seed=seed, provenance=provenance, device=est.device)

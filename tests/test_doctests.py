@@ -1,0 +1,20 @@
+"""Runs the ``Example:`` blocks of the core modules' docstrings."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = ["sbi_astro.random", "sbi_astro.priors", "sbi_astro.simulator", "sbi_astro.registry",
+           "sbi_astro.store", "sbi_astro.campaign", "sbi_astro.embeddings",
+           "sbi_astro.inference"]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name):
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0
+    assert result.attempted > 0, f"{name} has no runnable example"

@@ -1,0 +1,121 @@
+"""The calibration report: exact posterior is "calibrated", an overconfident one is not."""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from sbi_astro import load_simulator
+from sbi_astro.errors import ShapeError
+from sbi_astro.report import CalibrationResult, calibrate
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class ReferencePosterior:
+    """Fake estimator from the exact gaussian_linear posterior, optionally rescaled.
+
+    ``sample`` goes through ``simulator.reference_posterior`` (the exact sampler) and
+    shrinks the spread around the exact posterior mean by ``scale``.
+    """
+
+    def __init__(self, sim, scale: float = 1.0, with_log_prob: bool = True):
+        self.sim, self.scale = sim, scale
+        if not with_log_prob:
+            self.log_prob = None
+
+    def sample(self, num_samples, x):
+        draws = self.sim.reference_posterior(x, num_samples,
+                                             generator=torch.Generator().manual_seed(11))
+        mean, _ = self.sim.posterior_mean_std(x)
+        return mean + self.scale * (draws - mean)
+
+    def log_prob(self, theta, x):
+        mean, std = self.sim.posterior_mean_std(x)
+        sd = self.scale * std
+        return (-0.5 * ((theta - mean) / sd) ** 2).sum(-1) - theta.shape[-1] * torch.log(sd)
+
+
+@pytest.fixture(scope="module")
+def sim():
+    return load_simulator("gaussian_linear", device="cpu", dim=3)
+
+
+@pytest.fixture(scope="module")
+def exact_report(sim, tmp_path_factory):
+    out = tmp_path_factory.mktemp("exact")
+    return calibrate(ReferencePosterior(sim), sim, out, n_test=200, num_samples=500, seed=0,
+                     provenance={"run_dir": "runs/test", "simulator": "gaussian_linear"})
+
+
+def test_exact_posterior_is_calibrated_and_report_is_self_contained(exact_report):
+    res = exact_report
+    assert isinstance(res, CalibrationResult)
+    assert res.verdict == "calibrated"
+    assert res.report_path.name == "report.html" and res.metrics_path.name == "metrics.json"
+    html = res.report_path.read_text(encoding="utf-8")
+    # self-contained: no external resources, figures inline as base64 PNG
+    assert not re.search(r'(src|href)="(https?:)?//', html)
+    images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
+    assert len(images) == 5  # TARP, coverage, SBC, corner, PPC
+    for img in images:
+        assert base64.b64decode(img)[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "CALIBRATED" in html.upper() and "gaussian_linear" in html
+    metrics = json.loads(res.metrics_path.read_text())
+    assert metrics["verdict"]["label"] == "calibrated"
+    prov = metrics["provenance"]
+    assert prov["simulator"]["name"] == "gaussian_linear"
+    assert prov["simulator"]["options"] == {"dim": 3}
+    assert prov["n_test"] == 200 and prov["seed"] == 0 and prov["run"]["run_dir"] == "runs/test"
+    assert prov["packages"]["torch"].startswith("2.13")
+    assert len(metrics["parameters"]) == 3
+    assert metrics["coverage"] is not None
+    # the PPC of a well-specified model covers at least its nominal 90% (PPCs are
+    # conservative: the predictive adds posterior width to the noise)
+    assert metrics["key_numbers"]["PPC 90% interval coverage"] >= 0.9
+
+
+def test_overconfident_posterior_is_flagged(sim, tmp_path):
+    res = calibrate(ReferencePosterior(sim, scale=0.5, with_log_prob=False), sim, tmp_path,
+                    n_test=200, num_samples=500, seed=0)
+    assert res.verdict == "overconfident"
+    assert res.metrics["coverage"] is None  # no log_prob: no HPD coverage, still a verdict
+    assert res.metrics["tarp"]["atc"] < 0
+
+
+def test_calibrate_is_reproducible(sim, tmp_path, exact_report):
+    again = calibrate(ReferencePosterior(sim), sim, tmp_path, n_test=200, num_samples=500,
+                      seed=0, provenance={"run_dir": "runs/test"})
+    assert again.metrics["tarp"]["ecp"] == exact_report.metrics["tarp"]["ecp"]
+    assert again.metrics["key_numbers"] == exact_report.metrics["key_numbers"]
+
+
+def test_wrong_sample_shape_is_explained(sim, tmp_path):
+    class Bad:
+        def sample(self, num_samples, x):
+            return torch.zeros(x.shape[0], num_samples, 3)
+
+    with pytest.raises(ShapeError, match=r"must return \(S, N, D\)"):
+        calibrate(Bad(), sim, tmp_path, n_test=20, num_samples=30)
+
+
+@pytest.mark.slow
+def test_report_renders_in_headless_chromium(tmp_path):
+    if not any(shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")):
+        pytest.skip("chromium is not installed (apt-get install -y chromium)")
+    spec = importlib.util.spec_from_file_location("render_report",
+                                                  ROOT / "docs" / "render_report.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    png = mod.main(str(tmp_path))
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    # a blank page compresses to a few kB; the rendered figures make it hundreds of kB
+    assert len(data) > 100_000
