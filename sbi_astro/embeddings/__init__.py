@@ -57,3 +57,4 @@ from . import mlp  # noqa: E402,F401
 from . import spectrum  # noqa: E402,F401
 from . import volume  # noqa: E402,F401
 from . import timeseries  # noqa: E402,F401
+from . import image  # noqa: E402,F401

@@ -1,0 +1,194 @@
+"""Lensed images per second: ``lensing_sie`` against caustics and lenstronomy.
+
+The same scene for all three codes: SIE + external shear, elliptical Sersic source,
+``supersampling = 2`` rays per pixel side, a Gaussian PSF of FWHM 0.1 arcsec, Poisson noise
+(1000 s) plus Gaussian background, parameters drawn from ``lensing_sie``'s prior.
+
+* ours: ``LensingSIE.simulate`` on a batch (counter-based Poisson and normal noise from the
+  library's ``RowRandom``), and ``expected`` alone (noise-free), both eager and with the
+  ``compile=True`` option (``torch.compile`` of the ray tracing; compile time reported
+  separately, not in the rate);
+* caustics: ``LensSource(SinglePlane([SIE, ExternalShear]), Sersic, upsample_factor=2, psf)``
+  evaluated by ``torch.vmap`` over a parameter batch (its documented batching), noise by
+  ``torch.poisson``/``torch.randn``; the PSF is given at the upsampled resolution, as
+  caustics convolves before binning;
+* lenstronomy: ``ImageModel`` with a ``PIXEL`` PSF and ``supersampling_factor=2``, one image
+  per call (its interface), noise by numpy.
+
+All run in one process with ``torch.set_num_threads(2)``; timings are the best of
+interleaved repeats, and the ratios are the robust figure on a shared machine.
+
+Run: ``python -m benchmarks.bench_lensing [--quick]`` (needs the ``bench`` extra).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from benchmarks._common import main_for
+
+EXPOSURE = 1000.0
+FWHM = 0.1
+FOV = 5.12  # arcsec: 64 x 0.08" and 128 x 0.04"
+
+
+def _best(fns: dict[str, Any], repeat: int) -> dict[str, float]:
+    best = {k: math.inf for k in fns}
+    for f in fns.values():  # warm-up
+        f()
+    for _ in range(repeat):
+        for k, f in fns.items():
+            t0 = time.perf_counter()
+            f()
+            best[k] = min(best[k], time.perf_counter() - t0)
+    return best
+
+
+def _ours(num_pix: int, batch: int, compile: bool = False):
+    from sbi_astro import load_simulator
+
+    sim = load_simulator("lensing_sie", device="cpu", num_pix=num_pix,
+                         pixel_scale=FOV / num_pix, supersampling=2, psf_fwhm=FWHM,
+                         exposure_time=EXPOSURE, compile=compile)
+    theta = sim.prior.sample((batch,), generator=torch.Generator().manual_seed(0))
+    gen = torch.Generator().manual_seed(1)
+    return sim, theta, (lambda: sim.simulate(theta, generator=gen)), (lambda: sim.expected(theta))
+
+
+def _q_phi(e1: torch.Tensor, e2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    c = torch.hypot(e1, e2)
+    return (1 - c) / (1 + c), 0.5 * torch.atan2(e2, e1)
+
+
+def _caustics(sim, theta: torch.Tensor, chunk: int):
+    import caustics
+
+    o = sim.options
+    cosmo = caustics.FlatLambdaCDM(name="cosmo")
+    sie = caustics.SIE(cosmology=cosmo, name="sie", x0=0.0, y0=0.0, q=0.7, phi=0.3, Rein=1.0)
+    ext = caustics.ExternalShear(cosmology=cosmo, name="shear", x0=0.0, y0=0.0, gamma_1=0.0,
+                                 gamma_2=0.0)
+    lens = caustics.SinglePlane(cosmology=cosmo, lenses=[sie, ext], name="lens", z_l=0.5,
+                                z_s=1.0)
+    src = caustics.Sersic(name="src", x0=0.0, y0=0.0, q=0.8, phi=0.0, n=1.0, Re=0.2, Ie=1.0)
+    from simulators.lensing._physics import gaussian_psf_kernel
+
+    psf = gaussian_psf_kernel(FWHM, o.pixel_scale / 2, dtype=torch.float32)
+    model = caustics.LensSource(lens=lens, source=src, pixelscale=o.pixel_scale,
+                                pixels_x=o.num_pix, upsample_factor=2, psf=psf, name="sim")
+    for p in (sie.x0, sie.y0, sie.q, sie.phi, sie.Rein, ext.gamma_1, ext.gamma_2, src.x0,
+              src.y0, src.q, src.phi, src.n, src.Re, src.Ie):
+        p.to_dynamic()
+    t = theta
+    q, phi = _q_phi(t[:, 1], t[:, 2])
+    qs, phis = _q_phi(t[:, 8], t[:, 9])
+    zero = torch.zeros_like(q)
+    params = torch.stack([zero, zero, q, phi % math.pi, t[:, 0], t[:, 3], t[:, 4], t[:, 10],
+                          t[:, 11], qs, phis % math.pi, t[:, 7], t[:, 6], t[:, 5]], dim=-1)
+    area = o.pixel_scale ** 2
+    batched = torch.vmap(model)
+
+    def run():
+        out = []
+        for c in params.split(chunk):
+            mu = (batched(c) * area).clamp_min(0)
+            out.append(torch.poisson(mu * EXPOSURE) / EXPOSURE
+                       + o.background_rms * torch.randn_like(mu))
+        return torch.cat(out)
+
+    return run
+
+
+def _lenstronomy(sim, theta: torch.Tensor, count: int):
+    from lenstronomy.Data.imaging_data import ImageData
+    from lenstronomy.Data.psf import PSF
+    from lenstronomy.ImSim.image_model import ImageModel
+    from lenstronomy.LensModel.lens_model import LensModel
+    from lenstronomy.LightModel.light_model import LightModel
+
+    o = sim.options
+    n, dp = o.num_pix, o.pixel_scale
+    data = ImageData(image_data=np.zeros((n, n)), transform_pix2angle=np.eye(2) * dp,
+                     ra_at_xy_0=-(n - 1) / 2 * dp, dec_at_xy_0=-(n - 1) / 2 * dp)
+    psf = PSF(psf_type="PIXEL", kernel_point_source=sim.psf_kernel.numpy())
+    model = ImageModel(data, psf, lens_model_class=LensModel(["SIE", "SHEAR"]),
+                       source_model_class=LightModel(["SERSIC_ELLIPSE"]),
+                       kwargs_numerics={"supersampling_factor": 2,
+                                        "supersampling_convolution": False})
+    rng = np.random.default_rng(0)
+    rows = theta[:count].double().tolist()
+
+    def run():
+        out = []
+        for p in rows:
+            img = model.image(
+                kwargs_lens=[dict(theta_E=p[0], e1=p[1], e2=p[2], center_x=0.0, center_y=0.0),
+                             dict(gamma1=p[3], gamma2=p[4], ra_0=0.0, dec_0=0.0)],
+                kwargs_source=[dict(amp=p[5], R_sersic=p[6], n_sersic=p[7], e1=p[8],
+                                    e2=p[9], center_x=p[10], center_y=p[11])])
+            out.append(rng.poisson(np.clip(img, 0, None) * EXPOSURE) / EXPOSURE
+                       + o.background_rms * rng.standard_normal(img.shape))
+        return out
+
+    return run
+
+
+def run(quick: bool = False) -> list[dict]:
+    import warnings
+
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    torch.set_num_threads(2)
+    rows: list[dict] = []
+    # (image side, batch of the batched codes, images of the per-image code).  Short calls
+    # repeated many times, interleaved, best of each: on a shared machine the best of many
+    # short trials is the least disturbed estimate.
+    sizes = [(64, 32, 4), (128, 16, 2)]
+    repeat = 2 if quick else 8
+    for num_pix, batch, n_len in sizes:
+        sim, theta, ours, ours_mu = _ours(num_pix, batch)
+        fns = {"ours": ours, "ours_noise_free": ours_mu}
+        counts = {"ours": batch, "ours_noise_free": batch}
+        compile_s = None
+        if not quick:
+            _, _, ours_c, ours_c_mu = _ours(num_pix, batch, compile=True)
+            t0 = time.perf_counter()
+            ours_c_mu()  # compiles (one chunk size: batch is a multiple of 16)
+            compile_s = time.perf_counter() - t0
+            fns.update({"ours_compiled": ours_c, "ours_compiled_noise_free": ours_c_mu})
+            counts.update({"ours_compiled": batch, "ours_compiled_noise_free": batch})
+        try:
+            fns["caustics"] = _caustics(sim, theta, chunk=16)
+            fns["caustics_full_batch"] = _caustics(sim, theta, chunk=batch)
+            counts["caustics"] = counts["caustics_full_batch"] = batch
+        except ImportError:
+            pass
+        try:
+            fns["lenstronomy"] = _lenstronomy(sim, theta, n_len)
+            counts["lenstronomy"] = n_len
+        except ImportError:
+            pass
+        load = os.getloadavg()[0]
+        best = _best(fns, repeat=repeat)
+        rate = {k: counts[k] / best[k] for k in fns}
+        cau = max(rate.get("caustics", 0.0), rate.get("caustics_full_batch", 0.0))
+        for k in fns:
+            row = {"case": f"{num_pix}x{num_pix}", "code": k, "batch": counts[k],
+                   "images_per_s": rate[k], "load_avg_1min": load}
+            if k.startswith("ours_compiled"):
+                row["compile_s"] = compile_s
+            if cau and k.startswith("ours"):
+                row["x_caustics_best"] = rate[k] / cau
+            if "lenstronomy" in rate and k.startswith("ours"):
+                row["x_lenstronomy"] = rate[k] / rate["lenstronomy"]
+            rows.append(row)
+    return rows
+
+
+if __name__ == "__main__":
+    main_for("bench_lensing", run)  # __name__ is "__main__" under python -m
