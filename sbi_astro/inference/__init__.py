@@ -45,7 +45,7 @@ def train(theta: Tensor, x: Tensor, simulator: Simulator, config: TrainingConfig
     Returns:
         The trained estimator (call ``.save(run_dir)`` to persist it).
     """
-    config = config or TrainingConfig()
+    config = (config or TrainingConfig()).resolved(simulator.dim)
     device = resolve_device(config.device)
     theta, x = check_theta_x(theta, x, simulator)
     theta = theta.to(device, torch.float32)

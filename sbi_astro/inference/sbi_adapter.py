@@ -42,7 +42,7 @@ class NullTracker:
 
 def _flow_kwargs(config: Any) -> dict[str, Any]:
     if config.flow not in ("maf", "nsf"):
-        raise ConfigError(f"flow must be 'maf' or 'nsf', got {config.flow!r}")
+        raise ConfigError(f"flow must be resolved to 'maf' or 'nsf', got {config.flow!r}")
     # a list sets the conditioner's layers (an int would give num_transforms layers)
     kw: dict[str, Any] = dict(hidden_features=[config.hidden_features] * config.hidden_layers,
                               num_transforms=config.num_transforms)
