@@ -26,6 +26,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 benchmark: $(STAMP)
+	$(PIP) install -q -e ".[test,bench]"
 	$(PY) -m benchmarks
 
 clean:
