@@ -43,13 +43,13 @@ class TrainingConfig:
     hidden_features: int = 64
     hidden_layers: int = 2
     num_transforms: int = 5
-    num_bins: int = 8
+    num_bins: int = 10
     coupling: bool = True
     embedding: Any = "default"
-    batch_size: int = 256
+    batch_size: int = 128
     learning_rate: float = 5e-4
     max_epochs: int = 1000
-    stop_after_epochs: int = 20
+    stop_after_epochs: int = 30
     validation_fraction: float = 0.1
     seed: int = 0
     device: str | None = None

