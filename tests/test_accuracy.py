@@ -29,14 +29,13 @@ def _c2st_scores(name: str) -> list[float]:
 @pytest.mark.slow
 def test_npe_gaussian_linear_c2st():
     scores = _c2st_scores("gaussian_linear")
-    # issue gate: <= 0.60 on each of the 5 observations (measured: 0.557-0.587, mean 0.575)
+    # issue gate: <= 0.60 on each of the 5 observations (measured with batch 128:
+    # 0.557-0.587, mean 0.575)
     assert max(scores) <= 0.60, scores
 
 
 @pytest.mark.slow
 def test_npe_two_moons_c2st():
     scores = _c2st_scores("two_moons")
-    # issue gate: <= 0.65 (mean over the 5 observations; measured 0.576); one observation
-    # near the crescent's tips is harder (measured up to 0.68): each must stay below 0.72
-    assert sum(scores) / 5 <= 0.65, scores
-    assert max(scores) <= 0.72, scores
+    # issue gate: <= 0.65 on each of the 5 observations (measured: 0.520-0.613, mean 0.562)
+    assert max(scores) <= 0.65, scores

@@ -46,7 +46,7 @@ class TrainingConfig:
     num_bins: int = 10
     coupling: bool = True
     embedding: Any = "default"
-    batch_size: int = 128
+    batch_size: int = 64
     learning_rate: float = 5e-4
     max_epochs: int = 1000
     stop_after_epochs: int = 30
