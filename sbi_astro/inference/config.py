@@ -31,8 +31,11 @@ class TrainingConfig:
             one per dimension for autoregressive flows.
         embedding: ``"default"`` (the simulator's), ``"none"``, or a dict
             ``{"kind": ..., "kwargs": {...}}`` (see :mod:`sbi_astro.embeddings`).
-        batch_size, learning_rate, max_epochs, stop_after_epochs, validation_fraction:
-            the training loop (Adam, early stopping on the validation loss).
+        batch_size: training batch; ``None`` picks 64 for NSF and 128 for MAF (measured at
+            10,000 simulations: two_moons NSF C2ST 0.562 at 64 vs 0.576 at 128;
+            gaussian_linear MAF 0.575 at 128 vs 0.586 at 64).
+        learning_rate, max_epochs, stop_after_epochs, validation_fraction: the training
+            loop (Adam, early stopping on the validation loss).
         seed: seeds initialisation and batching (global RNG state is restored afterwards).
         device: ``None`` (CUDA if available), ``"cpu"`` or ``"cuda"``.
         mcmc_method, num_chains, warmup_steps, thin: posterior sampling for NLE/NRE.
@@ -46,7 +49,7 @@ class TrainingConfig:
     num_bins: int = 10
     coupling: bool = True
     embedding: Any = "default"
-    batch_size: int = 64
+    batch_size: int | None = None
     learning_rate: float = 5e-4
     max_epochs: int = 1000
     stop_after_epochs: int = 30
@@ -63,7 +66,9 @@ class TrainingConfig:
             raise ConfigError(f"method must be one of {METHODS}, got {self.method!r}")
         if self.flow not in FLOWS:
             raise ConfigError(f"flow must be one of {FLOWS}, got {self.flow!r}")
-        for name in ("hidden_features", "hidden_layers", "num_transforms", "num_bins", "batch_size",
+        if self.batch_size is not None and int(self.batch_size) < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+        for name in ("hidden_features", "hidden_layers", "num_transforms", "num_bins",
                      "max_epochs", "stop_after_epochs", "num_chains", "thin"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -88,11 +93,14 @@ class TrainingConfig:
             raise ConfigError(f"invalid training options: {err}") from err
 
     def resolved(self, num_params: int) -> TrainingConfig:
-        """This config with ``flow="auto"`` replaced by the concrete family."""
-        if self.flow != "auto":
-            return self
-        flow = "nsf" if num_params <= AUTO_NSF_MAX_DIM else "maf"
-        return dataclasses.replace(self, flow=flow)
+        """This config with ``flow="auto"`` and ``batch_size=None`` made concrete."""
+        flow = self.flow
+        if flow == "auto":
+            flow = "nsf" if num_params <= AUTO_NSF_MAX_DIM else "maf"
+        batch = self.batch_size
+        if batch is None:
+            batch = 64 if flow == "nsf" else 128
+        return dataclasses.replace(self, flow=flow, batch_size=batch)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
