@@ -1,4 +1,4 @@
-"""Runs the ``Example:`` blocks of the core modules' docstrings."""
+"""Runs the ``Example:`` blocks of the modules' docstrings (core, diagnostics, plugins)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,12 @@ import pytest
 
 MODULES = ["sbi_astro.random", "sbi_astro.priors", "sbi_astro.simulator", "sbi_astro.registry",
            "sbi_astro.store", "sbi_astro.campaign", "sbi_astro.embeddings",
-           "sbi_astro.inference"]
+           "sbi_astro.inference",
+           "sbi_astro.diagnostics.tarp", "sbi_astro.diagnostics.sbc",
+           "sbi_astro.diagnostics.coverage", "sbi_astro.diagnostics.c2st",
+           "sbi_astro.diagnostics.ppc", "sbi_astro.report",
+           "sbi_astro.diagnostics.topology", "sbi_astro.diagnostics.sindy",
+           "sbi_astro.embeddings.timeseries", "simulators.cluster.model"]
 
 
 @pytest.mark.parametrize("name", MODULES)
