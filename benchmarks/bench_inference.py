@@ -48,7 +48,8 @@ def _accuracy_rows(name: str, quick: bool) -> list[dict]:
     est = train(theta, x, sim, TrainingConfig(device="cpu", max_epochs=20 if quick else 1000))
     ours = est.sample(s_ref, x_o, generator=torch.Generator().manual_seed(0))
     c_ours = [c2st(ours[:, i], ref[:, i], seed=i) for i in range(5)]
-    rows.append({"case": f"NPE {name} sbi-astro (NSF coupling)", "n": n_train,
+    flow = est.config.flow.upper()
+    rows.append({"case": f"NPE {name} sbi-astro ({flow} coupling)", "n": n_train,
                  "train_s": est.metadata["training"]["seconds"],
                  "c2st_mean": sum(c_ours) / 5, "c2st_max": max(c_ours)})
     post, secs = sbi_adapter.sbi_default_npe(sim.prior, theta, x, torch.device("cpu"),

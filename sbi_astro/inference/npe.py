@@ -32,14 +32,15 @@ class NPEEstimator(TrainedEstimator):
 
     @torch.no_grad()
     def sample(self, num_samples: int, x: Tensor, *, generator: torch.Generator | None = None,
-               max_batch: int = 2_000_000) -> Tensor:
+               max_batch: int = 20_000) -> Tensor:
         """Posterior samples ``(S, *B, D)`` restricted to the prior's support.
 
         Args:
             num_samples: ``S``.
             x: observations ``(*B, *event_shape)``.
             generator: seeds the flow's base samples (global RNG state is left untouched).
-            max_batch: cap on ``S * N`` per flow pass (memory).
+            max_batch: cap on ``S * N`` per flow pass.  Small passes keep the flow's
+                activations in cache: 20,000 was ~3x faster than one 300,000-sample pass.
         """
         xf, batch = self._flatten_x(x)
         n = xf.shape[0]
