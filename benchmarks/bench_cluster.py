@@ -21,20 +21,9 @@ import numpy as np
 import torch
 
 from benchmarks._common import main_for
+from simulators.cluster.oscillations import count_peaks
 
 
-def _peaks(y: np.ndarray, prominence: float = 0.3) -> int:
-    count, lo, hi, rising = 0, y[0], y[0], True
-    for v in y[1:]:
-        if rising:
-            hi = max(hi, v)
-            if hi - v > prominence and hi - lo > prominence:
-                count, rising, lo = count + 1, False, v
-        else:
-            lo = min(lo, v)
-            if v - lo > prominence:
-                rising, hi = True, v
-    return count
 
 
 def _gas_rows(quick: bool) -> list[dict]:
@@ -53,7 +42,7 @@ def _gas_rows(quick: bool) -> list[dict]:
                                torch.zeros(batch, dtype=torch.float64), noise, times, settings)
         sec = time.perf_counter() - t0
         post = times.numpy() > 20.0
-        cycles = _peaks(obs[0, 0].numpy()[post])
+        cycles = count_peaks(obs[0, 0].numpy()[post])
         rows.append({"case": "gas_model", "N": 1e5, "batch": batch, "t_end_trh": t_end,
                      "steps": int(steps.max()), "seconds": sec,
                      "s_per_trajectory": sec / batch, "cycles": cycles,

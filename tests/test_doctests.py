@@ -14,7 +14,8 @@ MODULES = ["sbi_astro.random", "sbi_astro.priors", "sbi_astro.simulator", "sbi_a
            "sbi_astro.diagnostics.coverage", "sbi_astro.diagnostics.c2st",
            "sbi_astro.diagnostics.ppc", "sbi_astro.report",
            "sbi_astro.diagnostics.topology", "sbi_astro.diagnostics.sindy",
-           "sbi_astro.embeddings.timeseries", "simulators.cluster.model"]
+           "sbi_astro.embeddings.timeseries", "simulators.cluster.model",
+           "simulators.cluster.oscillations"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -10,6 +10,7 @@ import torch
 
 from sbi_astro import load_simulator
 from sbi_astro.errors import ConfigError
+from simulators.cluster.oscillations import count_peaks
 from simulators.cluster._physics import (
     PLUMMER_A,
     SolverSettings,
@@ -92,20 +93,6 @@ def test_self_similar_collapse_slope_and_time():
     assert abs(t_cc[0] / 15.7 - 1) < 0.2
 
 
-def _peaks(y: np.ndarray, prominence: float) -> int:
-    """Number of maxima rising ``prominence`` above the preceding minimum and falling as
-    much before the next one (a simple prominence count)."""
-    count, lo, hi, rising = 0, y[0], y[0], True
-    for v in y[1:]:
-        if rising:
-            hi = max(hi, v)
-            if hi - v > prominence and hi - lo > prominence:
-                count, rising, lo = count + 1, False, v
-        else:
-            lo = min(lo, v)
-            if v - lo > prominence:
-                rising, hi = True, v
-    return count
 
 
 @pytest.mark.slow
@@ -121,8 +108,8 @@ def test_gravothermal_oscillations_above_critical_n_only():
                                       dt_max=0.2))
     post = times.numpy() > 25.0  # after core collapse (~20 t_rh at 40 shells)
     low, high = obs[0, 0].numpy()[post], obs[1, 0].numpy()[post]
-    assert _peaks(low, 0.3) == 0 and np.all(np.diff(low) < 0.01)  # steady re-expansion
-    assert _peaks(high, 0.3) >= 2  # sustained: at least two large cycles in 15 t_rh
+    assert count_peaks(low, 0.3) == 0 and np.all(np.diff(low) < 0.01)  # steady re-expansion
+    assert count_peaks(high, 0.3) >= 2  # sustained: at least two large cycles in 15 t_rh
     assert high.max() - high.min() > 1.0  # by more than a decade in central density
 
 
