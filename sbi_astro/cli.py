@@ -19,25 +19,14 @@ from .errors import ConfigError, SbiAstroError
 EXIT_USAGE = 2
 
 
-def _parse_options(pairs: list[str]) -> dict[str, Any]:
+def _parse_pairs(pairs: list[str], flag: str, convert: Any = str) -> dict[str, Any]:
+    """``KEY=VALUE`` strings -> dict; ``convert`` maps each value (e.g. YAML scalars)."""
     out: dict[str, Any] = {}
     for pair in pairs or []:
         if "=" not in pair:
-            raise ConfigError(f"--option expects KEY=VALUE, got {pair!r}")
+            raise ConfigError(f"{flag} expects KEY=VALUE, got {pair!r}")
         key, value = pair.split("=", 1)
-        out[key.strip()] = value
-    return out
-
-
-def _parse_sets(pairs: list[str]) -> dict[str, Any]:
-    import yaml
-
-    out: dict[str, Any] = {}
-    for pair in pairs or []:
-        if "=" not in pair:
-            raise ConfigError(f"--set expects KEY=VALUE, got {pair!r}")
-        key, value = pair.split("=", 1)
-        out[key.strip()] = yaml.safe_load(value)
+        out[key.strip()] = convert(value)
     return out
 
 
@@ -109,7 +98,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from .campaign import run_campaign
 
     store = run_campaign(args.output, args.name, num_simulations=args.num, seed=args.seed,
-                         chunk_size=args.chunk_size, options=_parse_options(args.option),
+                         chunk_size=args.chunk_size, options=_parse_pairs(args.option, "--option"),
                          device=args.device, workers=args.workers,
                          progress=not args.no_progress)
     print(f"{store.num_completed} simulations of {args.name} in {store.path}")
@@ -126,7 +115,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if (run_dir / "run.json").exists() and not args.overwrite:
         raise ConfigError(f"{run_dir} already holds a trained run; choose another -o or pass "
                           "--overwrite")
-    values = _parse_sets(args.set)
+    import yaml
+
+    values = _parse_pairs(args.set, "--set", yaml.safe_load)
     values.update(method=args.method)
     if args.device is not None:
         values["device"] = args.device
