@@ -6,7 +6,7 @@ Schema (every key optional except ``simulator.name``; unknown keys are errors)::
     simulator: {name: gaussian_linear, options: {dim: 10}, device: null}
     simulate: {num_simulations: 10000, seed: 1, chunk_size: 1000, workers: 1}
     train: {method: npe, flow: nsf, ...}          # any TrainingConfig field
-    calibrate: {n_test: 200, num_samples: 1000, seed: 2}
+    calibrate: {n_test: 200, num_samples: 1000, seed: 2}   # also ppc_observations, ppc_draws
     output: study-output                            # relative to the working directory
 
 The YAML is read with ``yaml.safe_load``.  Outputs land in ``output/``:
@@ -50,6 +50,10 @@ class CalibrateSection:
     n_test: int = 200
     num_samples: int = 1000
     seed: int = 12345
+    # posterior predictive check: observations x re-simulations each (costly simulators
+    # lower them: 50 x 100 = 5,000 extra simulations by default)
+    ppc_observations: int = 50
+    ppc_draws: int = 100
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,13 +159,16 @@ def run_study(study: Study, *, output: str | Path | None = None, progress: bool 
     log("[3/3] calibrating")
     result = calibrate_estimator(est, out / "report", n_test=study.calibrate.n_test,
                                  num_samples=study.calibrate.num_samples,
-                                 seed=study.calibrate.seed)
+                                 seed=study.calibrate.seed,
+                                 ppc_observations=study.calibrate.ppc_observations,
+                                 ppc_draws=study.calibrate.ppc_draws)
     return {"store": str(store_path), "run": str(run_dir), "report": str(result.report_path),
             "metrics": str(result.metrics_path), "verdict": result.verdict}
 
 
 def calibrate_estimator(est: Any, out_dir: str | Path, *, n_test: int = 200,
-                        num_samples: int = 1000, seed: int = 12345) -> Any:
+                        num_samples: int = 1000, seed: int = 12345, ppc_observations: int = 50,
+                        ppc_draws: int = 100) -> Any:
     """Writes the calibration report of a trained estimator (see :mod:`sbi_astro.report`)."""
     from .report import calibrate
 
@@ -175,4 +182,5 @@ def calibrate_estimator(est: Any, out_dir: str | Path, *, n_test: int = 200,
         "config": est.config.to_dict(),
     }
     return calibrate(est, est.simulator, Path(out_dir), n_test=n_test, num_samples=num_samples,
-                     seed=seed, provenance=provenance, device=est.device)
+                     seed=seed, provenance=provenance, device=est.device,
+                     ppc_observations=ppc_observations, ppc_draws=ppc_draws)
