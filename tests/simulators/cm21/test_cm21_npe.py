@@ -11,14 +11,11 @@ import pytest
 import torch
 
 from sbi_astro.campaign import simulate_rows
+from sbi_astro.diagnostics.recovery import parameter_recovery
 from sbi_astro.inference import TrainingConfig, train
 from simulators.cm21.model import Cm21
 
 N_TRAIN, N_TEST = 250, 100
-
-
-def r2(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
-    return 1 - ((pred - truth) ** 2).sum(0) / ((truth - truth.mean(0)) ** 2).sum(0)
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +32,8 @@ def _least_squares_r2(x, theta, x_o, theta_o):
         return torch.cat([v, torch.ones(v.shape[0], 1, dtype=v.dtype)], 1).double()
 
     coef = torch.linalg.lstsq(design(x), theta.double(), driver="gelsd").solution
-    return r2(design(x_o) @ coef, theta_o.double())
+    pred, truth = design(x_o) @ coef, theta_o.double()
+    return 1 - ((pred - truth) ** 2).sum(0) / ((truth - truth.mean(0)) ** 2).sum(0)
 
 
 def test_power_spectra_carry_r_mfp_information_beyond_the_neutral_fraction(data):
@@ -63,8 +61,8 @@ def test_npe_on_power_spectra_recovers_zeta_and_tvir(data):
                                               stop_after_epochs=10))
     with torch.no_grad():
         samples = est.sample(200, x_o, generator=torch.Generator().manual_seed(0))
-    score = r2(samples.mean(0), theta_o)
-    prior_std = (sim.prior.high - sim.prior.low) / 12**0.5
-    width = samples.std(0).median(0).values / prior_std
+    rec = parameter_recovery(samples, theta_o)
+    score = rec.r2
+    width = rec.posterior_std_median / ((sim.prior.high - sim.prior.low) / 12**0.5)
     assert score[0] > 0.2 and score[1] > 0.4
     assert width[1] < 0.7
