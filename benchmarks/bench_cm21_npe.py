@@ -57,7 +57,7 @@ def score(run_dir: Path, n_test: int, num_samples: int) -> dict:
     out = {}
     for k, name in enumerate(sim.param_names):
         out[f"r2_{name}"] = rec.r2[k].item()
-        out[f"std_{name}"] = rec.posterior_std_median[k].item()
+        # median posterior std in units of the prior's std (1: nothing learnt)
         out[f"std/prior_{name}"] = (rec.posterior_std_median[k] / prior_std[k]).item()
     return out
 
