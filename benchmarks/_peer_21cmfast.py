@@ -46,7 +46,8 @@ def main() -> None:
     print(json.dumps({"version": p21c.__version__, "threads": args.threads,
                       "hii_dim": args.cells, "dim": inputs.simulation_options.DIM,
                       "box_mpc": args.box, "redshift": args.redshift, "seconds": times,
-                      "best_s": min(times), "cpu_s": cpu, "best_cpu_s": min(cpu), "x_hi_mean": x_hi}))
+                      "best_s": min(times), "cpu_s": cpu, "best_cpu_s": min(cpu),
+                      "x_hi_mean": x_hi}))
 
 
 if __name__ == "__main__":
