@@ -130,3 +130,25 @@ def test_config_validation():
         TrainingConfig(method="abc")
     with pytest.raises(ConfigError, match="unknown training option"):
         TrainingConfig.from_dict({"learning_rat": 1e-3})
+
+
+def test_npe_log_prob_embeds_each_observation_once(gl2):
+    # sbi 0.27's flow log_prob copies x per sample before the embedding net: S embedding
+    # passes and S copies of x (an OOM for a 3-D CNN on lightcones).  Ours embeds x once and
+    # must give the same densities.
+    from sbi_astro.inference import sbi_adapter
+
+    sim, est = gl2
+    x = simulate_rows(sim, 6, 0, 4)[1]
+    theta = est.sample(30, x, generator=torch.Generator().manual_seed(0))  # (30, 4, 2)
+    rows = []
+    hook = est.net._embedding_net.register_forward_hook(
+        lambda mod, inp, out: rows.append(inp[0].shape[0]))
+    try:
+        ours = est.log_prob(theta, x)
+    finally:
+        hook.remove()
+    assert rows == [4]
+    with torch.no_grad():
+        ref = est.net.log_prob(theta, x)
+    assert torch.allclose(ours, ref, atol=1e-5)

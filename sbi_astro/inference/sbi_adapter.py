@@ -40,6 +40,23 @@ class NullTracker:
         pass
 
 
+def flow_log_prob(net: nn.Module, theta: Tensor, condition: Tensor) -> Tensor:
+    """``log q(theta | x)`` of an sbi zuko flow, ``theta (S, B, D)``, ``condition (B, *E)``.
+
+    sbi 0.27's ``ZukoFlow.log_prob`` broadcasts the condition to ``(S, B, *E)`` before the
+    embedding net, which costs ``S`` embedding passes and ``S`` copies of every ``x`` (for
+    a 3-D CNN on lightcones, tens of GB at ``S = 256``).  Here ``x`` is embedded once and the
+    flow's distribution broadcasts over the sample dimension.  Other estimators fall back to
+    their own ``log_prob``.
+    """
+    embed = getattr(net, "_embedding_net", None)
+    flow = getattr(net, "net", None)
+    if embed is None or flow is None or theta.dim() != 3:
+        return net.log_prob(theta, condition)
+    dist = flow(embed(condition))  # batch shape (B,)
+    return dist.log_prob(theta)  # (S, B)
+
+
 def _flow_kwargs(config: Any) -> dict[str, Any]:
     if config.flow not in ("maf", "nsf"):
         raise ConfigError(f"flow must be resolved to 'maf' or 'nsf', got {config.flow!r}")
