@@ -21,7 +21,7 @@ def main() -> None:
     p.add_argument("--box", type=float, default=128.0)
     p.add_argument("--redshift", type=float, default=8.0)
     p.add_argument("--hires-factor", type=float, default=None,
-                   help="initial-conditions grid / HII grid (21cmFAST default: 3)")
+                   help="initial-conditions grid / HII grid (21cmFAST default: 3; must be > 1)")
     p.add_argument("--repeat", type=int, default=2)
     args = p.parse_args()
     import numpy as np
