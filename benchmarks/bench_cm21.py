@@ -139,7 +139,7 @@ def run(quick: bool = False) -> list[dict]:
                           peer=peer))
     torch.set_num_threads(2)
     rows += [
-        _case("fast preset (contract default), lightcone", Cm21(), 6, repeat),
+        _case("fast preset (contract default), lightcone", Cm21(), 6, repeat, peer=peer),
         _case("ska64 lightcone, linear density",
               Cm21(preset="ska64", ionisation_field="linear"), batch, repeat, peer=peer),
         _case("ska64 power spectrum + x_HI, linear",
