@@ -136,9 +136,13 @@ def density(r: Tensor, grid: Grid) -> Tensor:
 
 def central_relaxation_time(rho_c: Tensor, sig2_c: Tensor, mu: Tensor) -> Tensor:
     """``0.34 sigma^3 / (G^2 rho m ln Lambda)`` with ``mu = m ln Lambda`` (all ``(B,)``)."""
-    return T_R_COEFF * sig2_c**1.5 / (G**2 * rho_c * mu)
+    return T_R_COEFF * sig2_c * torch.sqrt(sig2_c) / (G**2 * rho_c * mu)
 
 
+# Non-integer powers are written with exp/log and products: torch's vectorised ``pow``
+# rounds differently depending on where an element falls in the batch, and the chaotic
+# post-collapse dynamics amplify such round-off, which would make a row's trajectory
+# depend on the batch it is simulated in.
 def residual(z: Tensor, z_old: Tensor, dt: Tensor, mu: Tensor, heat: Tensor,
              grid: Grid) -> Tensor:
     """Backward-Euler residual of the gas model ``(B, 2K)``, zero at the new state.
@@ -160,21 +164,22 @@ def residual(z: Tensor, z_old: Tensor, dt: Tensor, mu: Tensor, heat: Tensor,
     p = rho * sig2
     # hydrostatic equilibrium at each boundary (p = 0 outside the last shell)
     p_next = torch.cat([p[:, 1:], torch.zeros_like(p[:, :1])], 1)
-    grav = G * grid.m_out * grid.dm_face / (4.0 * math.pi * r**4)
+    r2 = r * r
+    grav = G * grid.m_out * grid.dm_face / (4.0 * math.pi * r2 * r2)
     p_ref = torch.cat([(p[:, :-1] + p[:, 1:]) / 2, p[:, -1:]], 1)
     hydro = (p_next - p + grav) / p_ref
     # conduction through each inner boundary, L_0 = L_K = 0
     r3 = r**3
     r3_in = torch.cat([torch.zeros_like(r3[:, :1]), r3[:, :-1]], 1)
-    r_mid = ((r3 + r3_in) / 2) ** (1.0 / 3.0)
+    r_mid = torch.exp(torch.log((r3 + r3_in) / 2) / 3.0)
     kappa_cell = COND_PREFACTOR * C_COND * G * mu[:, None] * rho / torch.sqrt(sig2)
     kappa = torch.sqrt(kappa_cell[:, :-1] * kappa_cell[:, 1:])
     grad = (sig2[:, 1:] - sig2[:, :-1]) / (r_mid[:, 1:] - r_mid[:, :-1])
-    lum_inner = -4.0 * math.pi * r[:, :-1] ** 2 * kappa * grad
+    lum_inner = -4.0 * math.pi * r2[:, :-1] * kappa * grad
     zero = torch.zeros_like(lum_inner[:, :1])
     lum = torch.cat([lum_inner, zero], 1)
     lum_in = torch.cat([zero, lum_inner], 1)
-    eps = heat[:, None] * rho**2 * sig2 ** (-3.5)
+    eps = heat[:, None] * rho * rho * torch.exp(-3.5 * ls)
     # first law: sigma^2 d ln(sigma^3/rho) = (-dL/dM + eps) dt, divided by sigma^2
     lr_old, ls_old = z_old[:, 0::2], z_old[:, 1::2]
     rho_old = density(torch.exp(lr_old), grid)
@@ -266,6 +271,40 @@ def _residual_replicas(z: Tensor, *, z_old: Tensor, dt: Tensor, mu: Tensor, heat
     return residual(z, z_old, dt, mu, heat, grid)
 
 
+def _newton(z: Tensor, z_old: Tensor, dt: Tensor, mu: Tensor, heat: Tensor, grid: Grid,
+            settings: SolverSettings) -> tuple[Tensor, Tensor]:
+    """Newton iterations of one backward-Euler step for a batch of rows ``(B, 2K)``.
+
+    Each iteration assembles the banded Jacobian and solves only for the rows that have
+    neither converged nor failed (a row's iterates do not depend on the other rows), so a
+    batch costs the sum of its rows' iterations rather than the slowest row's times ``B``.
+
+    Returns:
+        the new states ``(B, 2K)`` and whether each row converged ``(B,)``.
+    """
+    n_shells = z.shape[1] // 2
+    reps = 2 * N_COLORS + 1
+    ok = torch.zeros(z.shape[0], dtype=torch.bool, device=z.device)
+    work = torch.arange(z.shape[0], device=z.device)  # rows still iterating
+    for _it in range(settings.newton_iters):
+        if work.numel() == 0:
+            break
+        fun = functools.partial(_residual_replicas, z_old=z_old[work].repeat(reps, 1),
+                                dt=dt[work].repeat(reps), mu=mu[work].repeat(reps),
+                                heat=heat[work].repeat(reps), grid=grid)
+        res, jac = banded_jacobian(fun, z[work], n_shells)
+        delta = torch.linalg.solve(jac, -res)
+        bad = ~torch.isfinite(delta).all(1)
+        delta = torch.where(bad[:, None], torch.zeros_like(delta), delta)
+        size = delta.abs().amax(1)
+        scale = torch.clamp(0.5 / size.clamp_min(1e-300), max=1.0)  # damp large updates
+        z = z.index_copy(0, work, z[work] + scale[:, None] * delta)
+        conv = ~bad & (size < settings.newton_tol)
+        ok = ok.index_copy(0, work, conv)
+        work = work[~(conv | bad)]
+    return z, ok
+
+
 def core_observables(z: Tensor, grid: Grid) -> Tensor:
     """``(B, 3)``: ``log10`` of central density, central 1-D dispersion and core radius.
 
@@ -343,25 +382,11 @@ def evolve(n_stars: Tensor, heat_scale: Tensor, noise_amp: Tensor, noise: Tensor
         z_old = z
         # predictor: linear extrapolation of the last accepted step (fewer Newton steps)
         z_new = z + (z - z_last) * (dt / dt_last.clamp_min(1e-300))[:, None].clamp(max=2.0)
-        reps = 2 * N_COLORS + 1
-        z_old8, dt8 = z_old.repeat(reps, 1), dt_code.repeat(reps)
-        mu8, heat8 = mu.repeat(reps), heat.repeat(reps)
-        done = ~active
-        ok = torch.zeros(b, dtype=torch.bool, device=dev)
-        fun = functools.partial(_residual_replicas, z_old=z_old8, dt=dt8, mu=mu8, heat=heat8,
-                                grid=grid)
-        for _it in range(settings.newton_iters):
-            res, jac = banded_jacobian(fun, z_new, k)
-            delta = torch.linalg.solve(jac, -res)
-            bad = ~torch.isfinite(delta).all(1)
-            delta = torch.where(bad[:, None], torch.zeros_like(delta), delta)
-            size = delta.abs().amax(1)
-            scale = torch.clamp(0.5 / size.clamp_min(1e-300), max=1.0)  # damp large updates
-            upd = ~(ok | done | bad)
-            z_new = torch.where(upd[:, None], z_new + scale[:, None] * delta, z_new)
-            ok = ok | (upd & (size < settings.newton_tol))
-            if bool((ok | done | bad).all()):
-                break
+        # Newton's method on the active rows only (finished rows cost nothing)
+        ia = active.nonzero()[:, 0]
+        za, ok_a = _newton(z_new[ia], z_old[ia], dt_code[ia], mu[ia], heat[ia], grid, settings)
+        z_new = z_new.index_copy(0, ia, za)
+        ok = torch.zeros(b, dtype=torch.bool, device=dev).index_copy(0, ia, ok_a)
         finite = torch.isfinite(z_new).all(1)
         change = (z_new - z_old).abs().amax(1)
         accept = active & ok & finite & (change < 4 * settings.target_change)
