@@ -113,3 +113,19 @@ def test_dynamics_analysis_end_to_end_on_the_cluster_model(tmp_path):
     assert m["answer"] in section.text and m["heating"] in section.text
     assert len(section.figures) == 5 and len(section.table) == 2
     assert (tmp_path / "dynamics.json").exists() and (tmp_path / "dynamics_series.npz").exists()
+
+
+def test_shipped_study_is_sized_for_two_cores():
+    # the study's options bind to the analysis and keep the expensive parts small: the report's
+    # posterior predictive check re-simulates ppc_observations x ppc_draws rows
+    from importlib import resources
+    from pathlib import Path
+
+    from sbi_astro.study import Study
+
+    path = Path(str(resources.files("sbi_astro") / "studies" / "cluster_dynamics.yaml"))
+    study = Study.from_yaml(path)
+    assert study.calibrate.ppc_observations * study.calibrate.ppc_draws == 400
+    (entry,) = study.analyses
+    assert entry["kind"] == "dynamics" and len(entry["cases"]) == 3
+    assert study.options["preset"] == "fast" and study.simulate.num_simulations == 3000
