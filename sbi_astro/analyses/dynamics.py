@@ -184,12 +184,14 @@ def verdict_category(verdict: str) -> str:
     return "noise"
 
 
-def mean_period(x: np.ndarray, dt: float, prominence: float = 0.5) -> float:
+def mean_period(x: np.ndarray, dt: float, prominence: float = 0.5, distance: int = 1) -> float:
     """Median time between maxima of ``x`` that stand out by ``prominence`` standard deviations.
 
-    For relaxation oscillations (the core's slow contraction and fast re-expansion) and
-    chaotic lobes alike this is the time scale of one cycle; the whole span when ``x`` has
-    fewer than two such maxima.
+    Maxima closer than ``distance`` samples are merged (pass the embedding delay, about a
+    quarter of a cycle: the core's re-expansion spikes are double-peaked).  For relaxation
+    oscillations (the core's slow contraction and fast re-expansion) and chaotic lobes alike
+    this is the time scale of one cycle; the whole span when ``x`` has fewer than two such
+    maxima.
 
     Example:
         >>> round(mean_period(np.sin(2 * np.pi * np.arange(1000) / 50.0), 0.1), 3)
@@ -198,7 +200,7 @@ def mean_period(x: np.ndarray, dt: float, prominence: float = 0.5) -> float:
     from scipy.signal import find_peaks
 
     x = np.asarray(x, dtype=np.float64)
-    peaks, _ = find_peaks(x, prominence=prominence * x.std())
+    peaks, _ = find_peaks(x, prominence=prominence * x.std(), distance=max(1, int(distance)))
     if peaks.size < 2:
         return float(dt * (x.size - 1))
     return float(dt * np.median(np.diff(peaks)))
@@ -290,7 +292,7 @@ def analyse_series(label: str, theta: list[float], times: np.ndarray, x: np.ndar
         forecast = fit.simulate(state[half], t[half:])
     except SbiAstroError as err:  # e.g. every threshold removed every term
         skill["error"] = str(err)
-    period = mean_period(series, float(t[1] - t[0]))
+    period = mean_period(series, float(t[1] - t[0]), distance=topo.delay)
     skill["period"] = period
     skill["valid_fraction"] = skill["valid_time"] / float(t[-1] - t[half])
     skill["valid_cycles"] = skill["valid_time"] / period
