@@ -446,12 +446,13 @@ def dynamics(est: Any, out_dir: Path, *, seed: int, log=print,
     t0 = time.perf_counter()
     x_obs = sim.simulate(theta.to(sim.device), generator=gen)
     with torch.no_grad():
-        post = est.sample(num_samples, x_obs).double().cpu().numpy()  # (S, C, D)
+        sample_gen = torch.Generator(device=est.device).manual_seed(seed)
+        post = est.sample(num_samples, x_obs, generator=sample_gen).double().cpu().numpy()
     prior = sim.prior
     theta_t = prior.sample((n_tarp,), generator=gen).to(sim.device)
     x_t = sim.simulate(theta_t, generator=gen)
     with torch.no_grad():
-        samples_t = est.sample(num_samples, x_t)
+        samples_t = est.sample(num_samples, x_t, generator=sample_gen)
     tarp_res: TarpResult = tarp(samples_t.to(theta_t), theta_t, bounds=(prior.low, prior.high),
                                 seed=seed)
     inf_s = time.perf_counter() - t0
