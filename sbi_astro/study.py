@@ -6,7 +6,7 @@ Schema (every key optional except ``simulator.name``; unknown keys are errors)::
     simulator: {name: gaussian_linear, options: {dim: 10}, device: null}
     simulate: {num_simulations: 10000, seed: 1, chunk_size: 1000, workers: 1}
     train: {method: npe, flow: nsf, ...}          # any TrainingConfig field
-    calibrate: {n_test: 200, num_samples: 1000, seed: 2}   # also ppc_observations, ppc_draws
+    calibrate: {n_test: 200, num_samples: 1000, seed: 2, ppc_observations: 50, ppc_draws: 100}
     analyses: [{kind: observed, num_samples: 5000}] # extra report sections (sbi_astro.analyses)
     output: study-output                            # relative to the working directory
 
@@ -52,10 +52,8 @@ class CalibrateSection:
     n_test: int = 200
     num_samples: int = 1000
     seed: int = 12345
-    # posterior predictive check: observations x re-simulations each (costly simulators
-    # lower them: 50 x 100 = 5,000 extra simulations by default)
-    ppc_observations: int = 50
-    ppc_draws: int = 100
+    ppc_observations: int = 50  # observations in the posterior predictive check
+    ppc_draws: int = 100  # re-simulations per observation there (expensive simulators: fewer)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -220,8 +218,8 @@ def run_analyses(est: Any, analyses: tuple[dict[str, Any], ...] | list[dict[str,
 
 def calibrate_estimator(est: Any, out_dir: str | Path, *, n_test: int = 200,
                         num_samples: int = 1000, seed: int = 12345,
-                        sections: list[Any] | tuple[Any, ...] = (), ppc_observations: int = 50,
-                        ppc_draws: int = 100) -> Any:
+                        sections: list[Any] | tuple[Any, ...] = (),
+                        ppc_observations: int = 50, ppc_draws: int = 100) -> Any:
     """Writes the calibration report of a trained estimator (see :mod:`sbi_astro.report`)."""
     from .report import calibrate
 

@@ -50,6 +50,6 @@ def get_analysis(kind: str) -> Callable[..., Any]:
     return _ANALYSES[kind]
 
 
-from . import observed  # noqa: E402,F401  (registers the built-in kinds)
+from . import dynamics, observed  # noqa: E402,F401  (registers the built-in kinds)
 
 __all__ = ["analysis_kinds", "get_analysis", "register_analysis"]
