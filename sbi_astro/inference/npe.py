@@ -15,6 +15,7 @@ import warnings
 import torch
 from torch import Tensor
 
+from . import sbi_adapter
 from .estimator import TrainedEstimator
 
 _MAX_REDRAWS = 100
@@ -96,6 +97,6 @@ class NPEEstimator(TrainedEstimator):
         theta = torch.as_tensor(theta, dtype=torch.float32, device=self.device)
         s = theta.shape[0]
         th = theta.reshape(s, -1, self.simulator.dim)
-        lp = self.net.log_prob(th, xf)
+        lp = sbi_adapter.flow_log_prob(self.net, th, xf)
         lp = torch.where(self.prior.within_support(th), lp, torch.full_like(lp, -torch.inf))
         return lp.reshape(s, *batch)
