@@ -48,6 +48,7 @@ from torch import Tensor
 from .device import resolve_device
 from .diagnostics.coverage import CoverageResult, expected_coverage, posterior_log_probs
 from .diagnostics.ppc import PPCResult, posterior_predictive
+from .diagnostics.recovery import RecoveryResult, parameter_recovery
 from .diagnostics.sbc import SBCResult, sbc
 from .diagnostics.tarp import TarpResult, tarp
 from .diagnostics.verdict import Verdict, calibration_verdict
@@ -77,6 +78,46 @@ class CalibrationResult:
     verdict: str
     report_path: Path
     metrics_path: Path
+
+
+@dataclasses.dataclass
+class ReportSection:
+    """An extra section of the report, contributed by a study analysis or a caller.
+
+    Attributes:
+        title: the section heading; also its key under ``metrics["sections"]``.
+        text: plain-text paragraphs (blank-line separated), escaped into the page.
+        figures: ``(base64 PNG, caption)`` pairs (see :func:`figure` and :func:`png`).
+        metrics: JSON-able numbers saved in ``metrics.json``.
+        table: optional rows (dicts with the same keys) rendered as a table.
+    """
+
+    title: str
+    text: str = ""
+    figures: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
+    table: list[dict[str, Any]] | None = None
+
+    def to_html(self) -> str:
+        parts = [f"<h2>{html.escape(self.title)}</h2>"]
+        parts += [f"<p>{html.escape(p.strip())}</p>" for p in self.text.split("\n\n")
+                  if p.strip()]
+        if self.table:
+            cols = list(self.table[0])
+            head = "".join(f"<th>{html.escape(str(c))}</th>" for c in cols)
+            body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(r.get(c)))}</td>"
+                                             for c in cols) + "</tr>" for r in self.table)
+            parts.append(f"<table><tr>{head}</tr>{body}</table>")
+        if self.figures:
+            parts.append('<div class="figs">' + "".join(_fig(p, c) for p, c in self.figures)
+                         + "</div>")
+        return "".join(parts)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "-" if value is None else str(value)
 
 
 # -- provenance ---------------------------------------------------------------------------
@@ -109,7 +150,8 @@ def _jsonable(obj: Any) -> Any:
 
 
 # -- figures ------------------------------------------------------------------------------
-def _figure(nrows: int = 1, ncols: int = 1, size: tuple[float, float] = (5.0, 4.0)):
+def figure(nrows: int = 1, ncols: int = 1, size: tuple[float, float] = (5.0, 4.0)):
+    """A matplotlib ``Figure`` (Agg, no pyplot state) and its 2-D array of axes."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -120,14 +162,15 @@ def _figure(nrows: int = 1, ncols: int = 1, size: tuple[float, float] = (5.0, 4.
     return fig, axes
 
 
-def _png(fig) -> str:
+def png(fig) -> str:
+    """``fig`` as a base64-encoded PNG, ready for :class:`ReportSection` figures."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def plot_tarp(res: TarpResult) -> str:
-    fig, ax = _figure(size=(4.6, 4.2))
+    fig, ax = figure(size=(4.6, 4.2))
     ax = ax[0, 0]
     a = res.alpha.numpy()
     ax.fill_between(a, res.ecp_low.numpy(), res.ecp_high.numpy(), color="C0", alpha=0.25,
@@ -137,11 +180,11 @@ def plot_tarp(res: TarpResult) -> str:
     ax.set(xlabel="credibility level α", ylabel="expected coverage", xlim=(0, 1), ylim=(0, 1),
            title=f"TARP (ATC {res.atc:+.3f}, KS p {res.ks_pvalue:.2g})")
     ax.legend(loc="upper left", fontsize=8)
-    return _png(fig)
+    return png(fig)
 
 
 def plot_coverage(res: CoverageResult) -> str:
-    fig, ax = _figure(size=(4.6, 4.2))
+    fig, ax = figure(size=(4.6, 4.2))
     ax = ax[0, 0]
     a = res.alpha.numpy()
     ax.fill_between(a, res.coverage_low.numpy(), res.coverage_high.numpy(), color="C2",
@@ -153,7 +196,7 @@ def plot_coverage(res: CoverageResult) -> str:
     ax.set(xlabel="credibility level α", ylabel="empirical coverage", xlim=(0, 1),
            ylim=(0, 1), title=f"Expected coverage (KS p {res.ks_pvalue:.2g})")
     ax.legend(loc="upper left", fontsize=8)
-    return _png(fig)
+    return png(fig)
 
 
 def plot_sbc(res: SBCResult, names: tuple[str, ...]) -> str:
@@ -162,7 +205,7 @@ def plot_sbc(res: SBCResult, names: tuple[str, ...]) -> str:
     d = res.histograms.shape[0]
     ncols = min(d, 4)
     nrows = math.ceil(d / ncols)
-    fig, axes = _figure(nrows, ncols, size=(2.6 * ncols, 2.1 * nrows + 0.3))
+    fig, axes = figure(nrows, ncols, size=(2.6 * ncols, 2.1 * nrows + 0.3))
     n = res.ranks.shape[0]
     x = torch.arange(res.num_bins).numpy()
     p = (res.expected / n).numpy()
@@ -181,7 +224,7 @@ def plot_sbc(res: SBCResult, names: tuple[str, ...]) -> str:
         ax.set_yticks([])
     fig.suptitle(f"SBC rank histograms ({n} simulations, {res.num_posterior_samples} "
                  "samples, rank bins)", fontsize=10)
-    return _png(fig)
+    return png(fig)
 
 
 def plot_corner(samples: Tensor, truth: Tensor, names: tuple[str, ...],
@@ -189,7 +232,7 @@ def plot_corner(samples: Tensor, truth: Tensor, names: tuple[str, ...],
     d = min(samples.shape[1], max_dims)
     s = samples[:, :d].double().numpy()
     t = truth[:d].double().numpy()
-    fig, axes = _figure(d, d, size=(1.6 * d + 0.6, 1.6 * d + 0.4))
+    fig, axes = figure(d, d, size=(1.6 * d + 0.6, 1.6 * d + 0.4))
     labels = [f"{n} [{u}]" if u else n for n, u in zip(names, units, strict=True)][:d]
     for i in range(d):
         for j in range(d):
@@ -215,11 +258,11 @@ def plot_corner(samples: Tensor, truth: Tensor, names: tuple[str, ...],
             ax.tick_params(labelsize=7)
     more = f" (first {d} of {samples.shape[1]} parameters)" if samples.shape[1] > d else ""
     fig.suptitle(f"Posterior of test simulation 0; red: true parameters{more}", fontsize=10)
-    return _png(fig)
+    return png(fig)
 
 
 def plot_ppc(res: PPCResult, event_shape: tuple[int, ...]) -> str:
-    fig, axes = _figure(1, 2, size=(9.5, 3.8))
+    fig, axes = figure(1, 2, size=(9.5, 3.8))
     ax = axes[0, 0]
     q = res.x_rep_quantiles[:, 0]
     xo = res.x_obs[0]
@@ -245,7 +288,7 @@ def plot_ppc(res: PPCResult, event_shape: tuple[int, ...]) -> str:
     ax.set(xlabel="posterior predictive p-value", ylabel="observations",
            title=f"Summary statistics over {res.t_obs.shape[0]} observations")
     ax.legend(fontsize=7)
-    return _png(fig)
+    return png(fig)
 
 
 # -- HTML ---------------------------------------------------------------------------------
@@ -275,6 +318,29 @@ font-size:12px}
 """
 
 
+def plot_recovery(res: RecoveryResult, theta: Tensor, names: tuple[str, ...],
+                  units: tuple[str, ...]) -> str:
+    """Posterior mean +- one standard deviation against the true value, per parameter."""
+    d = len(names)
+    ncols = min(d, 4)
+    nrows = math.ceil(d / ncols)
+    fig, axes = figure(nrows, ncols, size=(2.7 * ncols, 2.5 * nrows + 0.2))
+    mean, std, th = res.mean.cpu(), res.std.cpu(), theta.cpu()
+    for k in range(nrows * ncols):
+        ax = axes[k // ncols][k % ncols]
+        if k >= d:
+            ax.set_axis_off()
+            continue
+        ax.errorbar(th[:, k], mean[:, k], yerr=std[:, k], fmt="o", ms=2, lw=0.6,
+                    color="#1f6feb", alpha=0.6)
+        lo, hi = float(th[:, k].min()), float(th[:, k].max())
+        ax.plot([lo, hi], [lo, hi], color="black", lw=0.8)
+        unit = f" [{units[k]}]" if units[k] else ""
+        ax.set_title(f"{names[k]}{unit}: R² {res.r2[k].item():.3f}", fontsize=8)
+        ax.tick_params(labelsize=7)
+    return png(fig)
+
+
 def _card(value: str, key: str) -> str:
     return f'<div class="card"><div class="v">{html.escape(value)}</div>' \
            f'<div class="k">{html.escape(key)}</div></div>'
@@ -285,8 +351,9 @@ def _fig(png: str, caption: str) -> str:
             f"<figcaption>{html.escape(caption)}</figcaption></figure>")
 
 
-def render_html(metrics: dict[str, Any], figures: dict[str, str]) -> str:
-    """The report page from ``metrics`` and base64 PNG ``figures``."""
+def render_html(metrics: dict[str, Any], figures: dict[str, str],
+                extra_sections: tuple[str, ...] | list[str] = ()) -> str:
+    """The report page from ``metrics``, base64 PNG ``figures`` and extra section HTML."""
     v = metrics["verdict"]
     colour = _COLOURS.get(v["label"], "#344054")
     reasons = "".join(f"<li>{html.escape(r)}</li>" for r in v["reasons"])
@@ -299,7 +366,9 @@ def render_html(metrics: dict[str, Any], figures: dict[str, str]) -> str:
     rows = "".join(
         f"<tr><td>{html.escape(p['name'])}</td><td>{html.escape(p['unit'] or '-')}</td>"
         f"<td>{p['sbc_chi2_pvalue']:.3g}</td><td>{p['sbc_ks_pvalue']:.3g}</td>"
-        f"<td>{p['rank_mean_z']:+.2f}</td><td>{p['rank_variance_z']:+.2f}</td></tr>"
+        f"<td>{p['rank_mean_z']:+.2f}</td><td>{p['rank_variance_z']:+.2f}</td>"
+        f"<td>{p['r2']:.3f}</td><td>{p['posterior_std_median']:.3g}</td>"
+        f"<td>{_cell(p['relative_std_median'])}</td></tr>"
         for p in params)
     sections = [
         '<h2>Joint calibration</h2><div class="figs">',
@@ -317,13 +386,20 @@ def render_html(metrics: dict[str, Any], figures: dict[str, str]) -> str:
                          "99% range if the ranks are uniform."))
     sections.append(
         "<table><tr><th>parameter</th><th>unit</th><th>χ² p</th><th>KS p</th>"
-        f"<th>rank-mean z</th><th>rank-variance z</th></tr>{rows}</table>")
+        f"<th>rank-mean z</th><th>rank-variance z</th><th>R²</th><th>median posterior std</th>"
+        f"<th>median std / |truth|</th></tr>{rows}</table>")
+    sections.append("<h2>Parameter recovery</h2>")
+    sections.append(_fig(figures["recovery"], "Posterior mean ± one standard deviation "
+                         "against the true value for every held-out simulation; R² of the "
+                         "means in each title. Recovery is not calibration: read it with the "
+                         "sections above."))
     sections.append("<h2>Example posterior</h2>")
     sections.append(_fig(figures["corner"], "Posterior samples for one held-out simulation "
                          "with its true parameters."))
     sections.append("<h2>Posterior predictive check</h2>")
     sections.append(_fig(figures["ppc"], "Data re-simulated from posterior samples compared "
                          "with the observation; p-values near 0 or 1 flag misfit."))
+    sections.extend(extra_sections)
     sections.append("<h2>Provenance</h2>")
     pk = prov.get("packages", {})
     summary = {
@@ -365,7 +441,9 @@ def calibrate(posterior: SamplingPosterior, simulator: Simulator, out_dir: str |
               n_test: int = 200, num_samples: int = 1000, seed: int = 0,
               provenance: dict[str, Any] | None = None,
               device: torch.device | str | None = None,
-              ppc_observations: int = 50, ppc_draws: int = 100) -> CalibrationResult:
+              ppc_observations: int = 50, ppc_draws: int = 100,
+              sections: list[ReportSection] | tuple[ReportSection, ...] = ()
+              ) -> CalibrationResult:
     """Calibrates ``posterior`` on held-out simulations and writes the report.
 
     Args:
@@ -380,6 +458,7 @@ def calibrate(posterior: SamplingPosterior, simulator: Simulator, out_dir: str |
         device: where test data and samples live; default: the simulator's device.
         ppc_observations: observations used in the posterior predictive check.
         ppc_draws: re-simulations per observation there.
+        sections: extra :class:`ReportSection` s (study analyses), shown before Provenance.
 
     Returns:
         A :class:`CalibrationResult`.
@@ -422,6 +501,7 @@ def calibrate(posterior: SamplingPosterior, simulator: Simulator, out_dir: str |
     t0 = time.perf_counter()
     sbc_res = sbc(samples, theta)
     timings["sbc_s"] = time.perf_counter() - t0
+    recovery = parameter_recovery(samples, theta)
     cov_res = None
     if callable(getattr(posterior, "log_prob", None)):
         t0 = time.perf_counter()
@@ -440,7 +520,8 @@ def calibrate(posterior: SamplingPosterior, simulator: Simulator, out_dir: str |
     t0 = time.perf_counter()
     figures = {"tarp": plot_tarp(tarp_res), "sbc": plot_sbc(sbc_res, names),
                "corner": plot_corner(samples[:, 0].cpu(), theta[0].cpu(), names, units),
-               "ppc": plot_ppc(ppc_res, tuple(simulator.event_shape))}
+               "ppc": plot_ppc(ppc_res, tuple(simulator.event_shape)),
+               "recovery": plot_recovery(recovery, theta, names, units)}
     if cov_res is not None:
         figures["coverage"] = plot_coverage(cov_res)
     timings["figures_s"] = time.perf_counter() - t0
@@ -472,10 +553,16 @@ def calibrate(posterior: SamplingPosterior, simulator: Simulator, out_dir: str |
             {"name": names[k], "unit": units[k],
              "sbc_chi2_pvalue": sbc_res.chi2_pvalues[k].item(),
              "sbc_ks_pvalue": sbc_res.ks_pvalues[k].item(),
-             "rank_mean_z": z_mean[k], "rank_variance_z": z_var[k]} for k in range(d)],
+             "rank_mean_z": z_mean[k], "rank_variance_z": z_var[k],
+             "r2": recovery.r2[k].item(), "rmse": recovery.rmse[k].item(),
+             "posterior_std_median": recovery.posterior_std_median[k].item(),
+             "relative_std_median": recovery.relative_std_median[k].item()}
+            for k in range(d)],
         "tarp": tarp_res.to_dict(), "sbc": sbc_res.to_dict(),
         "coverage": cov_res.to_dict() if cov_res is not None else None,
         "ppc": ppc_res.to_dict(),
+        "recovery": recovery.to_dict(),
+        "sections": {sec.title: sec.metrics for sec in sections},
         "timings": timings,
         "provenance": prov,
     }
@@ -483,6 +570,7 @@ def calibrate(posterior: SamplingPosterior, simulator: Simulator, out_dir: str |
     metrics_path = out / "metrics.json"
     report_path = out / "report.html"
     metrics_path.write_text(json.dumps(metrics, indent=2))
-    report_path.write_text(render_html(metrics, figures), encoding="utf-8")
+    report_path.write_text(render_html(metrics, figures, [sec.to_html() for sec in sections]),
+                           encoding="utf-8")
     return CalibrationResult(metrics=metrics, verdict=verdict.label, report_path=report_path,
                              metrics_path=metrics_path)

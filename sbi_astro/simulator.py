@@ -10,7 +10,7 @@ Subclass hooks:
     ``build_prior()`` (required), ``event_shape`` (required), ``_simulate(theta, rng)``
     (required), ``_expected(theta)`` (noise-free mean, optional), ``_log_likelihood(theta,
     x)`` (optional), ``_reference_posterior(x, num_samples, rng)`` (optional),
-    ``default_embedding()`` (optional).
+    ``default_embedding()`` (optional), ``observed()`` (a shipped real observation, optional).
 
 Example:
     >>> import torch
@@ -323,6 +323,15 @@ class Simulator(ABC):
 
     def _reference_posterior(self, x: Tensor, num_samples: int, rng: RowRandom) -> Tensor:
         raise NotAvailableError(f"simulator {self.name!r} has no reference posterior sampler")
+
+    def observed(self) -> Tensor:
+        """The real observation shipped with the simulator (``event_shape``), if it has one."""
+        raise NotAvailableError(f"simulator {self.name!r} ships no real observation; pass your "
+                                "own data to the estimator instead")
+
+    @property
+    def has_observation(self) -> bool:
+        return type(self).observed is not Simulator.observed
 
     @property
     def has_likelihood(self) -> bool:

@@ -7,6 +7,7 @@ Schema (every key optional except ``simulator.name``; unknown keys are errors)::
     simulate: {num_simulations: 10000, seed: 1, chunk_size: 1000, workers: 1}
     train: {method: npe, flow: nsf, ...}          # any TrainingConfig field
     calibrate: {n_test: 200, num_samples: 1000, seed: 2}
+    analyses: [{kind: observed, num_samples: 5000}] # extra report sections (sbi_astro.analyses)
     output: study-output                            # relative to the working directory
 
 The YAML is read with ``yaml.safe_load``.  Outputs land in ``output/``:
@@ -16,6 +17,7 @@ The YAML is read with ``yaml.safe_load``.  Outputs land in ``output/``:
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -64,11 +66,12 @@ class Study:
     train: dict[str, Any]
     calibrate: CalibrateSection
     output: Path
+    analyses: tuple[dict[str, Any], ...] = ()
 
     @classmethod
     def from_dict(cls, doc: Any, *, source: str = "study") -> Study:
         top = _check_keys(source, doc, {"name", "simulator", "simulate", "train", "calibrate",
-                                        "output"})
+                                        "analyses", "output"})
         sim = top.get("simulator")
         if isinstance(sim, str):
             sim = {"name": sim}
@@ -98,10 +101,11 @@ class Study:
         from .inference.config import TrainingConfig
 
         TrainingConfig.from_dict(train)  # validate now, before any simulation runs
+        analyses = _check_analyses(top.get("analyses"), source)
         return cls(name=str(top.get("name", "study")), simulator=str(sim["name"]),
                    options=dict(sim.get("options") or {}), device=sim.get("device"),
                    simulate=simulate, train=dict(train), calibrate=calibrate,
-                   output=Path(top.get("output", "study-output")))
+                   output=Path(top.get("output", "study-output")), analyses=analyses)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> Study:
@@ -113,6 +117,31 @@ class Study:
         except yaml.YAMLError as err:
             raise ConfigError(f"{path} is not valid YAML: {err}") from err
         return cls.from_dict(doc, source=str(path))
+
+
+def _check_analyses(value: Any, source: str) -> tuple[dict[str, Any], ...]:
+    from .analyses import get_analysis
+
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ConfigError(f"{source}: 'analyses' must be a list of mappings with a 'kind', e.g. "
+                          "[{kind: observed}]")
+    out = []
+    for i, entry in enumerate(value):
+        if not isinstance(entry, dict) or "kind" not in entry:
+            raise ConfigError(f"{source}: analyses[{i}] must be a mapping with a 'kind' key, "
+                              f"got {entry!r}")
+        # unknown kinds and options fail here, before any simulation runs
+        fn = get_analysis(str(entry["kind"]))
+        options = {k: v for k, v in entry.items() if k != "kind"}
+        try:
+            inspect.signature(fn).bind(None, None, seed=0, log=print, **options)
+        except TypeError as err:
+            raise ConfigError(f"{source}: analyses[{i}] ({entry['kind']}): bad options "
+                              f"{sorted(options)}: {err}") from err
+        out.append(dict(entry))
+    return tuple(out)
 
 
 def demo_study_path() -> Path:
@@ -152,16 +181,40 @@ def run_study(study: Study, *, output: str | Path | None = None, progress: bool 
         est.save(run_dir)
         t = est.metadata["training"]
         log(f"      {t['epochs']} epochs in {t['seconds']:.1f} s -> {run_dir}")
+    sections = run_analyses(est, study.analyses, out / "report", seed=study.calibrate.seed,
+                            log=log)
     log("[3/3] calibrating")
     result = calibrate_estimator(est, out / "report", n_test=study.calibrate.n_test,
                                  num_samples=study.calibrate.num_samples,
-                                 seed=study.calibrate.seed)
+                                 seed=study.calibrate.seed, sections=sections)
     return {"store": str(store_path), "run": str(run_dir), "report": str(result.report_path),
             "metrics": str(result.metrics_path), "verdict": result.verdict}
 
 
+def run_analyses(est: Any, analyses: tuple[dict[str, Any], ...] | list[dict[str, Any]],
+                 out_dir: str | Path, *, seed: int, log=print) -> list[Any]:
+    """Runs the study ``analyses`` on a trained estimator; returns their report sections."""
+    from .analyses import get_analysis
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sections = []
+    for entry in analyses:
+        options = {k: v for k, v in entry.items() if k != "kind"}
+        fn = get_analysis(str(entry["kind"]))
+        try:
+            inspect.signature(fn).bind(est, out_dir, seed=seed, log=log, **options)
+        except TypeError as err:
+            raise ConfigError(f"analysis '{entry['kind']}': bad options {sorted(options)}: "
+                              f"{err}") from err
+        log(f"      analysis '{entry['kind']}'")
+        sections.append(fn(est, out_dir, seed=seed, log=log, **options))
+    return sections
+
+
 def calibrate_estimator(est: Any, out_dir: str | Path, *, n_test: int = 200,
-                        num_samples: int = 1000, seed: int = 12345) -> Any:
+                        num_samples: int = 1000, seed: int = 12345,
+                        sections: list[Any] | tuple[Any, ...] = ()) -> Any:
     """Writes the calibration report of a trained estimator (see :mod:`sbi_astro.report`)."""
     from .report import calibrate
 
@@ -175,4 +228,4 @@ def calibrate_estimator(est: Any, out_dir: str | Path, *, n_test: int = 200,
         "config": est.config.to_dict(),
     }
     return calibrate(est, est.simulator, Path(out_dir), n_test=n_test, num_samples=num_samples,
-                     seed=seed, provenance=provenance, device=est.device)
+                     seed=seed, provenance=provenance, device=est.device, sections=sections)

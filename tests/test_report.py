@@ -14,7 +14,7 @@ import torch
 
 from sbi_astro import load_simulator
 from sbi_astro.errors import ShapeError
-from sbi_astro.report import CalibrationResult, calibrate
+from sbi_astro.report import CalibrationResult, ReportSection, calibrate, figure, png
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -64,7 +64,7 @@ def test_exact_posterior_is_calibrated_and_report_is_self_contained(exact_report
     # self-contained: no external resources, figures inline as base64 PNG
     assert not re.search(r'(src|href)="(https?:)?//', html)
     images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
-    assert len(images) == 5  # TARP, coverage, SBC, corner, PPC
+    assert len(images) == 6  # TARP, coverage, SBC, recovery, corner, PPC
     for img in images:
         assert base64.b64decode(img)[:8] == b"\x89PNG\r\n\x1a\n"
     assert "CALIBRATED" in html.upper() and "gaussian_linear" in html
@@ -80,6 +80,32 @@ def test_exact_posterior_is_calibrated_and_report_is_self_contained(exact_report
     # the PPC of a well-specified model covers at least its nominal 90% (PPCs are
     # conservative: the predictive adds posterior width to the noise)
     assert metrics["key_numbers"]["PPC 90% interval coverage"] >= 0.9
+
+
+def test_parameter_recovery_matches_the_analytic_gaussian_linear_values(exact_report):
+    # gaussian_linear: theta ~ N(0, 0.1 I), x ~ N(theta, 0.1 I) -> the exact posterior has
+    # std sqrt(0.05) and its mean explains R^2 = 1 - 0.05 / 0.1 = 0.5 of the prior variance
+    # (200 test simulations: the sample R^2 has a standard error of about 0.06)
+    for p in exact_report.metrics["parameters"]:
+        assert p["r2"] == pytest.approx(0.5, abs=0.15)
+        assert p["posterior_std_median"] == pytest.approx(0.05 ** 0.5, rel=0.03)
+    assert "Parameter recovery" in exact_report.report_path.read_text(encoding="utf-8")
+
+
+def test_extra_sections_are_rendered_and_saved(sim, tmp_path):
+    fig, axes = figure()
+    axes[0, 0].plot([0, 1], [0, 1])
+    sec = ReportSection(title="My analysis", text="First <paragraph>.\n\nSecond one.",
+                        figures=[(png(fig), "a line")], metrics={"answer": 42.0},
+                        table=[{"name": "a", "value": 1.5}, {"name": "b", "value": None}])
+    res = calibrate(ReferencePosterior(sim), sim, tmp_path, n_test=20, num_samples=50, seed=0,
+                    sections=[sec])
+    page = res.report_path.read_text(encoding="utf-8")
+    assert "<h2>My analysis</h2>" in page and "First &lt;paragraph&gt;." in page
+    assert "<td>1.5</td>" in page and "<td>-</td>" in page
+    assert page.index("My analysis") < page.index("<h2>Provenance</h2>")
+    assert len(re.findall(r'src="data:image/png;base64,', page)) == 7
+    assert res.metrics["sections"] == {"My analysis": {"answer": 42.0}}
 
 
 def test_overconfident_posterior_is_flagged(sim, tmp_path):

@@ -23,9 +23,12 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
+import logging
 import math
+import warnings
 
 import numpy as np
 import torch
@@ -89,6 +92,9 @@ class XraySimulator(Simulator):
     mcmc_walkers = 32
     mcmc_burn = 1500
     mcmc_thin = 10
+    mcmc_min_tau = 50
+    mcmc_max_steps = 20_000
+    last_mcmc_diagnostics: list[dict[str, float]] = []
     #: rows simulated per chunk (memory/cache trade-off only; results do not depend on it)
     chunk_rows = 4096
 
@@ -197,12 +203,19 @@ class XraySimulator(Simulator):
 
     def _reference_posterior(self, x: Tensor, num_samples: int, rng: RowRandom) -> Tensor:
         """Posterior samples by MCMC on the exact Poisson likelihood (emcee's affine-invariant
-        ensemble sampler, Foreman-Mackey et al. 2013).
+        ensemble sampler, Foreman-Mackey et al. 2013), with convergence checks.
 
         Per observation: 32 walkers started at the best of 4,000 prior draws, 1,500 burn-in
-        steps, then enough steps for ``num_samples`` draws thinned by 10 (the integrated
-        autocorrelation time of these 3-5 parameter posteriors is ~30-60 steps per walker,
-        so 10 x 32 walkers decorrelate the kept draws).  Seeds come from ``rng``.
+        steps, then enough steps for ``num_samples`` draws thinned by 10.  The integrated
+        autocorrelation time tau of every parameter is then estimated on the post-burn-in
+        chain (emcee's ``get_autocorr_time``); while the chain is shorter than
+        ``mcmc_min_tau`` (50) x tau, as emcee's documentation recommends, it is extended
+        (up to ``mcmc_max_steps``), and the draws are taken evenly from the whole
+        post-burn-in chain.  ``last_mcmc_diagnostics`` keeps, per observation, tau, the
+        chain length in units of tau, the mean acceptance fraction and the split-R-hat
+        (Gelman et al. 2013) of the two chain halves over walkers; a
+        :class:`RuntimeWarning` names observations that still fail the 50 tau rule.  Seeds
+        come from ``rng``.
         """
         try:
             import emcee
@@ -211,7 +224,7 @@ class XraySimulator(Simulator):
         seeds = (rng.uniform((), dtype=torch.float64) * 2**31).long().tolist()
         walkers, burn, thin = self.mcmc_walkers, self.mcmc_burn, self.mcmc_thin
         steps = burn + thin * math.ceil(num_samples / walkers)
-        out = []
+        out, diags = [], []
         for i in range(x.shape[0]):
             fn = self._log_posterior_fn(x[i].cpu())
             gen = torch.Generator().manual_seed(int(seeds[i]))
@@ -221,9 +234,30 @@ class XraySimulator(Simulator):
             sampler = emcee.EnsembleSampler(walkers, self.dim, fn, vectorize=True)
             sampler.random_state = np.random.RandomState(int(seeds[i])).get_state()
             sampler.run_mcmc(start, steps, progress=False)
-            chain = sampler.get_chain(discard=burn, thin=thin, flat=True)
-            pick = np.linspace(0, chain.shape[0] - 1, num_samples).round().astype(int)
-            out.append(torch.as_tensor(chain[pick]))
+            while True:
+                kept = sampler.iteration - burn
+                with _quiet_emcee():
+                    tau = float(np.max(sampler.get_autocorr_time(discard=burn, quiet=True)))
+                need = int(math.ceil(self.mcmc_min_tau * tau)) - kept
+                if need <= 0 or sampler.iteration >= self.mcmc_max_steps:
+                    break
+                sampler.run_mcmc(None, min(need + 100, self.mcmc_max_steps - sampler.iteration),
+                                 progress=False)
+            chain = sampler.get_chain(discard=burn)  # (T, W, D)
+            diags.append({"tau": tau, "chain_over_tau": kept / tau, "steps": sampler.iteration,
+                          "acceptance": float(np.mean(sampler.acceptance_fraction)),
+                          "split_rhat": _split_rhat(chain)})
+            flat = chain.reshape(-1, self.dim)
+            pick = np.linspace(0, flat.shape[0] - 1, num_samples).round().astype(int)
+            out.append(torch.as_tensor(flat[pick]))
+        self.last_mcmc_diagnostics = diags
+        bad = [i for i, d in enumerate(diags) if d["chain_over_tau"] < self.mcmc_min_tau]
+        if bad:
+            warnings.warn(f"{self.name}: MCMC chains of observations {bad} are shorter than "
+                          f"{self.mcmc_min_tau} autocorrelation times even after "
+                          f"{self.mcmc_max_steps} steps; their reference posteriors may be "
+                          "unconverged (see last_mcmc_diagnostics)", RuntimeWarning,
+                          stacklevel=3)
         return torch.stack(out, 1).to(device=x.device, dtype=self.dtype)
 
     def default_embedding(self) -> EmbeddingSpec:
@@ -235,6 +269,35 @@ class XraySimulator(Simulator):
     def observed(self) -> Tensor:
         """The real observed counts per group ``(G,)`` of the chosen observation."""
         return torch.as_tensor(self.response.observed, dtype=self.dtype, device=self.device)
+
+
+@contextlib.contextmanager
+def _quiet_emcee():
+    """Silences emcee's log warning about short chains (we check and extend them)."""
+    log = logging.getLogger("emcee")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
+def _split_rhat(chain: np.ndarray) -> float:
+    """Largest split-R-hat over parameters of a ``(T, W, D)`` ensemble chain.
+
+    Each walker's chain is split in halves, giving ``2 W`` sequences (Gelman et al. 2013,
+    Bayesian Data Analysis, 3rd ed., eq. 11.4); values near 1 (< 1.01-1.05) mean the halves
+    agree.  Walkers of an affine-invariant ensemble are not independent, so this is a
+    consistency check, not a proof of convergence.
+    """
+    t = chain.shape[0] // 2
+    seqs = np.concatenate([chain[:t], chain[t:2 * t]], axis=1)  # (t, 2W, D)
+    means = seqs.mean(0)
+    b = t * means.var(0, ddof=1)
+    w = seqs.var(0, ddof=1).mean(0)
+    var = (t - 1) / t * w + b / t
+    return float(np.max(np.sqrt(var / np.maximum(w, 1e-300))))
 
 
 def _fixed(opts, name: str) -> float | None:
