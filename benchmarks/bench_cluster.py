@@ -6,6 +6,10 @@ Rows:
   together (rows step in lockstep, so a batch costs its slowest row's step count times the
   per-step cost of the batch); ``cycles`` counts gravothermal cycles (central-density
   swings > 0.3 dex) in the window and ``s_per_10_cycles`` scales to 10 cycles.
+* ``prior_batch``: seconds per row of a batch drawn from the prior with the NPE settings of
+  ``sbi_astro/studies/cluster_dynamics.yaml`` (``fast`` preset, 15-40 t_rh(0)); rows take
+  very different numbers of steps, and Newton iterations run only on rows still iterating,
+  so a batch costs the sum of its rows' work rather than its slowest row's.
 * ``ripser``: persistence of a 5,000-point delay embedding of the Lorenz attractor with
   1,000 greedy landmarks (our numpy farthest-point sampling, and ripser's own ``n_perm``),
   against full Rips complexes of smaller clouds.
@@ -47,6 +51,23 @@ def _gas_rows(quick: bool) -> list[dict]:
                      "steps": int(steps.max()), "seconds": sec,
                      "s_per_trajectory": sec / batch, "cycles": cycles,
                      "s_per_10_cycles": 10 * sec / batch / max(cycles, 1)})
+    return rows
+
+
+def _prior_rows(quick: bool) -> list[dict]:
+    from sbi_astro import load_simulator
+
+    sim = load_simulator("cluster_gravothermal", device="cpu", preset="fast", t_start=15.0,
+                         t_end=40.0, n_times=128)
+    rows = []
+    for batch in ((16,) if quick else (16, 128)):
+        gen = torch.Generator().manual_seed(batch)
+        theta = sim.prior.sample((batch,), generator=gen)
+        t0 = time.perf_counter()
+        sim.simulate(theta, generator=gen)
+        sec = time.perf_counter() - t0
+        rows.append({"case": "prior_batch", "batch": batch, "seconds": sec,
+                     "s_per_trajectory": sec / batch})
     return rows
 
 
@@ -92,7 +113,7 @@ def _ripser_rows(quick: bool) -> list[dict]:
 
 def run(quick: bool = False) -> list[dict]:
     torch.set_num_threads(1)
-    return _ripser_rows(quick) + _gas_rows(quick)
+    return _ripser_rows(quick) + _prior_rows(quick) + _gas_rows(quick)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ import base64
 import dataclasses
 import datetime as _dt
 import html
+import inspect
 import io
 import json
 import math
@@ -480,7 +481,12 @@ def calibrate(posterior: SamplingPosterior, simulator: Simulator, out_dir: str |
 
     t0 = time.perf_counter()
     with torch.no_grad():
-        samples = posterior.sample(num_samples, x)
+        if "generator" in inspect.signature(posterior.sample).parameters:
+            # estimators that take a generator are sampled reproducibly
+            samples = posterior.sample(num_samples, x,
+                                       generator=torch.Generator().manual_seed(seed ^ 0x5A3))
+        else:
+            samples = posterior.sample(num_samples, x)
     timings["sample_s"] = time.perf_counter() - t0
     d = simulator.dim
     if not isinstance(samples, Tensor) or tuple(samples.shape) != (num_samples, n_test, d):

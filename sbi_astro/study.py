@@ -6,7 +6,7 @@ Schema (every key optional except ``simulator.name``; unknown keys are errors)::
     simulator: {name: gaussian_linear, options: {dim: 10}, device: null}
     simulate: {num_simulations: 10000, seed: 1, chunk_size: 1000, workers: 1}
     train: {method: npe, flow: nsf, ...}          # any TrainingConfig field
-    calibrate: {n_test: 200, num_samples: 1000, seed: 2}
+    calibrate: {n_test: 200, num_samples: 1000, seed: 2, ppc_observations: 50, ppc_draws: 100}
     analyses: [{kind: observed, num_samples: 5000}] # extra report sections (sbi_astro.analyses)
     output: study-output                            # relative to the working directory
 
@@ -52,6 +52,8 @@ class CalibrateSection:
     n_test: int = 200
     num_samples: int = 1000
     seed: int = 12345
+    ppc_observations: int = 50  # observations in the posterior predictive check
+    ppc_draws: int = 100  # re-simulations per observation there (expensive simulators: fewer)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -186,7 +188,9 @@ def run_study(study: Study, *, output: str | Path | None = None, progress: bool 
     log("[3/3] calibrating")
     result = calibrate_estimator(est, out / "report", n_test=study.calibrate.n_test,
                                  num_samples=study.calibrate.num_samples,
-                                 seed=study.calibrate.seed, sections=sections)
+                                 seed=study.calibrate.seed, sections=sections,
+                                 ppc_observations=study.calibrate.ppc_observations,
+                                 ppc_draws=study.calibrate.ppc_draws)
     return {"store": str(store_path), "run": str(run_dir), "report": str(result.report_path),
             "metrics": str(result.metrics_path), "verdict": result.verdict}
 
@@ -214,7 +218,8 @@ def run_analyses(est: Any, analyses: tuple[dict[str, Any], ...] | list[dict[str,
 
 def calibrate_estimator(est: Any, out_dir: str | Path, *, n_test: int = 200,
                         num_samples: int = 1000, seed: int = 12345,
-                        sections: list[Any] | tuple[Any, ...] = ()) -> Any:
+                        sections: list[Any] | tuple[Any, ...] = (),
+                        ppc_observations: int = 50, ppc_draws: int = 100) -> Any:
     """Writes the calibration report of a trained estimator (see :mod:`sbi_astro.report`)."""
     from .report import calibrate
 
@@ -228,4 +233,5 @@ def calibrate_estimator(est: Any, out_dir: str | Path, *, n_test: int = 200,
         "config": est.config.to_dict(),
     }
     return calibrate(est, est.simulator, Path(out_dir), n_test=n_test, num_samples=num_samples,
-                     seed=seed, provenance=provenance, device=est.device, sections=sections)
+                     seed=seed, provenance=provenance, device=est.device, sections=sections,
+                     ppc_observations=ppc_observations, ppc_draws=ppc_draws)

@@ -15,7 +15,7 @@ MODULES = ["sbi_astro.random", "sbi_astro.priors", "sbi_astro.simulator", "sbi_a
            "sbi_astro.diagnostics.ppc", "sbi_astro.report",
            "sbi_astro.diagnostics.topology", "sbi_astro.diagnostics.sindy",
            "sbi_astro.embeddings.timeseries", "simulators.cluster.model",
-           "simulators.cluster.oscillations"]
+           "simulators.cluster.oscillations", "sbi_astro.analyses.dynamics"]
 
 
 @pytest.mark.parametrize("name", MODULES)

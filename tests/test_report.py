@@ -145,3 +145,16 @@ def test_report_renders_in_headless_chromium(tmp_path):
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     # a blank page compresses to a few kB; the rendered figures make it hundreds of kB
     assert len(data) > 100_000
+
+
+def test_posteriors_taking_a_generator_are_sampled_reproducibly(sim, tmp_path):
+    class Seeded(ReferencePosterior):
+        def sample(self, num_samples, x, *, generator=None):
+            draws = self.sim.reference_posterior(x, num_samples, generator=generator)
+            return draws
+
+    a = calibrate(Seeded(sim), sim, tmp_path / "a", n_test=30, num_samples=100, seed=4)
+    b = calibrate(Seeded(sim), sim, tmp_path / "b", n_test=30, num_samples=100, seed=4)
+    assert a.metrics["tarp"]["ecp"] == b.metrics["tarp"]["ecp"]
+    c = calibrate(Seeded(sim), sim, tmp_path / "c", n_test=30, num_samples=100, seed=5)
+    assert c.metrics["tarp"]["ecp"] != a.metrics["tarp"]["ecp"]

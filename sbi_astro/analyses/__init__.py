@@ -52,6 +52,6 @@ def get_analysis(kind: str) -> Callable[..., Any]:
     return _ANALYSES[kind]
 
 
-from . import mock, observed  # noqa: E402,F401  (registers the built-in kinds)
+from . import dynamics, mock, observed  # noqa: E402,F401  (registers the built-in kinds)
 
 __all__ = ["analysis_kinds", "get_analysis", "register_analysis"]

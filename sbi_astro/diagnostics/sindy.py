@@ -170,13 +170,27 @@ class SindyFit:
     def simulate(self, x0: np.ndarray, t: np.ndarray) -> np.ndarray:
         """Integrates the model from ``x0 (d,)`` at times ``t (n,)`` (LSODA); ``(n, d)``.
 
-        Rows after a blow-up (the integrator stopping early) are filled with NaN.
+        Rows after a blow-up (the integrator stopping early, or any variable exceeding 1,000
+        times ``1 + max |x0|``) are filled with NaN.
         """
         from scipy.integrate import solve_ivp
 
         t = np.asarray(t, dtype=np.float64)
-        sol = solve_ivp(lambda _s, y: self.rhs(y[None])[0], (t[0], t[-1]), np.asarray(x0, float),
-                        t_eval=t, method="LSODA", rtol=1e-8, atol=1e-10)
+        x0 = np.asarray(x0, dtype=np.float64)
+        bound = 1e3 * (1.0 + float(np.abs(x0).max()))
+
+        def blow_up(_s: float, y: np.ndarray) -> float:  # stops the integration at |y| = bound
+            return bound - float(np.abs(y).max()) if np.isfinite(y).all() else -1.0
+
+        blow_up.terminal = True  # type: ignore[attr-defined]
+
+        def rhs(_s: float, y: np.ndarray) -> np.ndarray:
+            if not np.isfinite(y).all():
+                return np.zeros_like(y)  # the event ends the run; keep LSODA from crashing
+            return self.rhs(y[None])[0]
+
+        sol = solve_ivp(rhs, (t[0], t[-1]), x0, t_eval=t, method="LSODA", rtol=1e-8,
+                        atol=1e-10, events=blow_up)
         out = np.full((t.size, self.coefficients.shape[0]), np.nan)
         out[: sol.y.shape[1]] = sol.y.T
         return out

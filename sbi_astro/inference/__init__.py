@@ -27,6 +27,7 @@ from .config import TrainingConfig
 from .estimator import TrainedEstimator, check_theta_x, load_run, resolve_embedding_spec
 from .nle import NLEEstimator
 from .npe import NPEEstimator
+from .transforms import LogitBox
 from .nre import NREEstimator
 
 _CLASSES = {"npe": NPEEstimator, "nle": NLEEstimator, "nre": NREEstimator}
@@ -52,6 +53,13 @@ def train(theta: Tensor, x: Tensor, simulator: Simulator, config: TrainingConfig
     x = x.to(device, torch.float32)
     spec = resolve_embedding_spec(config, simulator)
     prior = simulator.prior.to(device)
+    if config.theta_transform == "logit":
+        # the flow lives in phi = logit(box) space; sbi only needs a prior there to know the
+        # dimension (single-round NPE never samples it)
+        theta = LogitBox(prior.low, prior.high).forward(theta)
+        prior = torch.distributions.Independent(torch.distributions.Normal(
+            torch.zeros(simulator.dim, device=device),
+            torch.full((simulator.dim,), 10.0, device=device)), 1)
     t0 = time.perf_counter()
     cuda = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=cuda):

@@ -9,6 +9,7 @@ from ..errors import ConfigError
 
 METHODS = ("npe", "nle", "nre")
 FLOWS = ("auto", "nsf", "maf")
+THETA_TRANSFORMS = ("none", "logit")
 AUTO_NSF_MAX_DIM = 4
 
 
@@ -36,6 +37,10 @@ class TrainingConfig:
             gaussian_linear MAF 0.575 at 128 vs 0.586 at 64).
         learning_rate, max_epochs, stop_after_epochs, validation_fraction: the training
             loop (Adam, early stopping on the validation loss).
+        theta_transform: ``"none"``, or ``"logit"`` (NPE only): train the flow on
+            ``logit((theta - low) / (high - low))`` over the prior's box, so posteriors that
+            pile up against a bound are fitted without leakage (see
+            :mod:`sbi_astro.inference.transforms`; needs finite prior bounds).
         seed: seeds initialisation and batching (global RNG state is restored afterwards).
         device: ``None`` (CUDA if available), ``"cpu"`` or ``"cuda"``.
         mcmc_method, num_chains, warmup_steps, thin: posterior sampling for NLE/NRE.
@@ -54,6 +59,7 @@ class TrainingConfig:
     max_epochs: int = 1000
     stop_after_epochs: int = 30
     validation_fraction: float = 0.1
+    theta_transform: str = "none"
     seed: int = 0
     device: str | None = None
     mcmc_method: str = "slice_np_vectorized"
@@ -77,6 +83,12 @@ class TrainingConfig:
                               f"{self.validation_fraction}")
         if not self.learning_rate > 0:
             raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if self.theta_transform not in THETA_TRANSFORMS:
+            raise ConfigError(f"theta_transform must be one of {THETA_TRANSFORMS}, got "
+                              f"{self.theta_transform!r}")
+        if self.theta_transform != "none" and self.method != "npe":
+            raise ConfigError("theta_transform applies to NPE only (NLE/NRE sample with MCMC "
+                              "inside the prior); set method: npe or theta_transform: none")
         if not (self.embedding in ("default", "none", None) or isinstance(self.embedding, dict)):
             raise ConfigError("embedding must be 'default', 'none' or a {kind, kwargs} mapping")
 

@@ -17,6 +17,7 @@ from torch import Tensor
 
 from . import sbi_adapter
 from .estimator import TrainedEstimator
+from .transforms import LogitBox
 
 _MAX_REDRAWS = 100
 
@@ -51,14 +52,25 @@ class NPEEstimator(TrainedEstimator):
         out = torch.cat(outs, dim=1)
         return out.reshape(num_samples, *batch, self.simulator.dim)
 
+    @property
+    def theta_transform(self) -> LogitBox | None:
+        """The box-to-R^D map the flow was trained in (``None``: trained on theta)."""
+        if getattr(self.config, "theta_transform", "none") != "logit":
+            return None
+        prior = self.prior
+        return LogitBox(prior.low, prior.high)
+
     def _draw(self, num: int, xf: Tensor, generator: torch.Generator | None) -> Tensor:
         if generator is None:
-            return self.net.sample((num,), condition=xf)
-        seed = int(torch.randint(0, 2**62, (), generator=generator))
-        devices = [self.device] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
-            return self.net.sample((num,), condition=xf)
+            out = self.net.sample((num,), condition=xf)
+        else:
+            seed = int(torch.randint(0, 2**62, (), generator=generator))
+            devices = [self.device] if self.device.type == "cuda" else []
+            with torch.random.fork_rng(devices=devices):
+                torch.manual_seed(seed)
+                out = self.net.sample((num,), condition=xf)
+        tr = self.theta_transform
+        return out if tr is None else tr.inverse(out)
 
     def _sample_flat(self, num: int, xf: Tensor, generator: torch.Generator | None) -> Tensor:
         prior = self.prior
@@ -97,6 +109,11 @@ class NPEEstimator(TrainedEstimator):
         theta = torch.as_tensor(theta, dtype=torch.float32, device=self.device)
         s = theta.shape[0]
         th = theta.reshape(s, -1, self.simulator.dim)
-        lp = sbi_adapter.flow_log_prob(self.net, th, xf)
+        tr = self.theta_transform
+        if tr is None:
+            lp = sbi_adapter.flow_log_prob(self.net, th, xf)
+        else:
+            lp = (sbi_adapter.flow_log_prob(self.net, tr.forward(th), xf)
+                  + tr.log_abs_det_jacobian(th))
         lp = torch.where(self.prior.within_support(th), lp, torch.full_like(lp, -torch.inf))
         return lp.reshape(s, *batch)

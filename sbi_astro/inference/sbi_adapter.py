@@ -40,6 +40,23 @@ class NullTracker:
         pass
 
 
+def flow_log_prob(net: nn.Module, theta: Tensor, condition: Tensor) -> Tensor:
+    """``log q(theta | x)`` of an sbi zuko flow, ``theta (S, B, D)``, ``condition (B, *E)``.
+
+    sbi 0.27's ``ZukoFlow.log_prob`` broadcasts the condition to ``(S, B, *E)`` before the
+    embedding net, which costs ``S`` embedding passes and ``S`` copies of every ``x`` (for
+    a 3-D CNN on lightcones, tens of GB at ``S = 256``).  Here ``x`` is embedded once and the
+    flow's distribution broadcasts over the sample dimension.  Other estimators fall back to
+    their own ``log_prob``.
+    """
+    embed = getattr(net, "_embedding_net", None)
+    flow = getattr(net, "net", None)
+    if embed is None or flow is None or theta.dim() != 3:
+        return net.log_prob(theta, condition)
+    dist = flow(embed(condition))  # batch shape (B,)
+    return dist.log_prob(theta)  # (S, B)
+
+
 def _flow_kwargs(config: Any) -> dict[str, Any]:
     if config.flow not in ("maf", "nsf"):
         raise ConfigError(f"flow must be resolved to 'maf' or 'nsf', got {config.flow!r}")
@@ -111,22 +128,6 @@ def train(inference: Any, theta: Tensor, x: Tensor, config: Any) -> tuple[nn.Mod
         "validation_loss": [float(v) for v in s["validation_loss"]],
     }
     return net, summary
-
-
-def flow_log_prob(net: nn.Module, theta: Tensor, x: Tensor) -> Tensor:
-    """``log q(theta | x)`` ``(S, N)`` of a trained flow, for ``theta (S, N, D)`` and
-    ``x (N, *E)``, embedding each observation once.
-
-    sbi's ``ZukoFlow.log_prob`` expands ``x`` to ``(S, N, *E)`` before the embedding net:
-    ``S`` times the work and the memory, which for an image CNN at ``S * N = 51,200``
-    (one chunk of a calibration) meant 14 GB.  The flow's density is the same either way.
-    """
-    from sbi.neural_nets.estimators.zuko_flow import ZukoFlow
-
-    if not isinstance(net, ZukoFlow):
-        return net.log_prob(theta, x)
-    emb = net._embedding_net(x)  # (N, F)
-    return net.net(emb).log_prob(theta)  # zuko broadcasts (S, N, D) against batch (N,)
 
 
 def rebuild(method: str, config: Any, embedding: nn.Module, x_standardization: str,
