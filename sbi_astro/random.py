@@ -148,45 +148,70 @@ class RowRandom:
             )
         key = self._next_key()
         n = rate.shape[0]
-        lam = rate.to(torch.float64).reshape(n, -1)
+        lam = rate.to(torch.float64).reshape(-1)
+        per_row = lam.numel() // n if n else 0
         out = torch.zeros_like(lam)
+        if out.numel() == 0:
+            return out.reshape(rate.shape).to(rate.dtype)
+        # row of every flat element, for the counter of (row, element)
+        row_of = torch.arange(n, device=lam.device).repeat_interleave(per_row)
         small = lam < 10.0
-        # Each branch works on the flat (row, element) indices it owns, and every loop only
-        # on the elements still undecided: the numbers are those of the element's own
-        # counter, so the result is the same as evaluating the whole array.
-        rows, cols = small.nonzero(as_tuple=True)
-        if rows.numel():
-            out[rows, cols] = self._poisson_inversion(fold(key, 0), lam[rows, cols], rows, cols)
-        rows, cols = (~small).nonzero(as_tuple=True)
-        if rows.numel():
-            out[rows, cols] = self._poisson_ptrs(fold(key, 1), lam[rows, cols], rows, cols)
+        # Each branch works on the flat indices it owns, and every loop only on the elements
+        # still undecided: the numbers are those of the element's own counter, so the
+        # result is the same as evaluating the whole array.  (``index_select`` rather than
+        # ``[]``: several times faster on CPU.)
+        idx = small.nonzero().squeeze(1)
+        if idx.numel():
+            out.index_copy_(0, idx, self._poisson_inversion(
+                fold(key, 0), lam.index_select(0, idx), idx, row_of, per_row))
+        idx = (~small).nonzero().squeeze(1)
+        if idx.numel():
+            out.index_copy_(0, idx, self._poisson_ptrs(
+                fold(key, 1), lam.index_select(0, idx), idx, row_of, per_row))
         return out.reshape(rate.shape).to(rate.dtype)
 
     @staticmethod
-    def _unit_at(key: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
-        """The uniform that ``_unit(_bits(key, shape))`` gives at flat ``(rows, cols)``."""
-        return RowRandom._unit(mix64(key[rows] + (cols + 1) * _GOLDEN))
+    def _unit_at(key: Tensor, idx: Tensor, row_of: Tensor, per_row: int) -> Tensor:
+        """The uniform that ``_unit(_bits(key, shape))`` gives at the flat indices ``idx``
+        of an ``(N, per_row)`` array (``row_of``: the row of every flat index)."""
+        rows = row_of.index_select(0, idx)
+        cols = idx - rows * per_row
+        return RowRandom._unit(mix64(key.index_select(0, rows) + (cols + 1) * _GOLDEN))
 
-    def _poisson_inversion(self, key: Tensor, lam: Tensor, rows: Tensor, cols: Tensor
-                           ) -> Tensor:
-        u = self._unit_at(key, rows, cols)
-        k = torch.zeros_like(lam)
+    def _poisson_inversion(self, key: Tensor, lam: Tensor, idx: Tensor, row_of: Tensor,
+                           per_row: int) -> Tensor:
+        # Sequential search: K = #{i >= 1 : u > F(i - 1)}, F the CDF summed term by term.
+        # F only grows, so an element, once decided, stays decided: counting over the
+        # whole array or over the undecided elements only gives the same K.  The
+        # undecided ones are compacted whenever they fall below a quarter of the array.
+        u = self._unit_at(key, idx, row_of, per_row)
         p = torch.exp(-lam)
         cdf = p.clone()
-        live = (u > cdf).nonzero(as_tuple=True)[0]
-        u, p, cdf, lam_l = u[live], p[live], cdf[live], lam[live]
+        k = torch.zeros_like(lam)
+        pos = None  # positions in ``k`` of the current arrays' elements (None: all)
+        kk = k
         # P(K > 60 | lam < 10) < 1e-25: the loop ends long before float64 loses the tail.
         for i in range(1, 80):
-            if live.numel() == 0:
+            live = u > cdf
+            count = int(live.sum())
+            if count == 0:
                 break
-            k[live] += 1.0
-            p = p * lam_l / i
+            if 4 * count < live.numel():
+                if pos is not None:
+                    k.index_copy_(0, pos, kk)
+                keep = live.nonzero().squeeze(1)
+                pos = keep if pos is None else pos.index_select(0, keep)
+                u, p, cdf, lam, live = (t.index_select(0, keep) for t in (u, p, cdf, lam, live))
+                kk = k.index_select(0, pos)
+            kk += live
+            p = p * lam / i
             cdf = cdf + p
-            keep = (u > cdf).nonzero(as_tuple=True)[0]
-            live, u, p, cdf, lam_l = live[keep], u[keep], p[keep], cdf[keep], lam_l[keep]
+        if pos is not None:
+            k.index_copy_(0, pos, kk)
         return k
 
-    def _poisson_ptrs(self, key: Tensor, lam: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
+    def _poisson_ptrs(self, key: Tensor, lam: Tensor, idx: Tensor, row_of: Tensor,
+                      per_row: int) -> Tensor:
         slam = torch.sqrt(lam)
         loglam = torch.log(lam)
         b = 0.931 + 2.53 * slam
@@ -197,25 +222,27 @@ class RowRandom:
         live = torch.arange(lam.shape[0], device=lam.device)
         attempt = 0
         while live.numel():
-            r, c = rows[live], cols[live]
-            uu = self._unit_at(fold(key, 2 * attempt), r, c) - 0.5
-            v = self._unit_at(fold(key, 2 * attempt + 1), r, c)
-            lm, bl, al = lam[live], b[live], a[live]
+            at = idx.index_select(0, live)
+            uu = self._unit_at(fold(key, 2 * attempt), at, row_of, per_row) - 0.5
+            v = self._unit_at(fold(key, 2 * attempt + 1), at, row_of, per_row)
+            lm, bl, al, vrl = (t.index_select(0, live) for t in (lam, b, a, vr))
             us = 0.5 - uu.abs()
             k = torch.floor((2.0 * al / us + bl) * uu + lm + 0.43)
-            quick = (us >= 0.07) & (v <= vr[live])
+            quick = (us >= 0.07) & (v <= vrl)
             reject = (k < 0) | ((us < 0.013) & (v > us))
             # the log test only where the quick tests leave it open (~15% of draws)
             accept = quick.clone()
-            j = (~quick & ~reject).nonzero(as_tuple=True)[0]
+            j = (~quick & ~reject).nonzero().squeeze(1)
             if j.numel():
-                lj, kj, usj = live[j], k[j], us[j]
-                accept[j] = (
-                    torch.log(v[j]) + torch.log(invalpha[lj])
-                    - torch.log(al[j] / (usj * usj) + bl[j])
-                    <= -lm[j] + kj * loglam[lj] - torch.lgamma(kj + 1.0)
-                )
-            out[live[accept]] = k[accept]
+                lj = live.index_select(0, j)
+                kj, usj, vj, alj, blj, lmj = (t.index_select(0, j) for t in (k, us, v, al, bl, lm))
+                accept.index_copy_(0, j, (
+                    torch.log(vj) + torch.log(invalpha.index_select(0, lj))
+                    - torch.log(alj / (usj * usj) + blj)
+                    <= -lmj + kj * loglam.index_select(0, lj) - torch.lgamma(kj + 1.0)
+                ))
+            acc = accept.nonzero().squeeze(1)
+            out.index_copy_(0, live.index_select(0, acc), k.index_select(0, acc))
             live = live[~accept]
             attempt += 1
             if attempt > 1000:  # acceptance is > 0.85 per attempt: unreachable in practice

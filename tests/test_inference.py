@@ -48,6 +48,9 @@ def test_sample_shapes_support_and_reproducibility(gl2):
     assert est.sample(7, x[0, 0]).shape == (7, 2)
     lp = est.log_prob(s1, x)
     assert lp.shape == (50, 2, 3) and torch.isfinite(lp).all()
+    # each observation embedded once gives sbi's own density (which embeds S copies)
+    ref = est.net.log_prob(s1.reshape(50, 6, 2), x.reshape(6, 2))
+    torch.testing.assert_close(lp.reshape(50, 6), ref.detach())
     # global RNG untouched by seeded sampling
     state = torch.random.get_rng_state()
     est.sample(5, x, generator=torch.Generator().manual_seed(4))

@@ -13,6 +13,8 @@ live in this package, one module per kind:
 
 * ``observed`` (:mod:`.observed`) - the posterior of the simulator's real observation next to
   its reference posterior, with posterior predictive counts over the data.
+* ``mock`` (:mod:`.mock`) - the posterior of one observation simulated at given parameters
+  (a named, typical mock), with the fractional precision of every parameter.
 """
 
 from __future__ import annotations
@@ -50,6 +52,6 @@ def get_analysis(kind: str) -> Callable[..., Any]:
     return _ANALYSES[kind]
 
 
-from . import dynamics, observed  # noqa: E402,F401  (registers the built-in kinds)
+from . import dynamics, mock, observed  # noqa: E402,F401  (registers the built-in kinds)
 
 __all__ = ["analysis_kinds", "get_analysis", "register_analysis"]

@@ -48,27 +48,51 @@ class _Block(nn.Module):
 class ResNet2dEmbedding(nn.Module):
     """Residual CNN: ``(*B, H, W)`` or ``(*B, C, H, W)`` images -> ``(*B, out_features)``.
 
-    A 3x3 stem, then one stage per entry of ``channels`` (the first at full resolution,
-    each later one halving it), ``blocks`` residual blocks per stage, global average and
-    max pooling, and a linear head.
+    A 3x3 stem (stride ``stem_stride``), then one stage per entry of ``channels`` (the
+    first at the stem's resolution, each later one halving it), ``blocks`` residual blocks
+    per stage, global average and max pooling, and a linear head.
+
+    Global pooling makes the summary blind to where a feature sits in the image.  With
+    ``coords=True`` the stem also sees three fixed channels, ``x``, ``y`` and ``r`` (pixel
+    offsets from the image centre, in units of half the image side; "CoordConv"), so
+    that sizes measured from the centre (e.g. the Einstein radius of a lens centred in
+    the cutout) stay available after pooling.
 
     Args:
         in_shape: event shape, ``[H, W]`` or ``[C, H, W]``.
         out_features: size of the summary.
         channels: widths of the stages.
         blocks: residual blocks per stage.
+        stem_stride: stride of the stem convolution: 2 runs every stage at half the
+            resolution, about 4x cheaper (for images sampled finer than their features).
+        coords: append the ``x, y, r`` coordinate channels to the input.
+
+    References:
+        Liu et al. (2018), "An intriguing failing of convolutional neural networks and the
+        CoordConv solution", NeurIPS.
     """
 
     def __init__(self, in_shape: list[int], out_features: int = 64,
-                 channels: list[int] | tuple[int, ...] = (16, 32, 64, 64), blocks: int = 1):
+                 channels: list[int] | tuple[int, ...] = (16, 32, 64, 64), blocks: int = 1,
+                 stem_stride: int = 1, coords: bool = False):
         super().__init__()
         self.in_shape = tuple(int(v) for v in in_shape)
         if len(self.in_shape) not in (2, 3):
             raise ConfigError(f"resnet2d needs in_shape [H, W] or [C, H, W], got {in_shape}")
         if not channels or blocks < 1:
             raise ConfigError("resnet2d needs at least one stage and one block per stage")
+        if int(stem_stride) < 1:
+            raise ConfigError(f"resnet2d stem_stride must be >= 1, got {stem_stride}")
         c_in = 1 if len(self.in_shape) == 2 else self.in_shape[0]
-        layers: list[nn.Module] = [nn.Conv2d(c_in, channels[0], 3, 1, 1)]
+        self.coords = bool(coords)
+        if self.coords:
+            h, w = self.in_shape[-2:]
+            y = (torch.arange(h, dtype=torch.float32) - (h - 1) / 2) / (h / 2)
+            x = (torch.arange(w, dtype=torch.float32) - (w - 1) / 2) / (w / 2)
+            yy, xx = torch.meshgrid(y, x, indexing="ij")
+            self.register_buffer("grid", torch.stack([xx, yy, torch.hypot(xx, yy)]))
+            c_in += 3
+        layers: list[nn.Module] = [nn.Conv2d(c_in, channels[0], 3, int(stem_stride), 1)]
         width = channels[0]
         for i, c in enumerate(channels):
             for b in range(blocks):
@@ -85,6 +109,9 @@ class ResNet2dEmbedding(nn.Module):
                              f", got {tuple(x.shape)}")
         batch = x.shape[: x.dim() - ev]
         flat = x.reshape(math.prod(batch), *((1,) if ev == 2 else ()), *self.in_shape)
+        if self.coords:
+            grid = self.grid.to(flat.dtype).expand(flat.shape[0], -1, -1, -1)
+            flat = torch.cat([flat, grid], dim=1)
         h = self.features(flat)
         pooled = nn.functional.adaptive_avg_pool2d(h, 1).flatten(1)
         peak = nn.functional.adaptive_max_pool2d(h, 1).flatten(1)

@@ -58,3 +58,24 @@ def test_learns_a_simple_summary():
         opt.step()
     # the variance of pos is 1/3; a working CNN gets far below it within 100 steps.
     assert float(loss) < 0.02
+
+
+def test_strided_stem_and_coordinate_channels():
+    net = _net(stem_stride=2, coords=True, channels=[8, 16])
+    x = torch.randn(3, 24, 24)
+    assert net(x).shape == (3, 64)
+    torch.testing.assert_close(net(x)[1:2], net(x[1:2]), rtol=1e-5, atol=1e-6)
+    # the x, y, r channels, centred on the image centre
+    gx, gy, gr = net.grid
+    torch.testing.assert_close(gx, -gx.flip(-1))
+    torch.testing.assert_close(gy, gx.T)
+    torch.testing.assert_close(gr, torch.hypot(gx, gy))
+    # with coordinates, pooling no longer hides where a feature sits: a blob moved from
+    # the centre to a corner changes the summary (it would not, up to edge effects,
+    # without them; the shift is whole pixels, so the blob's shape is the same)
+    blob = torch.zeros(24, 24)
+    blob[11:13, 11:13] = 1.0
+    moved = torch.roll(blob, (6, 6), dims=(0, 1))
+    assert float((net(blob) - net(moved)).abs().max()) > 1e-3
+    with pytest.raises(ConfigError, match="stem_stride"):
+        _net(stem_stride=0)
