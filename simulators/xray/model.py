@@ -174,10 +174,9 @@ class XraySimulator(Simulator):
         with torch.no_grad():
             for i in range(0, theta.shape[0], self.chunk_rows):
                 mu = self._expected(theta[i:i + self.chunk_rows]).clamp_min(0.0)
-                # one counter-based uniform per channel, inverted exactly (poisson_quantile)
-                u = RowRandom(keys[i:i + self.chunk_rows]).uniform(tuple(mu.shape[1:]),
-                                                                   dtype=torch.float64)
-                out.append(phys.poisson_quantile(u, mu).to(self.dtype))
+                # exact Poisson counts from the rows' own counter streams (core sampler)
+                rr = RowRandom(keys[i:i + self.chunk_rows])
+                out.append(rr.poisson(mu.to(torch.float64)).to(self.dtype))
         return torch.cat(out)
 
     def _log_likelihood(self, theta: Tensor, x: Tensor) -> Tensor:
