@@ -228,11 +228,15 @@ def plot_sbc(res: SBCResult, names: tuple[str, ...]) -> str:
     return png(fig)
 
 
-def plot_corner(samples: Tensor, truth: Tensor, names: tuple[str, ...],
-                units: tuple[str, ...], max_dims: int = 6) -> str:
+def plot_corner(samples: Tensor, truth: Tensor | None, names: tuple[str, ...],
+                units: tuple[str, ...], max_dims: int = 6, *, reference: Tensor | None = None,
+                title: str | None = None) -> str:
+    """Corner plot of ``samples (S, D)`` with the ``truth`` marked in red, or, with
+    ``reference``, both sample sets overlaid (blue: samples, red: reference)."""
     d = min(samples.shape[1], max_dims)
-    s = samples[:, :d].double().numpy()
-    t = truth[:d].double().numpy()
+    s = samples[:, :d].double().cpu().numpy()
+    r = reference[:, :d].double().cpu().numpy() if reference is not None else None
+    t = truth[:d].double().cpu().numpy() if truth is not None else None
     fig, axes = figure(d, d, size=(1.6 * d + 0.6, 1.6 * d + 0.4))
     labels = [f"{n} [{u}]" if u else n for n, u in zip(names, units, strict=True)][:d]
     for i in range(d):
@@ -241,13 +245,25 @@ def plot_corner(samples: Tensor, truth: Tensor, names: tuple[str, ...],
             if j > i:
                 ax.set_axis_off()
                 continue
-            if i == j:
+            if i == j and r is None:
                 ax.hist(s[:, i], bins=30, color="C0", alpha=0.7)
-                ax.axvline(t[i], color="C3", lw=1.5)
-                ax.set_yticks([])
-            else:
+            elif i == j:
+                lo, hi = min(s[:, i].min(), r[:, i].min()), max(s[:, i].max(), r[:, i].max())
+                bins = [lo + (hi - lo) * k / 40 for k in range(41)]
+                ax.hist(s[:, i], bins=bins, density=True, histtype="step", color="C0", lw=1.4)
+                ax.hist(r[:, i], bins=bins, density=True, histtype="step", color="C3", lw=1.2)
+            elif r is None:
                 ax.hist2d(s[:, j], s[:, i], bins=30, cmap="Blues")
-                ax.plot(t[j], t[i], "*", color="C3", ms=10, mec="white", mew=0.5)
+            else:
+                ax.plot(s[:2000, j], s[:2000, i], ".", ms=1, color="C0", alpha=0.3)
+                ax.plot(r[:2000, j], r[:2000, i], ".", ms=1, color="C3", alpha=0.3)
+            if t is not None:
+                if i == j:
+                    ax.axvline(t[i], color="C3", lw=1.5)
+                else:
+                    ax.plot(t[j], t[i], "*", color="C3", ms=10, mec="white", mew=0.5)
+            if i == j:
+                ax.set_yticks([])
             if i == d - 1:
                 ax.set_xlabel(labels[j], fontsize=8)
             else:
@@ -258,7 +274,8 @@ def plot_corner(samples: Tensor, truth: Tensor, names: tuple[str, ...],
                 ax.set_yticklabels([])
             ax.tick_params(labelsize=7)
     more = f" (first {d} of {samples.shape[1]} parameters)" if samples.shape[1] > d else ""
-    fig.suptitle(f"Posterior of test simulation 0; red: true parameters{more}", fontsize=10)
+    fig.suptitle((title or "Posterior of test simulation 0; red: true parameters") + more,
+                 fontsize=10)
     return png(fig)
 
 

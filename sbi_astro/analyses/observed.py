@@ -26,7 +26,7 @@ from torch import Tensor
 
 from ..diagnostics.c2st import c2st
 from ..errors import ConfigError
-from ..report import ReportSection, figure, png
+from ..report import ReportSection, figure, plot_corner, png
 from . import register_analysis
 
 _SALT_REF, _SALT_PPC = 0x5EED01, 0x5EED02
@@ -36,43 +36,6 @@ def _summary(samples: Tensor) -> dict[str, Tensor]:
     q = torch.quantile(samples.double(), torch.tensor([0.05, 0.95], dtype=torch.float64), dim=0)
     return {"mean": samples.double().mean(0), "std": samples.double().std(0),
             "q05": q[0], "q95": q[1]}
-
-
-def _plot_posteriors(npe: Tensor, ref: Tensor | None, names, units) -> str:
-    d = len(names)
-    fig, axes = figure(d, d, size=(1.7 * d + 0.6, 1.7 * d + 0.4))
-    a = npe.double().cpu().numpy()
-    b = ref.double().cpu().numpy() if ref is not None else None
-    labels = [f"{n} [{u}]" if u else n for n, u in zip(names, units, strict=True)]
-    for i in range(d):
-        for j in range(d):
-            ax = axes[i, j]
-            if j > i:
-                ax.set_axis_off()
-                continue
-            if i == j:
-                lo = min(a[:, i].min(), b[:, i].min()) if b is not None else a[:, i].min()
-                hi = max(a[:, i].max(), b[:, i].max()) if b is not None else a[:, i].max()
-                bins = torch.linspace(float(lo), float(hi), 40).numpy()
-                ax.hist(a[:, i], bins=bins, density=True, histtype="step", color="C0", lw=1.4,
-                        label="NPE")
-                if b is not None:
-                    ax.hist(b[:, i], bins=bins, density=True, histtype="step", color="C3",
-                            lw=1.2, label="reference (MCMC)")
-                ax.set_yticks([])
-            else:
-                ax.plot(a[:2000, j], a[:2000, i], ".", ms=1, color="C0", alpha=0.3)
-                if b is not None:
-                    ax.plot(b[:2000, j], b[:2000, i], ".", ms=1, color="C3", alpha=0.3)
-            if i == d - 1:
-                ax.set_xlabel(labels[j], fontsize=8)
-            if j == 0 and i > 0:
-                ax.set_ylabel(labels[i], fontsize=8)
-            ax.tick_params(labelsize=6)
-    if d > 0:
-        axes[0, 0].legend(fontsize=6, loc="upper right")
-    fig.suptitle("Posterior of the observed data: NPE (blue) vs reference (red)", fontsize=10)
-    return png(fig)
 
 
 def _plot_ppc(x_obs: Tensor, x_rep: Tensor) -> str:
@@ -182,7 +145,9 @@ def observed_analysis(est: Any, out_dir: Path, *, seed: int, log=print, num_samp
         c = metrics["c2st_vs_reference"]
         text.append(f"C2ST between the NPE and the reference posterior: {c:.3f} (0.5 means "
                     "indistinguishable, 1 fully separable).")
-    figures = [(_plot_posteriors(npe, ref, names, units),
+    figures = [(plot_corner(npe, None, names, units, reference=ref,
+                            title="Posterior of the observed data: NPE (blue) vs reference "
+                                  "(red)"),
                 "Observed-data posterior: NPE (blue) and reference MCMC (red)."),
                (_plot_ppc(x_obs, x_rep), "Posterior predictive check over the observed data: "
                 "5-95 % band of re-simulated data and the observed values; bottom: "
