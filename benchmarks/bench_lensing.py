@@ -192,7 +192,11 @@ def run(quick: bool = False) -> list[dict]:
     # which the other jobs of a shared machine do not inflate (waiting for a core is not
     # CPU time; wall-clock rates at load 5-9 on the 2-core machine were inconsistent,
     # e.g. lenstronomy with noise faster than without).  Wall rates are kept alongside.
-    torch.set_num_threads(1)
+    # SBI_ASTRO_BENCH_THREADS=2 instead gives torch two threads and compares wall-clock
+    # rates (only meaningful on an otherwise idle machine; lenstronomy stays one image at a
+    # time, numpy on one core).
+    threads = int(os.environ.get("SBI_ASTRO_BENCH_THREADS", "1"))
+    torch.set_num_threads(threads)
     rows: list[dict] = []
     # (image side, batch of the batched codes, images of the per-image code).  Short calls
     # repeated many times, interleaved, best of each: on a shared machine the best of many
@@ -228,12 +232,15 @@ def run(quick: bool = False) -> list[dict]:
             pass
         load = os.getloadavg()[0]
         cpu, wall = _best(fns, repeat=repeat)
-        rate = {key: counts[key] / cpu[key] for key in fns}
+        basis = cpu if threads == 1 else wall
+        rate = {key: counts[key] / basis[key] for key in fns}
         for (code, noise), r in rate.items():
             row = {"case": f"{num_pix}x{num_pix}", "code": code, "noise": noise,
-                   "batch": counts[code, noise], "images_per_cpu_s": r,
+                   "batch": counts[code, noise], "images_per_cpu_s": counts[code, noise]
+                   / cpu[code, noise],
                    "images_per_wall_s": counts[code, noise] / wall[code, noise],
-                   "load_avg_1min": load}
+                   "load_avg_1min": load, "threads": threads,
+                   "ratio_basis": "cpu" if threads == 1 else "wall"}
             if code == "ours_compiled":
                 row["compile_s"] = compile_s
             cau = max(rate.get(("caustics", noise), 0.0),
