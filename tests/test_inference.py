@@ -139,7 +139,6 @@ def test_npe_log_prob_embeds_each_observation_once(gl2):
     # sbi 0.27's flow log_prob copies x per sample before the embedding net: S embedding
     # passes and S copies of x (an OOM for a 3-D CNN on lightcones).  Ours embeds x once and
     # must give the same densities.
-
     sim, est = gl2
     x = simulate_rows(sim, 6, 0, 4)[1]
     theta = est.sample(30, x, generator=torch.Generator().manual_seed(0))  # (30, 4, 2)
