@@ -39,6 +39,14 @@ def register_analysis(kind: str) -> Callable[[Callable[..., Any]], Callable[...,
     return deco
 
 
+def check_int_option(kind: str, name: str, value: Any, low: int) -> int:
+    """``value`` if it is an integer >= ``low``; a ConfigError naming the option otherwise."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise ConfigError(f"analysis '{kind}': '{name}' must be an integer >= {low}, "
+                          f"got {value!r}")
+    return value
+
+
 def analysis_kinds() -> list[str]:
     """Names of the registered analyses."""
     return sorted(_ANALYSES)
@@ -54,4 +62,4 @@ def get_analysis(kind: str) -> Callable[..., Any]:
 
 from . import dynamics, mock, observed  # noqa: E402,F401  (registers the built-in kinds)
 
-__all__ = ["analysis_kinds", "get_analysis", "register_analysis"]
+__all__ = ["analysis_kinds", "check_int_option", "get_analysis", "register_analysis"]

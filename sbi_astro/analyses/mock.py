@@ -19,7 +19,7 @@ import torch
 
 from ..errors import ConfigError
 from ..report import ReportSection, figure, png
-from . import register_analysis
+from . import check_int_option, register_analysis
 
 _SALT = 0x3A0C
 
@@ -65,9 +65,7 @@ def mock_analysis(est: Any, out_dir: Path, *, seed: int, log=print,
         given = sorted(theta) if isinstance(theta, dict) else theta
         raise ConfigError(f"analysis 'mock' needs 'theta': a mapping with a value for every "
                           f"parameter of {sim.name!r} {list(names)}, got {given!r}")
-    if not isinstance(num_samples, int) or isinstance(num_samples, bool) or num_samples < 100:
-        raise ConfigError(f"analysis 'mock': 'num_samples' must be an integer >= 100, "
-                          f"got {num_samples!r}")
+    check_int_option("mock", "num_samples", num_samples, 100)
     truth = torch.tensor([[float(theta[n]) for n in names]], dtype=sim.prior.low.dtype,
                          device=sim.device)
     log(f"      mock '{label}': {num_samples} posterior samples")

@@ -27,7 +27,7 @@ from torch import Tensor
 from ..diagnostics.c2st import c2st
 from ..errors import ConfigError
 from ..report import ReportSection, figure, plot_corner, png
-from . import register_analysis
+from . import check_int_option, register_analysis
 
 _SALT_REF, _SALT_PPC = 0x5EED01, 0x5EED02
 
@@ -75,10 +75,8 @@ def observed_analysis(est: Any, out_dir: Path, *, seed: int, log=print, num_samp
         raise ConfigError(f"study analysis 'observed' needs a simulator with a shipped real "
                           f"observation; {sim.name!r} has none (remove the analysis or pick "
                           "a simulator option that selects an observation)")
-    for name, value, low in (("num_samples", num_samples, 100), ("ppc_draws", ppc_draws, 10)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise ConfigError(f"analysis 'observed': '{name}' must be an integer >= {low}, "
-                              f"got {value!r}")
+    check_int_option("observed", "num_samples", num_samples, 100)
+    check_int_option("observed", "ppc_draws", ppc_draws, 10)
     ppc_draws = min(ppc_draws, num_samples)
     x_obs = sim.observed().to(est.device)
     with torch.no_grad():
