@@ -40,7 +40,6 @@ def _signed(c: int) -> int:
 _GOLDEN = _signed(0x9E3779B97F4A7C15)
 _M1 = _signed(0xBF58476D1CE4E5B9)
 _M2 = _signed(0x94D049BB133111EB)
-_MASK53 = (1 << 53) - 1
 
 
 def _srl(z: Tensor, s: int) -> Tensor:
@@ -53,6 +52,18 @@ def mix64(z: Tensor) -> Tensor:
     z = (z ^ _srl(z, 30)) * _M1
     z = (z ^ _srl(z, 27)) * _M2
     return z ^ _srl(z, 31)
+
+
+def _mix64_(z: Tensor) -> Tensor:
+    """:func:`mix64` in place on a tensor the caller owns (the same bits, one temporary
+    instead of ten: the noise of an image is dominated by these integer passes)."""
+    for shift, mult in ((30, _M1), (27, _M2), (31, None)):
+        t = z >> shift
+        t &= (1 << (64 - shift)) - 1
+        z ^= t
+        if mult is not None:
+            z *= mult
+    return z
 
 
 def fold(key: Tensor | int, data: Tensor | int) -> Tensor:
@@ -115,14 +126,14 @@ class RowRandom:
     @staticmethod
     def _bits(key: Tensor, shape: tuple[int, ...]) -> Tensor:
         n = math.prod(shape)
-        ctr = torch.arange(1, n + 1, device=key.device, dtype=torch.int64)
-        z = mix64(key[:, None] + ctr[None, :] * _GOLDEN)
+        ctr = torch.arange(1, n + 1, device=key.device, dtype=torch.int64).mul_(_GOLDEN)
+        z = _mix64_(key[:, None] + ctr[None, :])
         return z.reshape(key.shape[0], *shape)
 
     @staticmethod
     def _unit(bits: Tensor) -> Tensor:
         """53 random bits -> float64 in the open interval (0, 1)."""
-        return (_srl(bits, 11) & _MASK53).to(torch.float64) * 2.0**-53 + 2.0**-54
+        return _srl(bits, 11).to(torch.float64).mul_(2.0**-53).add_(2.0**-54)
 
     def uniform(self, shape: tuple[int, ...] = (), dtype: torch.dtype = torch.float32) -> Tensor:
         """Uniform numbers in (0, 1) of shape ``(N, *shape)``."""
@@ -131,7 +142,7 @@ class RowRandom:
     def normal(self, shape: tuple[int, ...] = (), dtype: torch.dtype = torch.float32) -> Tensor:
         """Standard normal numbers of shape ``(N, *shape)`` (inverse-CDF of a 53-bit uniform)."""
         u = self._unit(self._bits(self._next_key(), tuple(shape)))
-        return (math.sqrt(2.0) * torch.erfinv(2.0 * u - 1.0)).to(dtype)
+        return u.mul_(2.0).sub_(1.0).erfinv_().mul_(math.sqrt(2.0)).to(dtype)
 
     def poisson(self, rate: Tensor) -> Tensor:
         """Exact Poisson counts with mean ``rate`` of shape ``(N, *E)``, returned in rate's dtype.

