@@ -9,7 +9,7 @@ import pytest
 
 MODULES = ["sbi_astro.random", "sbi_astro.priors", "sbi_astro.simulator", "sbi_astro.registry",
            "sbi_astro.store", "sbi_astro.campaign", "sbi_astro.embeddings",
-           "sbi_astro.inference",
+           "sbi_astro.inference", "sbi_astro.inference.ensemble", "sbi_astro.embeddings.volume",
            "sbi_astro.diagnostics.tarp", "sbi_astro.diagnostics.sbc",
            "sbi_astro.diagnostics.coverage", "sbi_astro.diagnostics.c2st",
            "sbi_astro.diagnostics.ppc", "sbi_astro.report",

@@ -17,13 +17,14 @@ import time
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..device import resolve_device
 from ..embeddings import build_embedding
 from ..simulator import Simulator
 from . import sbi_adapter
 from .config import TrainingConfig
+from .ensemble import NPEEnsemble, member_config
 from .estimator import TrainedEstimator, check_theta_x, load_run, resolve_embedding_spec
 from .nle import NLEEstimator
 from .npe import NPEEstimator
@@ -47,6 +48,15 @@ def train(theta: Tensor, x: Tensor, simulator: Simulator, config: TrainingConfig
         The trained estimator (call ``.save(run_dir)`` to persist it).
     """
     config = (config or TrainingConfig()).resolved(simulator.dim)
+    if config.ensemble > 1:
+        members = [train(theta, x, simulator, member_config(config, k), provenance=provenance)
+                   for k in range(config.ensemble)]
+        first = members[0]
+        metadata = {**first.metadata, "training": {
+            "members": [m.metadata["training"] for m in members],
+            "seconds": sum(m.metadata["training"]["seconds"] for m in members)}}
+        return NPEEnsemble(nn.ModuleList([m.net for m in members]), first.simulator, config,
+                           first.embedding_spec, metadata)
     device = resolve_device(config.device)
     theta, x = check_theta_x(theta, x, simulator)
     theta = theta.to(device, torch.float32)
@@ -84,5 +94,5 @@ def train(theta: Tensor, x: Tensor, simulator: Simulator, config: TrainingConfig
     return _CLASSES[config.method](net.to(device), sim, config, spec, metadata)
 
 
-__all__ = ["NLEEstimator", "NPEEstimator", "NREEstimator", "TrainedEstimator",
+__all__ = ["NLEEstimator", "NPEEnsemble", "NPEEstimator", "NREEstimator", "TrainedEstimator",
            "TrainingConfig", "load_run", "train"]

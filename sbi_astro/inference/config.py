@@ -41,6 +41,9 @@ class TrainingConfig:
             ``logit((theta - low) / (high - low))`` over the prior's box, so posteriors that
             pile up against a bound are fitted without leakage (see
             :mod:`sbi_astro.inference.transforms`; needs finite prior bounds).
+        ensemble: NPE only: train this many flows (seeds ``seed, seed + 1, ...``) on the
+            same simulations and use their equal-weight mixture
+            (:mod:`sbi_astro.inference.ensemble`); costs that many trainings.
         seed: seeds initialisation and batching (global RNG state is restored afterwards).
         device: ``None`` (CUDA if available), ``"cpu"`` or ``"cuda"``.
         mcmc_method, num_chains, warmup_steps, thin: posterior sampling for NLE/NRE.
@@ -60,6 +63,7 @@ class TrainingConfig:
     stop_after_epochs: int = 30
     validation_fraction: float = 0.1
     theta_transform: str = "none"
+    ensemble: int = 1
     seed: int = 0
     device: str | None = None
     mcmc_method: str = "slice_np_vectorized"
@@ -89,6 +93,10 @@ class TrainingConfig:
         if self.theta_transform != "none" and self.method != "npe":
             raise ConfigError("theta_transform applies to NPE only (NLE/NRE sample with MCMC "
                               "inside the prior); set method: npe or theta_transform: none")
+        if not isinstance(self.ensemble, int) or self.ensemble < 1:
+            raise ConfigError(f"ensemble must be an integer >= 1, got {self.ensemble!r}")
+        if self.ensemble > 1 and self.method != "npe":
+            raise ConfigError("ensemble applies to NPE only; set method: npe or ensemble: 1")
         if not (self.embedding in ("default", "none", None) or isinstance(self.embedding, dict)):
             raise ConfigError("embedding must be 'default', 'none' or a {kind, kwargs} mapping")
 

@@ -107,11 +107,13 @@ class TrainedEstimator(ABC):
 
 
 def _estimator_classes() -> dict[str, type[TrainedEstimator]]:
+    from .ensemble import NPEEnsemble
     from .nle import NLEEstimator
     from .npe import NPEEstimator
     from .nre import NREEstimator
 
-    return {"npe": NPEEstimator, "nle": NLEEstimator, "nre": NREEstimator}
+    return {"npe": NPEEstimator, "nle": NLEEstimator, "nre": NREEstimator,
+            "npe-ensemble": NPEEnsemble}
 
 
 def load_run(run_dir: str | Path, *, device: str | torch.device | None = None
@@ -142,9 +144,13 @@ def load_run(run_dir: str | Path, *, device: str | torch.device | None = None
         raise DataFormatError(f"{run_dir}: the simulator {sim.name!r} installed now has other "
                               "parameters or event shape than the one the run was trained on")
     method = doc["method"]
-    embedding = build_embedding(doc["embedding"])
-    net = sbi_adapter.rebuild(method, config, embedding, doc["x_standardization"],
-                              (sim.dim,), tuple(sim.event_shape))
+
+    def rebuild() -> nn.Module:
+        return sbi_adapter.rebuild(method, config, build_embedding(doc["embedding"]),
+                                   doc["x_standardization"], (sim.dim,), tuple(sim.event_shape))
+
+    net = (nn.ModuleList([rebuild() for _ in range(config.ensemble)]) if config.ensemble > 1
+           else rebuild())
     try:
         state = torch.load(weights, map_location="cpu", weights_only=True)
         net.load_state_dict(state)
@@ -153,7 +159,7 @@ def load_run(run_dir: str | Path, *, device: str | torch.device | None = None
                               f"{err}") from err
     dev = resolve_device(device)
     sim = load_simulator(doc["simulator"]["name"], device=dev, **doc["simulator"]["options"])
-    cls = _estimator_classes()[method]
+    cls = _estimator_classes()["npe-ensemble" if config.ensemble > 1 else method]
     return cls(net.to(dev), sim, config, doc["embedding"], doc.get("metadata", {}))
 
 
