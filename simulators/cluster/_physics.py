@@ -20,16 +20,27 @@ self-similar collapse), and the three-body binary energy generation per unit mas
 Breen & Heggie 2012; Heggie & Ramamani 1989 and Goodman 1987 use 85-90).  ``sigma`` is the
 one-dimensional velocity dispersion.
 
-The numerical prefactor ``k_c = 2.7`` is a calibration, not a quotation.  The published
-papers were searched for the conduction law (Lynden-Bell & Eggleton 1980; Heggie &
-Ramamani 1989; Breen & Heggie 2012; Goodman 1987 for the heating coefficient) with the
-project's literature search (stored web pages, documentation and code): only their
-abstracts are there.  They confirm the self-similar exponent of the gas model, ``rho ~
-r^-2.21`` (Lynden-Bell & Eggleton 1980; 2.23 for the anisotropic gas model, Louis &
-Spurzem 1991), and that the critical ``N`` is found with a gas code (Breen & Heggie 2012),
-but no excerpt quotes the conductivity prefactor, ``C``, ``gamma`` or the binary-heating
-coefficient, so those are the values as recalled (``C = 0.104``, ``gamma = 0.11``,
-``alpha = 90``) and ``k_c`` stays calibrated.  Why not the recalled form ``k_c = 27
+The numerical prefactor ``k_c = 2.7`` is a calibration, not a quotation.  What the
+project's literature search (stored web pages, documentation and public code; the papers'
+full texts are not among them) confirms, and what it does not:
+
+* ``gamma = 0.11`` -- confirmed: the gaseous-model code SPEDI of Spurzem and collaborators
+  (``pau-amaro-seoane/gaseous-model``, ``readpm.f`` at commit ``b53a22d``) sets
+  ``XCOUL = DLOG(GAMMA*XNTOT)`` with "Standard Value of 0.11 for 1-component system", and
+  its Plummer input deck (``Simula_BH_test/kug1.dat``) uses ``GAMMA= 0.11``;
+* the self-similar halo ``rho ~ r^-2.21`` of the gas model (Lynden-Bell & Eggleton 1980,
+  abstract; 2.23 for the anisotropic gas model, Louis & Spurzem 1991, abstract) --
+  confirmed, and reproduced by this model (-2.207, ``tests/simulators/cluster``);
+* ``C = 0.104`` and ``alpha = 90`` -- not found in any stored text: values as recalled.
+  SPEDI writes its conduction with another constant (``XLA = 0.4977`` with Larson's
+  relaxation time ``9 / (16 sqrt(pi)) sigma^3 / (G^2 m rho ln Lambda)``) and takes its
+  three-body coefficient from the input (``XBIN``), so neither number can be read off it.
+  Both act on the model only through what the tests pin to published values: ``k_c C`` sets
+  the collapse time (calibrated to Cohn 1980's 15.7 t_rh(0), 18.4 reached), and the
+  heating-to-conduction ratio sets the critical ``N`` of the oscillations (published
+  ~7,000; this model's lies between 7e3 and 2e4 at 40 shells).
+
+Why not the recalled form ``k_c = 27
 sqrt(pi) / 10 = 4.79``: with it this model's self-similar collapse rate is ``xi = t_rc d ln
 rho_c / dt = 6.5e-3`` and core collapse comes at 9.9 t_rh(0) (120 shells; re-measured with
 80 shells, the test's grid: 10.4, against 18.4 with ``k_c = 2.7``; halo slope -2.207 for
