@@ -34,31 +34,44 @@ from torch import Tensor
 
 
 def powerlaw_flux(edges: Tensor, index: Tensor, norm: Tensor,
-                  redshift: Tensor | None = None) -> Tensor:
+                  redshift: Tensor | None = None, log_scale: Tensor | None = None) -> Tensor:
     """Photon flux per bin of ``K E^-Gamma`` (XSPEC ``powerlaw``/``zpowerlw``).
+
+    Each bin's exact integral is written as ``K E_lo^a expm1(a Delta) / a`` with
+    ``a = 1 - Gamma`` and ``Delta = ln(E_hi / E_lo)``: no difference of two large numbers
+    (the form ``(E_hi^a - E_lo^a) / a`` loses up to ~1 % of a narrow bin's flux in float32
+    where ``E^a`` is small, e.g. Gamma = 3.5 at 10 keV), and ``a -> 0`` is the smooth limit
+    ``Delta (1 + a Delta / 2)``.
 
     Args:
         edges: bin edges ``(E + 1,)`` [keV].
         index: photon index ``Gamma`` ``(N,)``.
         norm: ``K`` ``(N,)`` [photons keV^-1 cm^-2 s^-1 at 1 keV, source frame].
         redshift: ``(N,)`` or ``None`` (z = 0).
+        log_scale: optional ``(N, E)`` added to the exponent, i.e. a factor
+            ``exp(log_scale)`` per bin (the absorption ``-nH sigma``: one ``exp`` pass for
+            both).
 
     Returns:
         ``(N, E)`` photons cm^-2 s^-1 per bin, exact bin integrals (no midpoint rule).
     """
     a = 1.0 - index[:, None]
+    log_lo = torch.log(edges[:-1])
+    delta = torch.log1p(torch.diff(edges) / edges[:-1])  # ln(E_hi / E_lo), no cancellation
     if redshift is None:
-        loge = torch.log(edges)[None, :]  # (1, E+1): no per-row copy of the grid
-    else:
-        loge = torch.log(edges)[None, :] + torch.log1p(redshift)[:, None]  # source frame
-    # int E^-G dE = E^(1-G) / (1-G); within 1e-6 of G = 1 use the series of expm1 (smooth).
+        expo = a * log_lo[None, :]
+    else:  # source-frame energies E (1 + z), and the (1 + z)^-1 of zpowerlw
+        lz = torch.log1p(redshift)[:, None]
+        expo = a * (log_lo[None, :] + lz) - lz
+    if log_scale is not None:
+        expo = expo + log_scale
     small = a.abs() < 1e-6
     a_safe = torch.where(small, torch.ones_like(a), a)
-    prim = torch.expm1(a_safe * loge) / a_safe
+    width = torch.expm1(a_safe * delta[None, :])
     if bool(small.any()):
-        prim = torch.where(small, loge + 0.5 * a * loge**2, prim)
-    flux = (prim[:, 1:] - prim[:, :-1]) * norm[:, None]
-    return flux if redshift is None else flux / (1.0 + redshift[:, None])
+        width = torch.where(small, delta * (1.0 + 0.5 * a * delta), width)
+    scale = torch.where(small, norm[:, None], norm[:, None] / a_safe)  # (N, 1)
+    return torch.exp(expo) * (width * scale)
 
 
 def cumulative_interp(x: Tensor, xp: Tensor, fp: Tensor) -> Tensor:

@@ -83,8 +83,8 @@ class XraySimulator(Simulator):
     """Shared instrument, noise and likelihood code of the X-ray simulators.
 
     Subclasses define ``_parameters()`` (the full parameter list as ``(marginal, fixed
-    value or None)``) and ``_photon_flux(params, edges)`` (photons cm^-2 s^-1 per input
-    energy bin, before absorption).
+    value or None)``) and ``_photon_flux(params, edges, log_transmission)`` (photons
+    cm^-2 s^-1 per input energy bin, times the transmission ``exp(log_transmission)``).
     """
 
     x_standardization = "structured"
@@ -151,15 +151,18 @@ class XraySimulator(Simulator):
                 self._constants[("fold", like.device, like.dtype)],
                 self._constants[("background", like.device, like.dtype)])
 
-    def _photon_flux(self, p: dict[str, Tensor], edges: Tensor) -> Tensor:  # pragma: no cover
+    def _photon_flux(self, p: dict[str, Tensor], edges: Tensor,
+                     log_transmission: Tensor) -> Tensor:  # pragma: no cover
+        """Absorbed photon flux per input bin ``(N, E)``: the model's flux times
+        ``exp(log_transmission)`` (``-nH sigma``, ``(N, E)``)."""
         raise NotImplementedError
 
     def source_counts(self, theta: Tensor) -> Tensor:
         """Expected source counts per group ``(N, G)`` for flat ``theta (N, D)``."""
         edges, sigma, fold, _ = self._consts(theta)
         p = self.full_params(theta)
-        flux = self._photon_flux(p, edges) * phys.transmission(p["nH"], sigma)
-        return flux @ fold
+        log_t = -p["nH"][:, None] * sigma[None, :]  # log of phys.transmission
+        return self._photon_flux(p, edges, log_t) @ fold
 
     def _expected(self, theta: Tensor) -> Tensor:
         _, _, _, bkg = self._consts(theta)
@@ -362,9 +365,11 @@ class XrayPowerLaw(XraySimulator):
              o.fix_redshift),
         ]
 
-    def _photon_flux(self, p: dict[str, Tensor], edges: Tensor) -> Tensor:
+    def _photon_flux(self, p: dict[str, Tensor], edges: Tensor,
+                     log_transmission: Tensor) -> Tensor:
         z = None if self.options.fix_redshift == 0.0 else p["redshift"]
-        return phys.powerlaw_flux(edges, p["photon_index"], 10.0 ** p["log10_norm"], z)
+        return phys.powerlaw_flux(edges, p["photon_index"], 10.0 ** p["log10_norm"], z,
+                                  log_scale=log_transmission)
 
 
 # -- thermal plasma -----------------------------------------------------------------------
@@ -526,10 +531,11 @@ class XrayThermal(XraySimulator):
             eps = (at[:, 1:] - at[:, :-1]) / (1.0 + redshift[:, None])
         return norm[:, None] * phys.xspec_plasma_norm_factor() * eps
 
-    def _photon_flux(self, p: dict[str, Tensor], edges: Tensor) -> Tensor:
+    def _photon_flux(self, p: dict[str, Tensor], edges: Tensor,
+                     log_transmission: Tensor) -> Tensor:
         flux = self.plasma_flux(p["kT"], p["abundance"], 10.0 ** p["log10_norm"],
                                 p["redshift"], edges)
         if self.options.components == 2:
             flux = flux + self.plasma_flux(p["kT2"], p["abundance"], 10.0 ** p["log10_norm2"],
                                            p["redshift"], edges)
-        return flux
+        return flux * torch.exp(log_transmission)

@@ -212,7 +212,7 @@ def test_nh_zero_and_abundance_scaling():
     mu = sim.expected(theta)
     edges, _, fold, _ = sim._consts(theta)
     p = sim.full_params(theta)
-    unabsorbed = sim._photon_flux(p, edges) @ fold
+    unabsorbed = sim._photon_flux(p, edges, torch.zeros(2, 1, dtype=D)) @ fold
     assert torch.equal(mu[0], unabsorbed[0])
     assert (mu[1] <= unabsorbed[1]).all() and mu[1].sum() < 0.9 * mu[0].sum()
     # counts are linear in the abundance: mu(A) = mu(0) + A (mu(1) - mu(0))
