@@ -115,14 +115,20 @@ def cross_section_at(energy: Tensor, table_energy: Tensor, table_sigma: Tensor) 
     return torch.exp(out)
 
 
-def transmission(nh: Tensor, sigma: Tensor) -> Tensor:
-    """Photoelectric transmission ``exp(-nH sigma)`` ``(N, E)``.
+def log_transmission(nh: Tensor, sigma: Tensor) -> Tensor:
+    """Log of the photoelectric transmission, ``-nH sigma`` ``(N, E)``.
 
     Args:
-        nh: column density ``(N,)`` [1e22 cm^-2]; ``nH = 0`` gives exactly 1.
+        nh: column density ``(N,)`` [1e22 cm^-2]; ``nH = 0`` gives exactly 0.
         sigma: cross-section per bin ``(E,)`` [1e-22 cm^2 per H].
     """
-    return torch.exp(-nh[:, None] * sigma[None, :])
+    return -nh[:, None] * sigma[None, :]
+
+
+def transmission(nh: Tensor, sigma: Tensor) -> Tensor:
+    """Photoelectric transmission ``exp(-nH sigma)`` ``(N, E)`` (see :func:`log_transmission`);
+    ``nH = 0`` gives exactly 1."""
+    return torch.exp(log_transmission(nh, sigma))
 
 
 # -- thermal bremsstrahlung -----------------------------------------------------------

@@ -144,8 +144,8 @@ class XraySimulator(Simulator):
         live = np.flatnonzero(np.any(self.response.fold_matrix != 0, axis=1))
         if live.size == 0:
             raise ConfigError(f"{self.name}: the response of {self.options.observation!r} "
-                                  f"folds no energy bin into the selected channels; widen "
-                                  f"energy_range (now {self.options.energy_range})")
+                              f"folds no energy bin into the selected channels; widen "
+                              f"energy_range (now {self.options.energy_range})")
         return slice(int(live[0]), int(live[-1]) + 1)
 
     @property
@@ -191,7 +191,7 @@ class XraySimulator(Simulator):
         """
         edges, sigma, fold, _ = self._consts(theta)
         p = self.full_params(theta)
-        log_t = -p["nH"][:, None] * sigma[None, :]  # log of phys.transmission
+        log_t = phys.log_transmission(p["nH"], sigma)
         return self._photon_flux(p, edges, log_t).to(torch.float64) @ fold
 
     def _mean_counts(self, theta: Tensor) -> Tensor:
