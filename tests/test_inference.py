@@ -129,9 +129,29 @@ def test_nle_nre_train_sample_and_reload(method, tmp_path):
     assert torch.allclose(again.log_prob(th, x_o), est.log_prob(th, x_o), atol=1e-4)
 
 
+def test_plateau_schedule_halves_the_learning_rate_down_to_its_floor():
+    sim = load_simulator("gaussian_linear", device="cpu", dim=2)
+    theta, x = simulate_rows(sim, 1, 0, 500)
+    lr0 = 1e-3
+    cfg = TrainingConfig(**{**FAST, "max_epochs": 40, "stop_after_epochs": 40},
+                         learning_rate=lr0, lr_schedule="plateau", lr_patience=1)
+    est = train(theta, x, sim, cfg)
+    summary = est.metadata["training"]
+    # 40 epochs with a patience of 1 on 50 noisy validation rows: the loss cannot improve
+    # every epoch, so the rate was halved at least once, and never below lr0 / 64
+    ratio = lr0 / summary["final_learning_rate"]
+    assert ratio in (2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
+    const = train(theta, x, sim, TrainingConfig(**{**FAST, "max_epochs": 3}))
+    assert "final_learning_rate" not in const.metadata["training"]
+
+
 def test_config_validation():
     with pytest.raises(ConfigError, match="method"):
         TrainingConfig(method="abc")
+    with pytest.raises(ConfigError, match="lr_schedule"):
+        TrainingConfig(lr_schedule="cosine")
+    with pytest.raises(ConfigError, match="lr_patience"):
+        TrainingConfig(lr_patience=0)
     with pytest.raises(ConfigError, match="unknown training option"):
         TrainingConfig.from_dict({"learning_rat": 1e-3})
 

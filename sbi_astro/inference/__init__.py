@@ -81,7 +81,7 @@ def train(theta: Tensor, x: Tensor, simulator: Simulator, config: TrainingConfig
         else:
             builder = sbi_adapter.density_builder(config.method, config, embedding,
                                                   simulator.x_standardization)
-        inference = sbi_adapter.trainer(config.method, prior, builder, device)
+        inference = sbi_adapter.trainer(config.method, prior, builder, device, config)
         net, summary = sbi_adapter.train(inference, theta, x, config)
     metadata = {
         "num_simulations": int(theta.shape[0]),

@@ -10,6 +10,7 @@ from ..errors import ConfigError
 METHODS = ("npe", "nle", "nre")
 FLOWS = ("auto", "nsf", "maf")
 THETA_TRANSFORMS = ("none", "logit")
+LR_SCHEDULES = ("constant", "plateau")
 AUTO_NSF_MAX_DIM = 4
 
 
@@ -37,6 +38,13 @@ class TrainingConfig:
             gaussian_linear MAF 0.575 at 128 vs 0.586 at 64).
         learning_rate, max_epochs, stop_after_epochs, validation_fraction: the training
             loop (Adam, early stopping on the validation loss).
+        lr_schedule: ``"constant"`` (sbi's loop as it is), or ``"plateau"``: halve the
+            learning rate whenever the validation loss has not improved for
+            ``lr_patience`` epochs (down to 1/64 of ``learning_rate``); early stopping
+            still ends training after ``stop_after_epochs`` epochs without improvement, so
+            set ``stop_after_epochs`` above ``lr_patience`` to let a lower rate help.
+        lr_patience: epochs without improvement before the ``"plateau"`` schedule halves
+            the learning rate.
         theta_transform: ``"none"``, or ``"logit"`` (NPE only): train the flow on
             ``logit((theta - low) / (high - low))`` over the prior's box, so posteriors that
             pile up against a bound are fitted without leakage (see
@@ -62,6 +70,8 @@ class TrainingConfig:
     max_epochs: int = 1000
     stop_after_epochs: int = 30
     validation_fraction: float = 0.1
+    lr_schedule: str = "constant"
+    lr_patience: int = 5
     theta_transform: str = "none"
     ensemble: int = 1
     seed: int = 0
@@ -79,7 +89,7 @@ class TrainingConfig:
         if self.batch_size is not None and int(self.batch_size) < 1:
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
         for name in ("hidden_features", "hidden_layers", "num_transforms", "num_bins",
-                     "max_epochs", "stop_after_epochs", "num_chains", "thin"):
+                     "max_epochs", "stop_after_epochs", "num_chains", "thin", "lr_patience"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0.0 < self.validation_fraction < 0.5:
@@ -87,6 +97,9 @@ class TrainingConfig:
                               f"{self.validation_fraction}")
         if not self.learning_rate > 0:
             raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(f"lr_schedule must be one of {LR_SCHEDULES}, got "
+                              f"{self.lr_schedule!r}")
         if self.theta_transform not in THETA_TRANSFORMS:
             raise ConfigError(f"theta_transform must be one of {THETA_TRANSFORMS}, got "
                               f"{self.theta_transform!r}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import warnings
 from typing import Any
 
@@ -96,12 +97,46 @@ def classifier_builder(config: Any, embedding: nn.Module, x_standardization: str
                          embedding_net_x=embedding)
 
 
+#: The plateau schedule halves the learning rate down to this fraction of the initial one.
+PLATEAU_FACTOR = 0.5
+PLATEAU_MIN_FRACTION = 1.0 / 64.0
+
+
+def _with_plateau_schedule(cls: type, patience: int) -> type:
+    """``cls`` (an sbi trainer) whose Adam learning rate is halved after ``patience`` epochs
+    without a better validation loss.
+
+    sbi 0.27 creates the optimizer inside its loop and has no scheduler hook; its loop calls
+    ``_train_epoch`` once per epoch after the previous epoch's validation (``_val_loss``),
+    so the schedule is stepped there, before the epoch's updates.
+    """
+
+    class Scheduled(cls):  # type: ignore[misc, valid-type]
+        def _train_epoch(self, train_loader, clip_max_norm, loss_args):  # noqa: ANN001, ANN202
+            sched = getattr(self, "_lr_scheduler", None)
+            if sched is None or sched.optimizer is not self.optimizer:
+                lr0 = self.optimizer.param_groups[0]["lr"]
+                sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                    self.optimizer, mode="min", factor=PLATEAU_FACTOR, patience=patience,
+                    min_lr=lr0 * PLATEAU_MIN_FRACTION)
+                self._lr_scheduler = sched
+            elif math.isfinite(self._val_loss):
+                sched.step(self._val_loss)
+            return super()._train_epoch(train_loader, clip_max_norm, loss_args)
+
+    Scheduled.__name__ = cls.__name__
+    Scheduled.__qualname__ = cls.__qualname__
+    return Scheduled
+
+
 def trainer(method: str, prior: torch.distributions.Distribution, builder: Any,
-            device: torch.device):
-    """The sbi trainer object for ``method``."""
+            device: torch.device, config: Any = None):
+    """The sbi trainer object for ``method`` (with ``config.lr_schedule`` applied)."""
     from sbi.inference import NLE, NPE, NRE
 
     cls = {"npe": NPE, "nle": NLE, "nre": NRE}[method]
+    if config is not None and getattr(config, "lr_schedule", "constant") == "plateau":
+        cls = _with_plateau_schedule(cls, config.lr_patience)
     key = "classifier" if method == "nre" else "density_estimator"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -121,12 +156,15 @@ def train(inference: Any, theta: Tensor, x: Tensor, config: Any) -> tuple[nn.Mod
                               max_num_epochs=config.max_epochs,
                               show_train_summary=False)
     s = inference.summary
+    sched = getattr(inference, "_lr_scheduler", None)
     summary = {
         "epochs": int(s["epochs_trained"][-1]) if s["epochs_trained"] else 0,
         "best_validation_loss": float(s["best_validation_loss"][-1]),
         "training_loss": [float(v) for v in s["training_loss"]],
         "validation_loss": [float(v) for v in s["validation_loss"]],
     }
+    if sched is not None:
+        summary["final_learning_rate"] = float(sched.optimizer.param_groups[0]["lr"])
     return net, summary
 
 
