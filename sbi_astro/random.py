@@ -140,9 +140,29 @@ class RowRandom:
         return self._unit(self._bits(self._next_key(), tuple(shape))).to(dtype)
 
     def normal(self, shape: tuple[int, ...] = (), dtype: torch.dtype = torch.float32) -> Tensor:
-        """Standard normal numbers of shape ``(N, *shape)`` (inverse-CDF of a 53-bit uniform)."""
-        u = self._unit(self._bits(self._next_key(), tuple(shape)))
-        return u.mul_(2.0).sub_(1.0).erfinv_().mul_(math.sqrt(2.0)).to(dtype)
+        """Standard normal numbers of shape ``(N, *shape)``.
+
+        ``float64``: the inverse CDF of a 53-bit uniform, one hash per number.
+        Other dtypes: the Box-Muller transform in float32 of two 24-bit uniforms cut from
+        one 64-bit hash, which gives two normals (``r cos``, ``r sin``) per hash: ~2.5x
+        cheaper on CPU, where the noise of an image is dominated by hashing and
+        ``erfinv``.  Its largest draw is ``sqrt(2 * 25 * ln 2) = 5.9`` (the smallest
+        uniform is ``2**-25``): the tail beyond it has probability 4e-9.
+        """
+        shape = tuple(shape)
+        key = self._next_key()
+        if dtype == torch.float64:
+            u = self._unit(self._bits(key, shape))
+            return u.mul_(2.0).sub_(1.0).erfinv_().mul_(math.sqrt(2.0))
+        n = math.prod(shape)
+        bits = self._bits(key, ((n + 1) // 2,))
+        mask = (1 << 24) - 1
+        u1 = (bits & mask).to(torch.float32).add_(0.5).mul_(2.0**-24)  # (0, 1)
+        u2 = _srl(bits, 40).to(torch.float32).mul_(2.0 * math.pi * 2.0**-24)  # [0, 2 pi)
+        r = u1.log_().mul_(-2.0).sqrt_()
+        z = torch.stack((r * torch.cos(u2), r.mul_(torch.sin(u2))), dim=-1)
+        z = z.reshape(len(self), -1)[:, :n]
+        return z.reshape(len(self), *shape).to(dtype)
 
     def poisson(self, rate: Tensor) -> Tensor:
         """Exact Poisson counts with mean ``rate`` of shape ``(N, *E)``, returned in rate's dtype.

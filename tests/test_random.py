@@ -33,6 +33,20 @@ def test_uniform_and_normal_moments():
     assert abs(np.corrcoef(a, b)[0, 1]) < 4 / math.sqrt(a.numel())
 
 
+def test_float32_box_muller_normals():
+    r = RowRandom(fold(key_from_seed(3), torch.arange(20_000)))
+    z = r.normal((7,))  # odd: the last pair of each row is cut in half
+    assert z.dtype == torch.float32 and z.shape == (20_000, 7)
+    flat = z.double().flatten().numpy()
+    assert stats.kstest(flat, "norm").pvalue > 1e-3
+    # Box-Muller's two outputs of one hash (columns 0 and 1) are independent: |r| < 4/sqrt(n)
+    assert abs(np.corrcoef(z[:, 0], z[:, 1])[0, 1]) < 4 / math.sqrt(z.shape[0])
+    # fourth moment 3 within 4 standard errors (sd of z^4 is sqrt(96))
+    assert abs((flat**4).mean() - 3.0) < 4 * math.sqrt(96 / flat.size)
+    # the largest possible draw, sqrt(-2 ln 2^-25)
+    assert np.abs(flat).max() < math.sqrt(50 * math.log(2)) + 1e-5
+
+
 @pytest.mark.parametrize("lam", [0.05, 2.0, 9.99, 10.0, 37.5, 5000.0])
 def test_poisson_is_exact(lam):
     r = RowRandom(fold(key_from_seed(2), torch.arange(40_000)))
