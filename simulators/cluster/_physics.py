@@ -20,39 +20,37 @@ self-similar collapse), and the three-body binary energy generation per unit mas
 Breen & Heggie 2012; Heggie & Ramamani 1989 and Goodman 1987 use 85-90).  ``sigma`` is the
 one-dimensional velocity dispersion.
 
-The numerical prefactor ``k_c = 2.7`` is a calibration, not a quotation.  What the
-project's literature search (stored web pages, documentation and public code; the papers'
-full texts are not among them) confirms, and what it does not:
+The conduction prefactor ``k_c = 3`` is the single-component form of Heggie & Aarseth's
+(1992, MNRAS 257, 513) equation (24), the gas model's conduction law with the conductivity
+constant ``C``.  Where the project's literature search (stored web pages, documentation and
+public code; the papers' full texts are not among them) found each constant:
 
-* ``gamma = 0.11`` -- confirmed: the gaseous-model code SPEDI of Spurzem and collaborators
+* ``k_c = 3`` and ``C = 0.104`` -- a public gas-model code that reproduces Heggie & Aarseth
+  (1992) (``hypermania/cluster-hydro-sim`` at commit ``637a1dc``: ``docs/heggie-reproduction.tex``
+  "We use the Heggie--Ramamani conductivity C = 0.104, also documented in Breen & Heggie
+  (2012)", and the unit conversion of their eq. (24) in
+  ``script/mathematica/heggie_units.wls``).  Its dimensionless flux ``-rho c_2 d sqrt(u)/dr``
+  with ``c_2 = 2 sqrt(2/3) C``, ``u = 3 sigma^2 / 2`` and time unit
+  ``r_0 / (3 (m / M_0) ln Lambda sqrt(G M_0 / r_0))`` is, in physical units,
+  ``L / (4 pi r^2) = -6 C G m ln(Lambda) rho d sigma / dr = -3 C G m ln(Lambda) (rho / sigma)
+  d sigma^2 / dr``: ``k_c = 3`` (derivation in ``docs/simulators/cluster.md``).  With it
+  this model collapses at 16.6 t_rh(0) (80 shells; 16.1 with 120) against 15.7 for the
+  Fokker-Planck model (Cohn 1980), and oscillates after collapse for ``N >= 1e4`` and not
+  for ``N <= 7e3`` (40 and 60 shells), against the published threshold of ~7,000;
+* ``gamma = 0.11`` -- the gaseous-model code SPEDI of Spurzem and collaborators
   (``pau-amaro-seoane/gaseous-model``, ``readpm.f`` at commit ``b53a22d``) sets
   ``XCOUL = DLOG(GAMMA*XNTOT)`` with "Standard Value of 0.11 for 1-component system", and
   its Plummer input deck (``Simula_BH_test/kug1.dat``) uses ``GAMMA= 0.11``;
 * the self-similar halo ``rho ~ r^-2.21`` of the gas model (Lynden-Bell & Eggleton 1980,
   abstract; 2.23 for the anisotropic gas model, Louis & Spurzem 1991, abstract) --
-  confirmed, and reproduced by this model (-2.207, ``tests/simulators/cluster``);
-* ``C = 0.104`` and ``alpha = 90`` -- not found in any stored text: values as recalled.
-  SPEDI writes its conduction with another constant (``XLA = 0.4977`` with Larson's
-  relaxation time ``9 / (16 sqrt(pi)) sigma^3 / (G^2 m rho ln Lambda)``) and takes its
-  three-body coefficient from the input (``XBIN``), so neither number can be read off it.
-  Both act on the model only through what the tests pin to published values: ``k_c C`` sets
-  the collapse time (calibrated to Cohn 1980's 15.7 t_rh(0), 18.4 reached), and the
-  heating-to-conduction ratio sets the critical ``N`` of the oscillations (published
-  ~7,000; this model's lies between 7e3 and 2e4 at 40 shells).
+  reproduced by this model (-2.21, ``tests/simulators/cluster``);
+* ``alpha = 90`` -- not found in any stored text: the value as recalled.  It acts on the
+  model only through ``alpha * heat_scale``, and ``heat_scale`` is a parameter of the
+  simulator (LogUniform(0.5, 2)), so the prior covers 45-180.
 
-Why not the recalled form ``k_c = 27
-sqrt(pi) / 10 = 4.79``: with it this model's self-similar collapse rate is ``xi = t_rc d ln
-rho_c / dt = 6.5e-3`` and core collapse comes at 9.9 t_rh(0) (120 shells; re-measured with
-80 shells, the test's grid: 10.4, against 18.4 with ``k_c = 2.7``; halo slope -2.207 for
-both), 1.8 times faster than the Fokker-Planck values ``xi = 3.6e-3`` and 15.7 t_rh(0)
-(Cohn 1980) on which ``C`` was calibrated, so ``tests/simulators/cluster`` (collapse within
-20 % of 15.7 t_rh(0)) fails with it;
-``k_c = 2.7`` (that form over sqrt(pi)) gives ``xi ~ 3.7e-3`` and collapse at 17.9 t_rh(0)
-(120 shells; 18.4 with 80), with the ``r^-2.21`` halo.  The likely culprit is a factor in
-the definition of the relaxation time behind ``C`` that the recalled form does not carry;
-check it against Heggie & Ramamani (1989) before quoting absolute time scales.  The
-post-collapse quantities the study uses (oscillation threshold, cycle shapes) depend on
-the ratio of heating to conduction, so ``k_c`` and the heating scale act together there.
+An earlier version used ``k_c = 2.7``, a calibration (collapse at 18.4 t_rh(0), oscillation
+threshold between 7e3 and 2e4); the recalled form ``27 sqrt(pi) / 10 = 4.79`` collapses at
+10.4 t_rh(0), 1.5 times faster than the Fokker-Planck models.
 
 Discretisation: ``K`` Lagrangian shells; radii ``r_k`` at shell boundaries, ``sigma^2_k``
 and ``rho_k`` at shell centres; backward Euler in time for all equations at once
@@ -71,6 +69,7 @@ deterministic gas model.
 References:
     Lynden-Bell & Eggleton (1980), MNRAS 191, 483.
     Heggie & Stevenson (1988), MNRAS 230, 223 (C = 0.104).
+    Heggie & Aarseth (1992), MNRAS 257, 513, eq. (24) (the conduction law, k_c = 3).
     Heggie & Ramamani (1989), MNRAS 237, 757.
     Louis & Spurzem (1991), MNRAS 251, 408 (anisotropic gas model, alpha = 2.23).
     Cohn (1980), ApJ 242, 765 (Fokker-Planck collapse, 15.7 t_rh(0)).
@@ -97,7 +96,7 @@ T_R_COEFF = 0.34  # local relaxation time coefficient (Spitzer 1987)
 T_RH_COEFF = 0.138  # half-mass relaxation time coefficient (Spitzer 1987, eq. 2-63)
 PLUMMER_A = 3.0 * math.pi / 16.0  # Plummer scale radius in Henon units (E = -1/4)
 PLUMMER_RH = PLUMMER_A / math.sqrt(2.0 ** (2.0 / 3.0) - 1.0)  # half-mass radius 0.7686
-COND_PREFACTOR = 2.7  # K in the conduction law (see the module docstring)
+COND_PREFACTOR = 3.0  # k_c in the conduction law (Heggie & Aarseth 1992, eq. 24; see the docstring)
 N_COLORS = 4  # band of the Jacobian: shells k-2..k+1
 
 

@@ -89,8 +89,9 @@ def test_self_similar_collapse_slope_and_time():
     assert t_cc[0] == pytest.approx(t_cc[1], abs=0.02)
     # Reference: 15.7 t_rh(0) for the isotropic Fokker-Planck Plummer model (Cohn 1980);
     # anisotropic FP and N-body give 17-18 (Takahashi 1995; Giersz & Heggie 1994).  This
-    # model converges to ~17.9 with 120 shells (18.4 with 80): within 20 % of 15.7.
-    assert abs(t_cc[0] / 15.7 - 1) < 0.2
+    # model (k_c = 3) gives 16.6 with 80 shells and 16.1 with 120: within 10 % of 15.7
+    # (the spread between the published models is ~15 %).
+    assert abs(t_cc[0] / 15.7 - 1) < 0.1
 
 
 
@@ -98,11 +99,11 @@ def test_self_similar_collapse_slope_and_time():
 @pytest.mark.slow
 def test_gravothermal_oscillations_above_critical_n_only():
     # Goodman (1987), Heggie & Ramamani (1989), Breen & Heggie (2012): post-collapse
-    # evolution is stable below N ~ 7000 and oscillates above.  At this resolution (40
-    # shells) the threshold of this model is between 7e3 and 2e4 (docs/simulators/cluster.md),
-    # so we test well below (2e3) and above (3e4).
+    # evolution is stable below N ~ 7000 and oscillates above.  The threshold of this
+    # model lies between 7e3 and 1e4 at 40 and at 60 shells (docs/simulators/cluster.md),
+    # so we test 5e3 (stable) and 1e4 (oscillating).
     times = torch.linspace(0, 40, 401, dtype=F64)
-    obs, _, _ = evolve(torch.tensor([2e3, 3e4], dtype=F64), torch.ones(2, dtype=F64),
+    obs, _, _ = evolve(torch.tensor([5e3, 1e4], dtype=F64), torch.ones(2, dtype=F64),
                        torch.zeros(2, dtype=F64), torch.zeros(2, 100, dtype=F64), times,
                        SolverSettings(n_shells=40, target_change=0.08, dt_trc=30.0,
                                       dt_max=0.2))
@@ -111,6 +112,7 @@ def test_gravothermal_oscillations_above_critical_n_only():
     assert count_peaks(low, 0.3) == 0 and np.all(np.diff(low) < 0.01)  # steady re-expansion
     assert count_peaks(high, 0.3) >= 2  # sustained: at least two large cycles in 15 t_rh
     assert high.max() - high.min() > 1.0  # by more than a decade in central density
+    # (measured: 4 cycles, 1.5 decades at 1e4; none at 5e3, where rho_c falls by 0.5 dex)
 
 
 def test_stochastic_heating_amplitude():
