@@ -556,14 +556,15 @@ def _line_factor(data: MekalData, i: int, f: float, g: float, y: float, t_k: flo
 
 
 def lines(data: MekalData, kt: float, xz: np.ndarray, elden: float = 1.0
-          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Line energies [keV], emission (raw units, integrated over the line) and element index.
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Line energies [keV], emission (raw units, integrated over the line), element index
+    and emitting ion (0-based index into the ``NUM_ION`` ions, as ``xz``).
 
     Density effects (relevant above ~1e12 cm^-3) are neglected: ``elden`` [cm^-3] only enters
     the low-density limits of the metastable-level branching (XSPEC's default 1 cm^-3).
     """
     t_k = kt * 1.16048e7
-    energy, flux, elem = [], [], []
+    energy, flux, elem, ion = [], [], [], []
     rp, lp = data.rp, data.lp
     for i in range(rp.shape[0]):
         nzz = int(lp[i, 3]) - 1
@@ -579,4 +580,5 @@ def lines(data: MekalData, kt: float, xz: np.ndarray, elden: float = 1.0
         energy.append(el)
         flux.append(fg * math.exp(-y) * xzi * 1.646e5 / el)
         elem.append(int(lp[i, 0]) - 1)
-    return np.array(energy), np.array(flux), np.array(elem, dtype=int)
+        ion.append(nzz)
+    return np.array(energy), np.array(flux), np.array(elem, dtype=int), np.array(ion, dtype=int)

@@ -16,6 +16,9 @@ package ships the table.  Contents (all float32 unless noted):
   ``Z`` [solar] emits ``hhe + Z * metals``.
 * ``fe_k`` ``(T,)``: the part of ``metals`` in lines of Fe between 6.4 and 7.1 keV, and
   ``fe_k_cont`` ``(T,)``: the total continuum per keV at 6.7 keV (for equivalent widths).
+* ``fe_xxv`` ``(T,)``: the part of ``fe_k`` emitted by Fe XXV between 6.6 and 6.71 keV (the
+  n = 2 -> 1 lines w, x, y, z, excitation plus recombination), and ``fe_xxvi`` ``(T,)``: by
+  Fe XXVI between 6.9 and 7.0 keV (Lyman alpha); checked against CHIANTI in the tests.
 * ``ion_fraction`` ``(T, 207)``: equilibrium ion fractions (elements in MEKAL order).
 * ``ne_nh`` ``(T,)``: ``n_e / n_H`` at solar abundances.
 """
@@ -56,6 +59,9 @@ def build(atomic_dir: str | Path, out: Path = OUT) -> dict:
     met = np.zeros((nt, nk))
     fe_k = np.zeros(nt)
     fe_k_cont = np.zeros(nt)
+    fe_xxv = np.zeros(nt)
+    fe_xxvi = np.zeros(nt)
+    fe0 = mk.ION_START[mk.ELEMENTS.index("Fe")]
     frac = np.zeros((nt, mk.NUM_ION))
     ne_nh = np.zeros(nt)
     t0 = time.perf_counter()
@@ -67,7 +73,7 @@ def build(atomic_dir: str | Path, out: Path = OUT) -> dict:
             scale = mk.RAW_TO_CGS / np.sqrt(kt)
             hhe[j] = mk.continuum(data, kt, f * w_hhe, mid) * width * scale
             met[j] = mk.continuum(data, kt, f * w_met, mid) * width * scale
-            en, fl, el = mk.lines(data, kt, f * (w_hhe + w_met), elden=ne_nh[j])
+            en, fl, el, ion = mk.lines(data, kt, f * (w_hhe + w_met), elden=ne_nh[j])
             ok = (en >= EDGES[0]) & (en < EDGES[-1])
             idx = np.searchsorted(EDGES, en[ok], side="right") - 1
             is_metal = el[ok] >= 2
@@ -75,6 +81,8 @@ def build(atomic_dir: str | Path, out: Path = OUT) -> dict:
             np.add.at(hhe[j], idx[~is_metal], fl[ok][~is_metal] * scale)
             sel = (el == 13) & (en > 6.4) & (en < 7.1)
             fe_k[j] = fl[sel].sum() * scale
+            fe_xxv[j] = fl[(ion == fe0 + 24) & (en > 6.6) & (en < 6.71)].sum() * scale
+            fe_xxvi[j] = fl[(ion == fe0 + 25) & (en > 6.9) & (en < 7.0)].sum() * scale
             fe_k_cont[j] = mk.continuum(data, kt, f * (w_hhe + w_met), np.array([6.7]))[0] * scale
     seconds = time.perf_counter() - t0
     sha = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
@@ -84,6 +92,7 @@ def build(atomic_dir: str | Path, out: Path = OUT) -> dict:
         out, kt=KT_GRID.astype(np.float32), energy_edges=EDGES.astype(np.float64),
         hhe=hhe.astype(np.float32), metals=met.astype(np.float32),
         fe_k=fe_k.astype(np.float32), fe_k_cont=fe_k_cont.astype(np.float32),
+        fe_xxv=fe_xxv.astype(np.float32), fe_xxvi=fe_xxvi.astype(np.float32),
         ion_fraction=frac.astype(np.float32), ne_nh=ne_nh.astype(np.float32),
         build_seconds=np.float64(seconds),
         source_sha256=np.array([f"{k} {v}" for k, v in sha.items()]))

@@ -174,6 +174,77 @@ def test_fe_k_equivalent_width_curve():
     assert 1.0 < ew6 < 1.6 and 0.5 < ew10 < 1.0 and ew10 < 0.6 * ew.max()
 
 
+_CHIANTI_FE_K = Path(__file__).parent / "data" / "chianti_fe_k" / "results.csv"
+
+
+def _chianti_fe_k() -> dict[str, np.ndarray]:
+    """Columns of the CHIANTI Fe K reference (photons cm^3 s^-1 per ion per n_e)."""
+    rows = np.genfromtxt(_CHIANTI_FE_K, delimiter=",", names=True)
+    return {k: np.asarray(rows[k], float) for k in rows.dtype.names}
+
+
+def _table_at(tab: dict, key: str, kt: np.ndarray) -> np.ndarray:
+    """A ``(T,)`` column of the table at ``kt``, interpolated linearly in (ln kT, ln value)."""
+    values = np.clip(np.asarray(tab[key], float), 1e-300, None)
+    return np.exp(np.interp(np.log(kt), np.log(tab["kt"]), np.log(values)))
+
+
+def test_fe_k_lines_match_chianti():
+    """Fe XXV (w + x + y + z) and Fe XXVI Lyman-alpha emissivities per ion against CHIANTI
+    (Whiteford et al. 2001 and Ballance et al. 2002 R-matrix data, Badnell 2006 recombination;
+    coronal-limit level populations, ``data/chianti_fe_k/README.md``), at kT = 2-10 keV.
+
+    Fe XXV: the reference is excitation plus recombination from Fe XXVI weighted by our own
+    n(Fe XXVI)/n(Fe XXV) (the ion balance is checked against Mazzotta et al. above).  Measured:
+    ours / CHIANTI = 0.92, 0.95, 0.96, 0.98, 1.00, 1.02.  Tolerance 10 %: CHIANTI's two fits of
+    the same R-matrix data differ by up to 4 %, its truncation at n = 5 leaves z ~5 % low, and
+    its approximate recombination remainder (~30 % uncertain) is 3-15 % of the lines.
+    Fe XXVI: the reference has no recombination from bare Fe (no level-resolved data in the
+    files used), so ours must lie above it by at most the recombination share: measured 0.99,
+    1.02, 1.06 up to 4 keV (where n(Fe XXVII)/n(Fe XXVI) <= 0.06) and 1.13, 1.18, 1.23 above
+    (where it grows to 0.7).
+    """
+    ref = _chianti_fe_k()
+    kt = ref["kT_keV"]
+    tab = mekal_table()
+    fe = mk.ELEMENTS.index("Fe")
+    a_fe = mk.SOLAR[fe]
+    f25 = _table_at({"kt": tab["kt"], "f": tab["ion_fraction"][:, mk.ION_START[fe] + 24]}, "f", kt)
+    f26 = _table_at({"kt": tab["kt"], "f": tab["ion_fraction"][:, mk.ION_START[fe] + 25]}, "f", kt)
+    ours25 = _table_at(tab, "fe_xxv", kt) / (a_fe * f25)  # per Fe XXV ion per n_e
+    ours26 = _table_at(tab, "fe_xxvi", kt) / (a_fe * f26)
+    chianti25 = ref["sum_exc"] + f26 / f25 * ref["sum_rec"]
+    ratio25, ratio26 = ours25 / chianti25, ours26 / ref["LyA_exc"]
+    assert np.all(np.abs(ratio25 - 1.0) < 0.10), ratio25
+    low = kt <= 4.0
+    assert np.all(np.abs(ratio26[low] - 1.0) < 0.08), ratio26
+    assert np.all((ratio26[~low] > 1.0) & (ratio26[~low] < 1.30)), ratio26
+
+
+def test_fe_k_equivalent_width_matches_chianti_within_20_percent():
+    """The issue's check: the Fe K (6.7 / 6.97 keV) equivalent width against kT at solar
+    abundance (Anders & Grevesse 1989, as MEKAL) within 20 % of the reference curve.  The
+    reference EW puts the CHIANTI line emissivities (test above; Fe XXVI excitation only) over
+    the same continuum at 6.7 keV, so it tests the lines; the continuum is tested against
+    analytic bremsstrahlung above.  Measured EW (keV): 0.73, 1.03, 1.11, 1.04, 0.86, 0.69 at
+    kT = 2, 3, 4, 6, 8, 10 keV (reference 0.79, 1.09, 1.15, 1.03, 0.82, 0.63); ours / reference
+    = 0.92-1.10.  (The whole 6.4-7.1 keV band, with the satellites and the Fe XVII-XXIV lines,
+    is larger: 1.89 keV at 2 keV, 1.26 at 6, 0.76 at 10.)"""
+    ref = _chianti_fe_k()
+    kt = ref["kT_keV"]
+    tab = mekal_table()
+    fe = mk.ELEMENTS.index("Fe")
+    a_fe = mk.SOLAR[fe]
+    f25 = _table_at({"kt": tab["kt"], "f": tab["ion_fraction"][:, mk.ION_START[fe] + 24]}, "f", kt)
+    f26 = _table_at({"kt": tab["kt"], "f": tab["ion_fraction"][:, mk.ION_START[fe] + 25]}, "f", kt)
+    cont = _table_at(tab, "fe_k_cont", kt)  # photons cm^3 s^-1 keV^-1 per n_e n_H
+    ew = (_table_at(tab, "fe_xxv", kt) + _table_at(tab, "fe_xxvi", kt)) / cont
+    lines_ref = a_fe * (f25 * ref["sum_exc"] + f26 * ref["sum_rec"] + f26 * ref["LyA_exc"])
+    ew_ref = lines_ref / cont
+    assert np.all(np.abs(ew / ew_ref - 1.0) < 0.20), ew / ew_ref
+    assert kt[np.argmax(ew)] == kt[np.argmax(ew_ref)] == 4.0  # both peak at 4 keV on this grid
+
+
 def test_redshift_shifts_lines_by_one_plus_z():
     sim = XrayThermal(device="cpu", dtype=D, fix_redshift=None)
     edges = torch.linspace(3.0, 8.0, 2001, dtype=D)
@@ -254,7 +325,7 @@ def test_table_is_reproducible_from_atomic_data(tmp_path):
 
     b.build(src, tmp_path / "t.npz")
     new, old = np.load(tmp_path / "t.npz"), mekal_table()
-    for k in ("hhe", "metals", "ion_fraction"):
+    for k in ("hhe", "metals", "ion_fraction", "fe_k", "fe_xxv", "fe_xxvi"):
         np.testing.assert_allclose(new[k], old[k], rtol=1e-6, atol=0)
 
 
