@@ -66,6 +66,26 @@ def _mix64_(z: Tensor) -> Tensor:
     return z
 
 
+def box_muller(key: Tensor, n: int) -> Tensor:
+    """``n`` float32 standard normals per row key ``(N,)`` -> ``(N, n)``: what
+    :meth:`RowRandom.normal` draws for a non-float64 dtype from the stream key ``key``.
+
+    Each 64-bit hash ``mix64(key + c * golden)`` (counter ``c = 1, 2, ...``) gives two
+    24-bit uniforms, ``u1`` from its low bits (in ``(0, 1)``) and ``u2`` from its high bits,
+    and two normals ``r cos(2 pi u2)``, ``r sin(2 pi u2)`` with ``r = sqrt(-2 ln u1)``.  A
+    pure function of ``key``, so a caller may ``torch.compile`` it (the lensing simulators
+    do, fused with the noise model).
+    """
+    m = (n + 1) // 2
+    ctr = torch.arange(1, m + 1, device=key.device, dtype=torch.int64) * _GOLDEN
+    bits = mix64(key[:, None] + ctr[None, :])
+    u1 = ((bits & ((1 << 24) - 1)).to(torch.float32) + 0.5) * 2.0**-24  # (0, 1)
+    u2 = _srl(bits, 40).to(torch.float32) * (2.0 * math.pi * 2.0**-24)  # [0, 2 pi)
+    r = torch.sqrt(-2.0 * torch.log(u1))
+    z = torch.stack((r * torch.cos(u2), r * torch.sin(u2)), dim=-1)
+    return z.reshape(key.shape[0], 2 * m)[:, :n]
+
+
 def fold(key: Tensor | int, data: Tensor | int) -> Tensor:
     """Derives a new key from ``key`` and ``data`` (broadcasting int64 tensors)."""
     key = torch.as_tensor(key, dtype=torch.int64)
@@ -154,14 +174,7 @@ class RowRandom:
         if dtype == torch.float64:
             u = self._unit(self._bits(key, shape))
             return u.mul_(2.0).sub_(1.0).erfinv_().mul_(math.sqrt(2.0))
-        n = math.prod(shape)
-        bits = self._bits(key, ((n + 1) // 2,))
-        mask = (1 << 24) - 1
-        u1 = (bits & mask).to(torch.float32).add_(0.5).mul_(2.0**-24)  # (0, 1)
-        u2 = _srl(bits, 40).to(torch.float32).mul_(2.0 * math.pi * 2.0**-24)  # [0, 2 pi)
-        r = u1.log_().mul_(-2.0).sqrt_()
-        z = torch.stack((r * torch.cos(u2), r.mul_(torch.sin(u2))), dim=-1)
-        z = z.reshape(len(self), -1)[:, :n]
+        z = box_muller(key, math.prod(shape))
         return z.reshape(len(self), *shape).to(dtype)
 
     def poisson(self, rate: Tensor) -> Tensor:

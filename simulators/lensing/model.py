@@ -37,7 +37,7 @@ from torch import Tensor
 
 from sbi_astro.errors import ConfigError
 from sbi_astro.priors import LogUniform, Prior, Uniform
-from sbi_astro.random import RowRandom
+from sbi_astro.random import RowRandom, box_muller
 from sbi_astro.simulator import EmbeddingSpec, Simulator
 
 from . import _physics as ph
@@ -85,6 +85,16 @@ class LensingOptions:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.psf_fwhm < 0:
             raise ConfigError(f"psf_fwhm must be >= 0 (0 disables the PSF), got {self.psf_fwhm}")
+
+
+def _gaussian_noise(key: Tensor, mu: Tensor, rms2: float, inv_exposure: float) -> Tensor:
+    """``mu + sqrt(rms2 + mu / exposure) * z`` for images ``mu (N, n, n)`` [e-/s], ``z``
+    the row stream's float32 normals (:func:`sbi_astro.random.box_muller` of ``key (N,)``).
+    One function so that ``compile=True`` fuses hashing, Box-Muller and the noise model
+    into one kernel (~5x cheaper than the ~30 tensor passes of the eager path)."""
+    z = box_muller(key, mu.shape[-2] * mu.shape[-1]).reshape(mu.shape).to(mu.dtype)
+    var = rms2 + mu.clamp_min(0.0) * inv_exposure
+    return mu + torch.sqrt(var) * z
 
 
 class _LensingImaging(Simulator):
@@ -191,12 +201,19 @@ class _LensingImaging(Simulator):
         with torch.no_grad():
             mu = self._expected_chunk(theta)
         if o.noise == "gaussian":
-            noise = rng.normal(tuple(mu.shape[1:]), dtype=mu.dtype)
-            # mu + sqrt(variance(mu)) * noise, in place on the fresh tensors
-            return self.variance(mu).sqrt_().mul_(noise).add_(mu)
+            # the stream key that rng.normal would use next, hence the same numbers
+            key = rng.split().keys
+            fn = _gaussian_noise
+            if getattr(o, "compile", False):
+                if self._compiled_noise is None:
+                    self._compiled_noise = torch.compile(_gaussian_noise, dynamic=False)
+                fn = self._compiled_noise
+            return fn(key, mu, o.background_rms ** 2, 1.0 / o.exposure_time)
         counts = rng.poisson(mu.clamp_min(0.0) * o.exposure_time)
         noise = rng.normal(tuple(mu.shape[1:]), dtype=mu.dtype)
         return counts / o.exposure_time + o.background_rms * noise
+
+    _compiled_noise = None
 
     def variance(self, mu: Tensor) -> Tensor:
         """Per-pixel noise variance ``background_rms^2 + mu / exposure_time``."""
