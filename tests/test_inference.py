@@ -219,7 +219,10 @@ def test_npe_ensemble_is_the_mixture_of_its_members(gl2, tmp_path):
     cfg = TrainingConfig(**{**FAST, "max_epochs": 5}, ensemble=2)
     est = train(theta, x, sim, cfg)
     assert len(est.members) == 2 and [m.config.seed for m in est.members] == [0, 1]
-    assert len(est.metadata["training"]["members"]) == 2
+    members = est.metadata["training"]["members"]
+    assert len(members) == 2
+    # totals read like one run's (the CLI and studies print "N epochs in S s")
+    assert est.metadata["training"]["epochs"] == sum(m["epochs"] for m in members) > 0
     _, x_o = simulate_rows(sim, 5, 0, 3)
     th = est.sample(2000, x_o, generator=torch.Generator().manual_seed(0))  # (2000, 3, 2)
     assert th.shape == (2000, 3, 2) and sim.prior.within_support(th).all()

@@ -54,6 +54,8 @@ def train(theta: Tensor, x: Tensor, simulator: Simulator, config: TrainingConfig
         first = members[0]
         metadata = {**first.metadata, "training": {
             "members": [m.metadata["training"] for m in members],
+            # totals over the members, so that an ensemble reads like one run
+            "epochs": sum(m.metadata["training"]["epochs"] for m in members),
             "seconds": sum(m.metadata["training"]["seconds"] for m in members)}}
         return NPEEnsemble(nn.ModuleList([m.net for m in members]), first.simulator, config,
                            first.embedding_spec, metadata)
