@@ -189,6 +189,18 @@ def _table_at(tab: dict, key: str, kt: np.ndarray) -> np.ndarray:
     return np.exp(np.interp(np.log(kt), np.log(tab["kt"]), np.log(values)))
 
 
+def _fe_k_setup() -> tuple[dict, np.ndarray, dict, float, np.ndarray, np.ndarray]:
+    """The CHIANTI reference, its temperatures, our table, the solar Fe abundance and our
+    Fe XXV and Fe XXVI ion fractions at those temperatures."""
+    ref = _chianti_fe_k()
+    kt = ref["kT_keV"]
+    tab = mekal_table()
+    fe = mk.ELEMENTS.index("Fe")
+    f25, f26 = (_table_at({"kt": tab["kt"], "f": tab["ion_fraction"][:, mk.ION_START[fe] + i]},
+                          "f", kt) for i in (24, 25))
+    return ref, kt, tab, float(mk.SOLAR[fe]), f25, f26
+
+
 def test_fe_k_lines_match_chianti():
     """Fe XXV (w + x + y + z) and Fe XXVI Lyman-alpha emissivities per ion against CHIANTI
     (Whiteford et al. 2001 and Ballance et al. 2002 R-matrix data, Badnell 2006 recombination;
@@ -204,13 +216,7 @@ def test_fe_k_lines_match_chianti():
     1.02, 1.06 up to 4 keV (where n(Fe XXVII)/n(Fe XXVI) <= 0.06) and 1.13, 1.18, 1.23 above
     (where it grows to 0.7).
     """
-    ref = _chianti_fe_k()
-    kt = ref["kT_keV"]
-    tab = mekal_table()
-    fe = mk.ELEMENTS.index("Fe")
-    a_fe = mk.SOLAR[fe]
-    f25 = _table_at({"kt": tab["kt"], "f": tab["ion_fraction"][:, mk.ION_START[fe] + 24]}, "f", kt)
-    f26 = _table_at({"kt": tab["kt"], "f": tab["ion_fraction"][:, mk.ION_START[fe] + 25]}, "f", kt)
+    ref, kt, tab, a_fe, f25, f26 = _fe_k_setup()
     ours25 = _table_at(tab, "fe_xxv", kt) / (a_fe * f25)  # per Fe XXV ion per n_e
     ours26 = _table_at(tab, "fe_xxvi", kt) / (a_fe * f26)
     chianti25 = ref["sum_exc"] + f26 / f25 * ref["sum_rec"]
@@ -230,13 +236,7 @@ def test_fe_k_equivalent_width_matches_chianti_within_20_percent():
     kT = 2, 3, 4, 6, 8, 10 keV (reference 0.79, 1.09, 1.15, 1.03, 0.82, 0.63); ours / reference
     = 0.92-1.10.  (The whole 6.4-7.1 keV band, with the satellites and the Fe XVII-XXIV lines,
     is larger: 1.89 keV at 2 keV, 1.26 at 6, 0.76 at 10.)"""
-    ref = _chianti_fe_k()
-    kt = ref["kT_keV"]
-    tab = mekal_table()
-    fe = mk.ELEMENTS.index("Fe")
-    a_fe = mk.SOLAR[fe]
-    f25 = _table_at({"kt": tab["kt"], "f": tab["ion_fraction"][:, mk.ION_START[fe] + 24]}, "f", kt)
-    f26 = _table_at({"kt": tab["kt"], "f": tab["ion_fraction"][:, mk.ION_START[fe] + 25]}, "f", kt)
+    ref, kt, tab, a_fe, f25, f26 = _fe_k_setup()
     cont = _table_at(tab, "fe_k_cont", kt)  # photons cm^3 s^-1 keV^-1 per n_e n_H
     ew = (_table_at(tab, "fe_xxv", kt) + _table_at(tab, "fe_xxvi", kt)) / cont
     lines_ref = a_fe * (f25 * ref["sum_exc"] + f26 * ref["sum_rec"] + f26 * ref["LyA_exc"])
