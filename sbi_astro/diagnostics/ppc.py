@@ -21,7 +21,7 @@ Example:
     >>> res = posterior_predictive(sim, post, x, num_draws=100)
     >>> res.pvalues.shape
     torch.Size([20, 4])
-    >>> 0.8 < res.interval_coverage < 1.0
+    >>> bool(res.interval_coverage >= 0.8)  # 90 % intervals: 0.95-1.0 for seeds 0-7
     True
 
 References:

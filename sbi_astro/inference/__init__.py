@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -21,6 +22,7 @@ from torch import Tensor, nn
 
 from ..device import resolve_device
 from ..embeddings import build_embedding
+from ..errors import ConfigError
 from ..simulator import Simulator
 from . import sbi_adapter
 from .config import TrainingConfig
@@ -83,6 +85,8 @@ def train(theta: Tensor, x: Tensor, simulator: Simulator, config: TrainingConfig
         else:
             builder = sbi_adapter.density_builder(config.method, config, embedding,
                                                   simulator.x_standardization)
+        if config.init_from is not None:
+            builder = sbi_adapter.starting_from(builder, initial_state(config.init_from))
         inference = sbi_adapter.trainer(config.method, prior, builder, device, config)
         net, summary = sbi_adapter.train(inference, theta, x, config)
     metadata = {
@@ -94,6 +98,15 @@ def train(theta: Tensor, x: Tensor, simulator: Simulator, config: TrainingConfig
     sim = simulator if simulator.device == device else type(simulator)(
         device=device, **simulator.options_dict())
     return _CLASSES[config.method](net.to(device), sim, config, spec, metadata)
+
+
+def initial_state(run_dir: str) -> dict[str, Tensor]:
+    """The weights of a saved run, for ``TrainingConfig.init_from`` (no unpickling)."""
+    weights = Path(run_dir) / "estimator.pt"
+    if not weights.exists():
+        raise ConfigError(f"init_from: {weights} not found; give a run directory written by "
+                          "est.save() or `sbi-astro train`")
+    return torch.load(weights, map_location="cpu", weights_only=True)
 
 
 __all__ = ["NLEEstimator", "NPEEnsemble", "NPEEstimator", "NREEstimator", "TrainedEstimator",

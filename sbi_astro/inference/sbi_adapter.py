@@ -88,6 +88,26 @@ def density_builder(method: str, config: Any, embedding: nn.Module, x_standardiz
     raise ConfigError(f"unknown density method {method!r}")
 
 
+def starting_from(builder: Any, state: dict[str, Tensor]) -> Any:
+    """An sbi build function that loads ``state`` into the network it builds (warm start).
+
+    sbi builds the network inside ``train`` from the training data (which sizes the z-score
+    layers); the saved state then replaces every weight and buffer.
+    """
+
+    def build(theta: Tensor, x: Tensor) -> nn.Module:
+        net = builder(theta, x)
+        try:
+            net.load_state_dict(state)
+        except RuntimeError as err:
+            raise ConfigError(f"init_from: the saved weights do not fit this architecture "
+                              f"(use the run's own method, flow, sizes and embedding): "
+                              f"{str(err).splitlines()[0]}") from err
+        return net
+
+    return build
+
+
 def classifier_builder(config: Any, embedding: nn.Module, x_standardization: str):
     """sbi build function for the NRE classifier."""
     from sbi.neural_nets import classifier_nn

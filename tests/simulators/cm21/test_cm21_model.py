@@ -170,9 +170,11 @@ def test_cuda_matches_cpu(device):
 
 def test_gaussian_box_mean_of_fcoll_is_accurate_for_the_evolved_field():
     """The ST normalisation divides by <f_coll>_box estimated from the smoothed field's mean and
-    variance (exact for a Gaussian field).  On the Zel'dovich field it stays within 6 per cent
-    of the exact box average at the cell scale (skewness of the non-linear density; measured
-    4-5 per cent) and within 2 per cent from 5 Mpc up (measured < 1.5 per cent)."""
+    variance (exact for a Gaussian field).  On the Zel'dovich field its error (from the skewness
+    of the non-linear density) was measured over 30 realisations (seeds 8-37, at the 4 test
+    redshifts): mean 5.8 % at the cell scale (worst 9.7 %), 2.0 % at 5 Mpc (worst 4.1 %),
+    0.14 % at 15 Mpc (worst 0.4 %); the same with the float64 inverse-CDF normals (5.9 %,
+    2.0 %, 0.18 %).  Tolerances: 12 %, 5 % and 2 % on seed 8 (measured 5.8, 2.4, 0.4 %)."""
     sim = Cm21(n_chunks=10, n_redshifts=4)
     theta = torch.tensor([FIDUCIAL])
     _, _, dens = _coeval(sim, FIDUCIAL, seed=8)
@@ -186,7 +188,7 @@ def test_gaussian_box_mean_of_fcoll_is_accurate_for_the_evolved_field():
     kx, ky, kz = ph.wavenumbers(sim.n, sim.box)
     k = torch.sqrt(kx**2 + ky**2 + kz**2)
     barrier = ph.DELTA_C / growth
-    for radius, tol in ((sim.radii[0], 0.06), (5.0, 0.02), (15.0, 0.02)):
+    for radius, tol in ((sim.radii[0], 0.12), (5.0, 0.05), (15.0, 0.02)):
         f = torch.fft.irfftn(d0k * ph.tophat_window(k * radius).float(), s=(sim.n,) * 3,
                              dim=(-3, -2, -1)).double()
         s2 = smin**2 - ph.sigma_tophat(torch.tensor(radius, dtype=torch.float64), om,
