@@ -6,12 +6,19 @@ Schema (every key optional except ``simulator.name``; unknown keys are errors)::
     simulator: {name: gaussian_linear, options: {dim: 10}, device: null}
     simulate: {num_simulations: 10000, seed: 1, chunk_size: 1000, workers: 1}
     train: {method: npe, flow: nsf, ...}          # any TrainingConfig field
+    fine_tune: [{learning_rate: 1.0e-4}]            # further stages, each from the last weights
     calibrate: {n_test: 200, num_samples: 1000, seed: 2, ppc_observations: 50, ppc_draws: 100}
     analyses: [{kind: observed, num_samples: 5000}] # extra report sections (sbi_astro.analyses)
     output: study-output                            # relative to the working directory
 
 The YAML is read with ``yaml.safe_load``.  Outputs land in ``output/``:
 ``simulations.h5`` (resumable), ``run/`` (trained estimator), ``report/`` (calibration).
+
+``fine_tune`` (optional) lists further training stages on the same simulations: each is a
+mapping of ``train`` options that override the previous stage's, and starts from the
+previous stage's weights (``init_from``), e.g. a lower learning rate once the first stage
+has hit ``max_epochs``.  Stage ``k`` is saved in ``stages/k/`` (``stages/0`` is ``train``)
+and the last one is also ``run/``; a re-run reuses every stage already saved.
 """
 
 from __future__ import annotations
@@ -69,11 +76,20 @@ class Study:
     calibrate: CalibrateSection
     output: Path
     analyses: tuple[dict[str, Any], ...] = ()
+    fine_tune: tuple[dict[str, Any], ...] = ()
+
+    def training_stages(self) -> list[dict[str, Any]]:
+        """The ``train`` mapping of every stage: ``train``, then each ``fine_tune`` entry
+        applied over the stage before it (``init_from`` is set when the study runs)."""
+        stages = [dict(self.train)]
+        for overrides in self.fine_tune:
+            stages.append({**stages[-1], **overrides})
+        return stages
 
     @classmethod
     def from_dict(cls, doc: Any, *, source: str = "study") -> Study:
-        top = _check_keys(source, doc, {"name", "simulator", "simulate", "train", "calibrate",
-                                        "analyses", "output"})
+        top = _check_keys(source, doc, {"name", "simulator", "simulate", "train", "fine_tune",
+                                        "calibrate", "analyses", "output"})
         sim = top.get("simulator")
         if isinstance(sim, str):
             sim = {"name": sim}
@@ -103,11 +119,13 @@ class Study:
         from .inference.config import TrainingConfig
 
         TrainingConfig.from_dict(train)  # validate now, before any simulation runs
+        fine_tune = _check_fine_tune(top.get("fine_tune"), train, source)
         analyses = _check_analyses(top.get("analyses"), source)
         return cls(name=str(top.get("name", "study")), simulator=str(sim["name"]),
                    options=dict(sim.get("options") or {}), device=sim.get("device"),
                    simulate=simulate, train=dict(train), calibrate=calibrate,
-                   output=Path(top.get("output", "study-output")), analyses=analyses)
+                   output=Path(top.get("output", "study-output")), analyses=analyses,
+                   fine_tune=fine_tune)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> Study:
@@ -119,6 +137,29 @@ class Study:
         except yaml.YAMLError as err:
             raise ConfigError(f"{path} is not valid YAML: {err}") from err
         return cls.from_dict(doc, source=str(path))
+
+
+def _check_fine_tune(value: Any, train: dict[str, Any], source: str
+                     ) -> tuple[dict[str, Any], ...]:
+    from .inference.config import TrainingConfig
+
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise ConfigError(f"{source}: 'fine_tune' must be a list of mappings of training "
+                          "options, e.g. [{learning_rate: 1.0e-4, max_epochs: 40}]")
+    stage = dict(train)
+    for i, overrides in enumerate(value):
+        if "init_from" in overrides:
+            raise ConfigError(f"{source}: fine_tune[{i}] sets init_from; a fine-tuning stage "
+                              "always starts from the previous stage's weights, remove it")
+        stage = {**stage, **overrides}
+        try:
+            # every stage warm-starts, so it must be a single flow of the same architecture
+            TrainingConfig.from_dict({**stage, "init_from": "previous stage"})
+        except ConfigError as err:
+            raise ConfigError(f"{source}: fine_tune[{i}]: {err}") from err
+    return tuple(dict(v) for v in value)
 
 
 def _check_analyses(value: Any, source: str) -> tuple[dict[str, Any], ...]:
@@ -171,18 +212,33 @@ def run_study(study: Study, *, output: str | Path | None = None, progress: bool 
     finally:
         store.close()
     run_dir = out / "run"
-    config = TrainingConfig.from_dict({"device": study.device, **study.train})
+    stages = study.training_stages()
     if (run_dir / "run.json").exists():
         log(f"[2/3] reusing the trained estimator in {run_dir}")
-        est = load_run(run_dir, device=config.device)
+        est = load_run(run_dir, device=study.device)
     else:
-        log(f"[2/3] training {config.method.upper()} on {theta.shape[0]} simulations")
-        est = train(theta, x, sim, config,
-                    provenance={"store": str(store_path), "seed": study.simulate.seed,
-                                "study": study.name})
-        est.save(run_dir)
-        t = est.metadata["training"]
-        log(f"      {t['epochs']} epochs in {t['seconds']:.1f} s -> {run_dir}")
+        previous = None
+        for k, stage in enumerate(stages):
+            stage_dir = run_dir if len(stages) == 1 else out / "stages" / str(k)
+            config = TrainingConfig.from_dict({"device": study.device, **stage,
+                                               **({"init_from": str(previous)} if k else {})})
+            label = "" if len(stages) == 1 else f" (stage {k + 1} of {len(stages)}" + (
+                f", from stage {k}'s weights)" if k else ")")
+            if (stage_dir / "run.json").exists():
+                log(f"[2/3] reusing the estimator of stage {k + 1} in {stage_dir}")
+                est = load_run(stage_dir, device=config.device)
+            else:
+                log(f"[2/3] training {config.method.upper()} on {theta.shape[0]} "
+                    f"simulations{label}")
+                est = train(theta, x, sim, config,
+                            provenance={"store": str(store_path), "seed": study.simulate.seed,
+                                        "study": study.name, "stage": k})
+                est.save(stage_dir)
+                t = est.metadata["training"]
+                log(f"      {t['epochs']} epochs in {t['seconds']:.1f} s -> {stage_dir}")
+            previous = stage_dir
+        if len(stages) > 1:
+            est.save(run_dir)
     sections = run_analyses(est, study.analyses, out / "report", seed=study.calibrate.seed,
                             log=log)
     log("[3/3] calibrating")

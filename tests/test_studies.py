@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+import shutil
 from importlib import resources
 from pathlib import Path
 
@@ -28,3 +31,65 @@ def test_shipped_study_is_valid(path):
     for entry in study.analyses:
         if entry["kind"] == "observed":
             assert sim.has_observation
+
+
+def _tiny_study(tmp_path, fine_tune):
+    return Study.from_dict({
+        "name": "fine-tune-test",
+        "simulator": {"name": "gaussian_linear", "options": {"dim": 2}, "device": "cpu"},
+        "simulate": {"num_simulations": 600, "seed": 3, "chunk_size": 300},
+        "train": {"method": "npe", "flow": "maf", "hidden_features": 16, "max_epochs": 3,
+                  "seed": 0},
+        "fine_tune": fine_tune,
+        "calibrate": {"n_test": 30, "num_samples": 100, "seed": 1, "ppc_observations": 5,
+                      "ppc_draws": 10},
+        "output": str(tmp_path / "out"),
+    })
+
+
+def test_fine_tune_stage_starts_from_the_previous_stage_weights(tmp_path):
+    import torch
+
+    from sbi_astro.study import run_study
+
+    # a learning rate of 1e-12 moves Adam's weights by ~1e-12 per step: if stage 2 started
+    # from stage 1's weights, it ends where stage 1 ended; from a fresh initialisation it
+    # would differ by O(0.1)
+    study = _tiny_study(tmp_path, [{"learning_rate": 1e-12, "max_epochs": 2,
+                                    "stop_after_epochs": 1}])
+    assert [s.get("learning_rate") for s in study.training_stages()] == [None, 1e-12]
+    lines = []
+    run_study(study, progress=False, log=lines.append)
+    out = tmp_path / "out"
+    w0, w1, final = (torch.load(d / "estimator.pt", weights_only=True)
+                     for d in (out / "stages/0", out / "stages/1", out / "run"))
+    assert w0.keys() == w1.keys() == final.keys()
+    moved = max(float((w1[k].float() - w0[k].float()).abs().max()) for k in w0)
+    assert moved < 1e-6
+    assert all(torch.equal(w1[k], final[k]) for k in w1)
+    doc = json.loads((out / "run" / "run.json").read_text())
+    assert doc["config"]["init_from"] == str(out / "stages" / "0")
+    assert doc["config"]["learning_rate"] == 1e-12 and doc["metadata"]["stage"] == 1
+    assert any("stage 2 of 2, from stage 1's weights" in line for line in lines)
+
+    # a re-run without run/ (e.g. after a crash before it was written) trains nothing again
+    shutil.rmtree(out / "run")
+    lines.clear()
+    run_study(study, progress=False, log=lines.append)
+    assert sum("reusing the estimator of stage" in line for line in lines) == 2
+    again = torch.load(out / "run" / "estimator.pt", weights_only=True)
+    assert all(torch.equal(again[k], final[k]) for k in final)
+
+
+@pytest.mark.parametrize("fine_tune, needle", [
+    ({"learning_rate": 1e-4}, "must be a list of mappings"),
+    ([{"init_from": "elsewhere"}], "sets init_from"),
+    ([{"ensemble": 2}], "fine_tune[0]"),
+    ([{"learning_rat": 1e-4}], "learning_rat"),
+])
+def test_invalid_fine_tune_is_refused_before_anything_runs(tmp_path, fine_tune, needle):
+    from sbi_astro.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=re.escape(needle)):
+        _tiny_study(tmp_path, fine_tune)
+    assert not (tmp_path / "out").exists()
