@@ -7,6 +7,7 @@ Schema (every key optional except ``simulator.name``; unknown keys are errors)::
     simulate: {num_simulations: 10000, seed: 1, chunk_size: 1000, workers: 1}
     train: {method: npe, flow: nsf, ...}          # any TrainingConfig field
     fine_tune: [{learning_rate: 1.0e-4}]            # further stages, each from the last weights
+    snapshot_ensemble: false                        # true: the estimator mixes every stage
     calibrate: {n_test: 200, num_samples: 1000, seed: 2, ppc_observations: 50, ppc_draws: 100}
     analyses: [{kind: observed, num_samples: 5000}] # extra report sections (sbi_astro.analyses)
     output: study-output                            # relative to the working directory
@@ -18,7 +19,11 @@ The YAML is read with ``yaml.safe_load``.  Outputs land in ``output/``:
 mapping of ``train`` options that override the previous stage's, and starts from the
 previous stage's weights (``init_from``), e.g. a lower learning rate once the first stage
 has hit ``max_epochs``.  Stage ``k`` is saved in ``stages/k/`` (``stages/0`` is ``train``)
-and the last one is also ``run/``; a re-run reuses every stage already saved.
+and the last one is also ``run/``; a re-run reuses every stage already saved.  With
+``snapshot_ensemble: true`` (NPE) ``run/`` is instead the equal-weight mixture of every
+stage's flow (:class:`~sbi_astro.inference.ensemble.NPEEnsemble`; a snapshot ensemble,
+Huang et al. 2017, ICLR): the stages are fits of one network at different points of its
+training, whose disagreement widens the posterior where they differ.
 """
 
 from __future__ import annotations
@@ -77,6 +82,7 @@ class Study:
     output: Path
     analyses: tuple[dict[str, Any], ...] = ()
     fine_tune: tuple[dict[str, Any], ...] = ()
+    snapshot_ensemble: bool = False
 
     def training_stages(self) -> list[dict[str, Any]]:
         """The ``train`` mapping of every stage: ``train``, then each ``fine_tune`` entry
@@ -89,7 +95,7 @@ class Study:
     @classmethod
     def from_dict(cls, doc: Any, *, source: str = "study") -> Study:
         top = _check_keys(source, doc, {"name", "simulator", "simulate", "train", "fine_tune",
-                                        "calibrate", "analyses", "output"})
+                                        "snapshot_ensemble", "calibrate", "analyses", "output"})
         sim = top.get("simulator")
         if isinstance(sim, str):
             sim = {"name": sim}
@@ -120,12 +126,20 @@ class Study:
 
         TrainingConfig.from_dict(train)  # validate now, before any simulation runs
         fine_tune = _check_fine_tune(top.get("fine_tune"), train, source)
+        snapshot = top.get("snapshot_ensemble", False)
+        if not isinstance(snapshot, bool):
+            raise ConfigError(f"{source}: 'snapshot_ensemble' must be true or false, got "
+                              f"{snapshot!r}")
+        if snapshot and (not fine_tune or TrainingConfig.from_dict(train).method != "npe"):
+            raise ConfigError(f"{source}: 'snapshot_ensemble: true' mixes the NPE flows of the "
+                              "training stages; it needs method: npe and at least one "
+                              "'fine_tune' stage")
         analyses = _check_analyses(top.get("analyses"), source)
         return cls(name=str(top.get("name", "study")), simulator=str(sim["name"]),
                    options=dict(sim.get("options") or {}), device=sim.get("device"),
                    simulate=simulate, train=dict(train), calibrate=calibrate,
                    output=Path(top.get("output", "study-output")), analyses=analyses,
-                   fine_tune=fine_tune)
+                   fine_tune=fine_tune, snapshot_ensemble=snapshot)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> Study:
@@ -217,7 +231,7 @@ def run_study(study: Study, *, output: str | Path | None = None, progress: bool 
         log(f"[2/3] reusing the trained estimator in {run_dir}")
         est = load_run(run_dir, device=study.device)
     else:
-        previous = None
+        previous, trained = None, []
         for k, stage in enumerate(stages):
             stage_dir = run_dir if len(stages) == 1 else out / "stages" / str(k)
             config = TrainingConfig.from_dict({"device": study.device, **stage,
@@ -237,6 +251,11 @@ def run_study(study: Study, *, output: str | Path | None = None, progress: bool 
                 t = est.metadata["training"]
                 log(f"      {t['epochs']} epochs in {t['seconds']:.1f} s -> {stage_dir}")
             previous = stage_dir
+            trained.append(est)
+        if study.snapshot_ensemble:
+            est = snapshot_ensemble(trained, [str(out / "stages" / str(k))
+                                              for k in range(len(trained))])
+            log(f"      the estimator is the mixture of the {len(trained)} stages' flows")
         if len(stages) > 1:
             est.save(run_dir)
     sections = run_analyses(est, study.analyses, out / "report", seed=study.calibrate.seed,
@@ -249,6 +268,22 @@ def run_study(study: Study, *, output: str | Path | None = None, progress: bool 
                                  ppc_draws=study.calibrate.ppc_draws)
     return {"store": str(store_path), "run": str(run_dir), "report": str(result.report_path),
             "metrics": str(result.metrics_path), "verdict": result.verdict}
+
+
+def snapshot_ensemble(stages: list[Any], stage_dirs: list[str]) -> Any:
+    """The equal-weight mixture of the NPE flows of a study's training stages."""
+    from torch import nn
+
+    from .inference.ensemble import NPEEnsemble
+
+    last = stages[-1]
+    config = dataclasses.replace(last.config, ensemble=len(stages), init_from=None)
+    training = [s.metadata["training"] for s in stages]
+    metadata = {**last.metadata, "snapshot_ensemble": stage_dirs, "training": {
+        "members": training, "epochs": sum(t["epochs"] for t in training),
+        "seconds": sum(t["seconds"] for t in training)}}
+    return NPEEnsemble(nn.ModuleList([s.net for s in stages]), last.simulator, config,
+                       last.embedding_spec, metadata)
 
 
 def run_analyses(est: Any, analyses: tuple[dict[str, Any], ...] | list[dict[str, Any]],

@@ -33,8 +33,8 @@ def test_shipped_study_is_valid(path):
             assert sim.has_observation
 
 
-def _tiny_study(tmp_path, fine_tune):
-    return Study.from_dict({
+def _tiny_study(tmp_path, fine_tune, **extra):
+    return Study.from_dict({**extra,
         "name": "fine-tune-test",
         "simulator": {"name": "gaussian_linear", "options": {"dim": 2}, "device": "cpu"},
         "simulate": {"num_simulations": 600, "seed": 3, "chunk_size": 300},
@@ -79,6 +79,39 @@ def test_fine_tune_stage_starts_from_the_previous_stage_weights(tmp_path):
     assert sum("reusing the estimator of stage" in line for line in lines) == 2
     again = torch.load(out / "run" / "estimator.pt", weights_only=True)
     assert all(torch.equal(again[k], final[k]) for k in final)
+
+
+def test_snapshot_ensemble_mixes_the_stages_flows(tmp_path):
+    import torch
+
+    from sbi_astro.inference import NPEEnsemble, load_run
+    from sbi_astro.study import run_study
+
+    study = _tiny_study(tmp_path, [{"learning_rate": 1e-4, "max_epochs": 2}],
+                        snapshot_ensemble=True)
+    run_study(study, progress=False, log=lambda *_: None)
+    out = tmp_path / "out"
+    est = load_run(out / "run", device="cpu")
+    assert isinstance(est, NPEEnsemble) and len(est.members) == 2
+    mixed = torch.load(out / "run" / "estimator.pt", weights_only=True)
+    for k in (0, 1):
+        stage = torch.load(out / "stages" / str(k) / "estimator.pt", weights_only=True)
+        assert all(torch.equal(mixed[f"{k}.{name}"], w) for name, w in stage.items())
+    meta = json.loads((out / "run" / "run.json").read_text())["metadata"]
+    assert meta["snapshot_ensemble"] == [str(out / "stages/0"), str(out / "stages/1")]
+    assert meta["training"]["epochs"] == sum(m["epochs"] for m in meta["training"]["members"])
+
+
+@pytest.mark.parametrize("extra, needle", [
+    ({"snapshot_ensemble": "yes"}, "must be true or false"),
+    ({"snapshot_ensemble": True, "fine_tune": None}, "at least one 'fine_tune' stage"),
+])
+def test_invalid_snapshot_ensemble_is_refused(tmp_path, extra, needle):
+    from sbi_astro.errors import ConfigError
+
+    fine_tune = extra.pop("fine_tune", [{"learning_rate": 1e-4}])
+    with pytest.raises(ConfigError, match=re.escape(needle)):
+        _tiny_study(tmp_path, fine_tune, **extra)
 
 
 @pytest.mark.parametrize("fine_tune, needle", [
