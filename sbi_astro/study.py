@@ -21,7 +21,8 @@ previous stage's weights (``init_from``), e.g. a lower learning rate once the fi
 has hit ``max_epochs``.  Stage ``k`` is saved in ``stages/k/`` (``stages/0`` is ``train``)
 and the last one is also ``run/``; a re-run reuses every stage already saved.  With
 ``snapshot_ensemble: true`` (NPE) ``run/`` is instead the equal-weight mixture of every
-stage's flow (:class:`~sbi_astro.inference.ensemble.NPEEnsemble`; a snapshot ensemble,
+stage's flow (an ensemble stage gives each of its members;
+:class:`~sbi_astro.inference.ensemble.NPEEnsemble`; a snapshot ensemble,
 Huang et al. 2017, ICLR): the stages are fits of one network at different points of its
 training, whose disagreement widens the posterior where they differ.
 """
@@ -169,7 +170,7 @@ def _check_fine_tune(value: Any, train: dict[str, Any], source: str
                               "always starts from the previous stage's weights, remove it")
         stage = {**stage, **overrides}
         try:
-            # every stage warm-starts, so it must be a single flow of the same architecture
+            # every stage warm-starts from the previous one: the same architecture
             TrainingConfig.from_dict({**stage, "init_from": "previous stage"})
         except ConfigError as err:
             raise ConfigError(f"{source}: fine_tune[{i}]: {err}") from err
@@ -277,12 +278,14 @@ def snapshot_ensemble(stages: list[Any], stage_dirs: list[str]) -> Any:
     from .inference.ensemble import NPEEnsemble
 
     last = stages[-1]
-    config = dataclasses.replace(last.config, ensemble=len(stages), init_from=None)
+    # an ensemble stage contributes each of its members
+    flows = [m for s in stages for m in (s.net if isinstance(s, NPEEnsemble) else [s.net])]
+    config = dataclasses.replace(last.config, ensemble=len(flows), init_from=None)
     training = [s.metadata["training"] for s in stages]
     metadata = {**last.metadata, "snapshot_ensemble": stage_dirs, "training": {
         "members": training, "epochs": sum(t["epochs"] for t in training),
         "seconds": sum(t["seconds"] for t in training)}}
-    return NPEEnsemble(nn.ModuleList([s.net for s in stages]), last.simulator, config,
+    return NPEEnsemble(nn.ModuleList(flows), last.simulator, config,
                        last.embedding_spec, metadata)
 
 

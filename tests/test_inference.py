@@ -167,8 +167,18 @@ def test_init_from_continues_a_saved_run(tmp_path):
                                             init_from=str(tmp_path / "run")))
     with pytest.raises(ConfigError, match="not found"):
         train(theta, x, sim, TrainingConfig(**FAST, init_from=str(tmp_path / "nowhere")))
-    with pytest.raises(ConfigError, match="cannot seed an ensemble"):
-        TrainingConfig(ensemble=2, init_from=str(tmp_path / "run"))
+    # an ensemble continued from one run: every member starts from its weights
+    ens = train(theta, x, sim, TrainingConfig(**{**FAST, "max_epochs": 1}, ensemble=2,
+                                              learning_rate=1e-9, init_from=str(tmp_path / "run")))
+    saved = first.net.state_dict()
+    for member in ens.net:
+        moved = max(float((w.double() - saved[k].double()).abs().max())
+                    for k, w in member.state_dict().items())
+        assert moved < 1e-5
+    ens.save(tmp_path / "ens")
+    with pytest.raises(ConfigError, match="do not fit this architecture"):
+        train(theta, x, sim, TrainingConfig(**{**FAST, "max_epochs": 1},
+                                            init_from=str(tmp_path / "ens")))
 
 
 def test_config_validation():

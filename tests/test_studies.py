@@ -102,6 +102,25 @@ def test_snapshot_ensemble_mixes_the_stages_flows(tmp_path):
     assert meta["training"]["epochs"] == sum(m["epochs"] for m in meta["training"]["members"])
 
 
+def test_snapshot_ensemble_takes_every_member_of_an_ensemble_stage(tmp_path):
+    import torch
+
+    from sbi_astro.inference import load_run
+    from sbi_astro.study import run_study
+
+    study = _tiny_study(tmp_path, [{"learning_rate": 1e-4, "max_epochs": 2, "ensemble": 2}],
+                        snapshot_ensemble=True)
+    run_study(study, progress=False, log=lambda *_: None)
+    out = tmp_path / "out"
+    assert len(load_run(out / "run", device="cpu").members) == 3
+    mixed = torch.load(out / "run" / "estimator.pt", weights_only=True)
+    stage1 = torch.load(out / "stages" / "1" / "estimator.pt", weights_only=True)
+    # stage 2's members 0 and 1 are the mixture's flows 1 and 2; both started from stage 1
+    for k in (0, 1):
+        mine = {n[2:]: w for n, w in stage1.items() if n.startswith(f"{k}.")}
+        assert mine and all(torch.equal(mixed[f"{k + 1}.{n}"], w) for n, w in mine.items())
+
+
 @pytest.mark.parametrize("extra, needle", [
     ({"snapshot_ensemble": "yes"}, "must be true or false"),
     ({"snapshot_ensemble": True, "fine_tune": None}, "at least one 'fine_tune' stage"),
@@ -117,7 +136,7 @@ def test_invalid_snapshot_ensemble_is_refused(tmp_path, extra, needle):
 @pytest.mark.parametrize("fine_tune, needle", [
     ({"learning_rate": 1e-4}, "must be a list of mappings"),
     ([{"init_from": "elsewhere"}], "sets init_from"),
-    ([{"ensemble": 2}], "fine_tune[0]"),
+    ([{"hidden_features": 0}], "fine_tune[0]"),
     ([{"learning_rat": 1e-4}], "learning_rat"),
 ])
 def test_invalid_fine_tune_is_refused_before_anything_runs(tmp_path, fine_tune, needle):

@@ -55,7 +55,9 @@ class TrainingConfig:
         init_from: a run directory (``est.save(run_dir)``) whose weights start the training
             instead of a fresh initialisation: continue or fine-tune a run, e.g. one that hit
             ``max_epochs`` with its validation loss still falling.  The architecture (method,
-            flow, sizes, embedding) must be the same; one flow only (``ensemble: 1``).
+            flow, sizes, embedding) must be the same, and the saved run one flow.  With
+            ``ensemble: K`` every member starts from these weights and differs by its seed
+            (batch order and validation split).
         seed: seeds initialisation and batching (global RNG state is restored afterwards).
         device: ``None`` (CUDA if available), ``"cpu"`` or ``"cuda"``.
         mcmc_method, num_chains, warmup_steps, thin: posterior sampling for NLE/NRE.
@@ -113,9 +115,6 @@ class TrainingConfig:
                               "inside the prior); set method: npe or theta_transform: none")
         if not isinstance(self.ensemble, int) or self.ensemble < 1:
             raise ConfigError(f"ensemble must be an integer >= 1, got {self.ensemble!r}")
-        if self.init_from is not None and self.ensemble > 1:
-            raise ConfigError("init_from starts one flow from a saved run; it cannot seed an "
-                              "ensemble (set ensemble: 1)")
         if self.ensemble > 1 and self.method != "npe":
             raise ConfigError("ensemble applies to NPE only; set method: npe or ensemble: 1")
         if not (self.embedding in ("default", "none", None) or isinstance(self.embedding, dict)):
