@@ -131,7 +131,7 @@ class Study:
         if not isinstance(snapshot, bool):
             raise ConfigError(f"{source}: 'snapshot_ensemble' must be true or false, got "
                               f"{snapshot!r}")
-        if snapshot and (not fine_tune or TrainingConfig.from_dict(train).method != "npe"):
+        if snapshot and (not fine_tune or train.get("method", "npe") != "npe"):
             raise ConfigError(f"{source}: 'snapshot_ensemble: true' mixes the NPE flows of the "
                               "training stages; it needs method: npe and at least one "
                               "'fine_tune' stage")
@@ -212,6 +212,7 @@ def run_study(study: Study, *, output: str | Path | None = None, progress: bool 
     """Runs simulate -> train -> calibrate -> report; returns paths and key metrics."""
     from .campaign import run_campaign
     from .inference import TrainingConfig, load_run, train
+    from .inference.ensemble import mixture
     from .registry import load_simulator
 
     out = Path(output) if output is not None else study.output
@@ -232,11 +233,11 @@ def run_study(study: Study, *, output: str | Path | None = None, progress: bool 
         log(f"[2/3] reusing the trained estimator in {run_dir}")
         est = load_run(run_dir, device=study.device)
     else:
-        previous, trained = None, []
+        trained, stage_dirs = [], []
         for k, stage in enumerate(stages):
             stage_dir = run_dir if len(stages) == 1 else out / "stages" / str(k)
-            config = TrainingConfig.from_dict({"device": study.device, **stage,
-                                               **({"init_from": str(previous)} if k else {})})
+            config = TrainingConfig.from_dict({"device": study.device, **stage, **(
+                {"init_from": str(stage_dirs[-1])} if k else {})})
             label = "" if len(stages) == 1 else f" (stage {k + 1} of {len(stages)}" + (
                 f", from stage {k}'s weights)" if k else ")")
             if (stage_dir / "run.json").exists():
@@ -251,11 +252,11 @@ def run_study(study: Study, *, output: str | Path | None = None, progress: bool 
                 est.save(stage_dir)
                 t = est.metadata["training"]
                 log(f"      {t['epochs']} epochs in {t['seconds']:.1f} s -> {stage_dir}")
-            previous = stage_dir
+            stage_dirs.append(stage_dir)
             trained.append(est)
         if study.snapshot_ensemble:
-            est = snapshot_ensemble(trained, [str(out / "stages" / str(k))
-                                              for k in range(len(trained))])
+            est = mixture(trained, dataclasses.replace(trained[-1].config, init_from=None),
+                          snapshot_ensemble=[str(d) for d in stage_dirs])
             log(f"      the estimator is the mixture of the {len(trained)} stages' flows")
         if len(stages) > 1:
             est.save(run_dir)
@@ -269,24 +270,6 @@ def run_study(study: Study, *, output: str | Path | None = None, progress: bool 
                                  ppc_draws=study.calibrate.ppc_draws)
     return {"store": str(store_path), "run": str(run_dir), "report": str(result.report_path),
             "metrics": str(result.metrics_path), "verdict": result.verdict}
-
-
-def snapshot_ensemble(stages: list[Any], stage_dirs: list[str]) -> Any:
-    """The equal-weight mixture of the NPE flows of a study's training stages."""
-    from torch import nn
-
-    from .inference.ensemble import NPEEnsemble
-
-    last = stages[-1]
-    # an ensemble stage contributes each of its members
-    flows = [m for s in stages for m in (s.net if isinstance(s, NPEEnsemble) else [s.net])]
-    config = dataclasses.replace(last.config, ensemble=len(flows), init_from=None)
-    training = [s.metadata["training"] for s in stages]
-    metadata = {**last.metadata, "snapshot_ensemble": stage_dirs, "training": {
-        "members": training, "epochs": sum(t["epochs"] for t in training),
-        "seconds": sum(t["seconds"] for t in training)}}
-    return NPEEnsemble(nn.ModuleList(flows), last.simulator, config,
-                       last.embedding_spec, metadata)
 
 
 def run_analyses(est: Any, analyses: tuple[dict[str, Any], ...] | list[dict[str, Any]],

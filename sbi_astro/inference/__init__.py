@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ..device import resolve_device
 from ..embeddings import build_embedding
@@ -26,7 +26,7 @@ from ..errors import ConfigError
 from ..simulator import Simulator
 from . import sbi_adapter
 from .config import TrainingConfig
-from .ensemble import NPEEnsemble, member_config
+from .ensemble import NPEEnsemble, member_config, mixture
 from .estimator import TrainedEstimator, check_theta_x, load_run, resolve_embedding_spec
 from .nle import NLEEstimator
 from .npe import NPEEstimator
@@ -51,16 +51,8 @@ def train(theta: Tensor, x: Tensor, simulator: Simulator, config: TrainingConfig
     """
     config = (config or TrainingConfig()).resolved(simulator.dim)
     if config.ensemble > 1:
-        members = [train(theta, x, simulator, member_config(config, k), provenance=provenance)
-                   for k in range(config.ensemble)]
-        first = members[0]
-        metadata = {**first.metadata, "training": {
-            "members": [m.metadata["training"] for m in members],
-            # totals over the members, so that an ensemble reads like one run
-            "epochs": sum(m.metadata["training"]["epochs"] for m in members),
-            "seconds": sum(m.metadata["training"]["seconds"] for m in members)}}
-        return NPEEnsemble(nn.ModuleList([m.net for m in members]), first.simulator, config,
-                           first.embedding_spec, metadata)
+        return mixture([train(theta, x, simulator, member_config(config, k),
+                              provenance=provenance) for k in range(config.ensemble)], config)
     device = resolve_device(config.device)
     theta, x = check_theta_x(theta, x, simulator)
     theta = theta.to(device, torch.float32)

@@ -74,6 +74,25 @@ class NPEEnsemble(TrainedEstimator):
         return torch.logsumexp(lp, 0) - math.log(len(self.members))
 
 
+def mixture(estimators: list[TrainedEstimator], config: TrainingConfig,
+            **metadata: Any) -> NPEEnsemble:
+    """The equal-weight mixture of trained NPE estimators (an :class:`NPEEnsemble` among them
+    contributes each of its members), with ``config.ensemble`` set to the number of flows.
+
+    ``run.json`` gets the last estimator's metadata, ``metadata``, and a ``training`` entry
+    with every estimator's summary and their totals (so that a mixture reads like one run).
+    """
+    flows = [f for e in estimators
+             for f in (e.net if isinstance(e, NPEEnsemble) else [e.net])]
+    training = [e.metadata["training"] for e in estimators]
+    last = estimators[-1]
+    meta = {**last.metadata, **metadata, "training": {
+        "members": training, "epochs": sum(t["epochs"] for t in training),
+        "seconds": sum(t["seconds"] for t in training)}}
+    return NPEEnsemble(nn.ModuleList(flows), last.simulator,
+                       dataclasses.replace(config, ensemble=len(flows)), last.embedding_spec, meta)
+
+
 def member_config(config: TrainingConfig, k: int) -> TrainingConfig:
     """The training config of member ``k`` of an ensemble: seed ``seed + k``, no ensemble."""
     return dataclasses.replace(config, seed=config.seed + k, ensemble=1)
