@@ -174,6 +174,13 @@ class SimulationStore:
             raise FileNotFoundError(f"simulation store {path} does not exist")
         try:
             f = h5py.File(path, mode)
+        except BlockingIOError as err:
+            # HDF5's file lock: another process has the store open for writing
+            raise StoreError(
+                f"{path} is locked by another process that has it open for writing (a "
+                "campaign still running?); wait for it to finish or stop it, then retry. "
+                "The file is untouched"
+            ) from err
         except OSError as err:
             raise DataFormatError(
                 f"{path} is not a readable HDF5 file (corrupted or of another format: {err}); "

@@ -18,7 +18,11 @@ The YAML is read with ``yaml.safe_load``.  Outputs land in ``output/``:
 ``fine_tune`` (optional) lists further training stages on the same simulations: each is a
 mapping of ``train`` options that override the previous stage's, and starts from the
 previous stage's weights (``init_from``), e.g. a lower learning rate once the first stage
-has hit ``max_epochs``.  Stage ``k`` is saved in ``stages/k/`` (``stages/0`` is ``train``)
+has hit ``max_epochs``.  ``train`` and each stage may also set ``num_simulations``: that
+stage trains on the first ``num_simulations`` rows of the store (default: all of
+``simulate.num_simulations``; later stages inherit it like any option), e.g. a first stage
+on 100,000 simulations and a last one on 300,000 once the network overfits the first set.
+Rows are counter-seeded, so the first ``N`` rows are the same whatever the store's size.  Stage ``k`` is saved in ``stages/k/`` (``stages/0`` is ``train``)
 and the last one is also ``run/``; a re-run reuses every stage already saved.  With
 ``snapshot_ensemble: true`` (NPE) ``run/`` is instead the equal-weight mixture of every
 stage's flow (an ensemble stage gives each of its members;
@@ -87,11 +91,17 @@ class Study:
 
     def training_stages(self) -> list[dict[str, Any]]:
         """The ``train`` mapping of every stage: ``train``, then each ``fine_tune`` entry
-        applied over the stage before it (``init_from`` is set when the study runs)."""
+        applied over the stage before it (``init_from`` is set when the study runs).
+        Each may hold the study key ``num_simulations`` (see :func:`stage_simulations`)."""
         stages = [dict(self.train)]
         for overrides in self.fine_tune:
             stages.append({**stages[-1], **overrides})
         return stages
+
+    def stage_simulations(self, stage: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """``(N, training options)`` of a stage: it trains on the first ``N`` simulations."""
+        options = dict(stage)
+        return int(options.pop(STAGE_KEY, self.simulate.num_simulations)), options
 
     @classmethod
     def from_dict(cls, doc: Any, *, source: str = "study") -> Study:
@@ -125,8 +135,11 @@ class Study:
             raise ConfigError(f"{source}: 'train' must be a mapping")
         from .inference.config import TrainingConfig
 
-        TrainingConfig.from_dict(train)  # validate now, before any simulation runs
-        fine_tune = _check_fine_tune(top.get("fine_tune"), train, source)
+        _check_stage_simulations(train, simulate.num_simulations, f"{source}: train")
+        # validate now, before any simulation runs
+        TrainingConfig.from_dict({k: v for k, v in train.items() if k != STAGE_KEY})
+        fine_tune = _check_fine_tune(top.get("fine_tune"), train, source,
+                                     simulate.num_simulations)
         snapshot = top.get("snapshot_ensemble", False)
         if not isinstance(snapshot, bool):
             raise ConfigError(f"{source}: 'snapshot_ensemble' must be true or false, got "
@@ -154,7 +167,22 @@ class Study:
         return cls.from_dict(doc, source=str(path))
 
 
-def _check_fine_tune(value: Any, train: dict[str, Any], source: str
+#: The study key of a training stage that is not a training option: how many of the store's
+#: simulations (its first rows) the stage trains on.
+STAGE_KEY = "num_simulations"
+
+
+def _check_stage_simulations(stage: dict[str, Any], total: int, where: str) -> None:
+    if STAGE_KEY not in stage:
+        return
+    n = stage[STAGE_KEY]
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= total:
+        raise ConfigError(f"{where}: num_simulations must be an integer from 1 to "
+                          f"simulate.num_simulations ({total}), got {n!r}; raise "
+                          "simulate.num_simulations to train on more")
+
+
+def _check_fine_tune(value: Any, train: dict[str, Any], source: str, total: int
                      ) -> tuple[dict[str, Any], ...]:
     from .inference.config import TrainingConfig
 
@@ -168,10 +196,12 @@ def _check_fine_tune(value: Any, train: dict[str, Any], source: str
         if "init_from" in overrides:
             raise ConfigError(f"{source}: fine_tune[{i}] sets init_from; a fine-tuning stage "
                               "always starts from the previous stage's weights, remove it")
+        _check_stage_simulations(overrides, total, f"{source}: fine_tune[{i}]")
         stage = {**stage, **overrides}
+        options = {k: v for k, v in stage.items() if k != STAGE_KEY}
         try:
             # every stage warm-starts from the previous one: the same architecture
-            TrainingConfig.from_dict({**stage, "init_from": "previous stage"})
+            TrainingConfig.from_dict({**options, "init_from": "previous stage"})
         except ConfigError as err:
             raise ConfigError(f"{source}: fine_tune[{i}]: {err}") from err
     return tuple(dict(v) for v in value)
@@ -235,6 +265,7 @@ def run_study(study: Study, *, output: str | Path | None = None, progress: bool 
     else:
         trained, stage_dirs = [], []
         for k, stage in enumerate(stages):
+            n_sim, stage = study.stage_simulations(stage)
             stage_dir = run_dir if len(stages) == 1 else out / "stages" / str(k)
             config = TrainingConfig.from_dict({"device": study.device, **stage, **(
                 {"init_from": str(stage_dirs[-1])} if k else {})})
@@ -244,9 +275,9 @@ def run_study(study: Study, *, output: str | Path | None = None, progress: bool 
                 log(f"[2/3] reusing the estimator of stage {k + 1} in {stage_dir}")
                 est = load_run(stage_dir, device=config.device)
             else:
-                log(f"[2/3] training {config.method.upper()} on {theta.shape[0]} "
+                log(f"[2/3] training {config.method.upper()} on {n_sim} "
                     f"simulations{label}")
-                est = train(theta, x, sim, config,
+                est = train(theta[:n_sim], x[:n_sim], sim, config,
                             provenance={"store": str(store_path), "seed": study.simulate.seed,
                                         "study": study.name, "stage": k})
                 est.save(stage_dir)

@@ -71,6 +71,28 @@ def test_foreign_and_corrupted_files(tmp_path):
             s.load(allow_incomplete=True)
 
 
+def test_a_store_open_for_writing_elsewhere_is_reported_as_locked(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "s.h5"
+    with SimulationStore.create(path, _meta()) as store:
+        store.write_chunk(0, torch.zeros(4, 2), torch.zeros(4, 3))
+    # another process holds the store open for writing, as a running campaign does
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, h5py; f = h5py.File(sys.argv[1], 'r+'); "
+         "print('open', flush=True); sys.stdin.read()", str(path)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        with pytest.raises(StoreError, match="locked by another process"):
+            SimulationStore.open(path)
+    finally:
+        holder.communicate("")
+    with SimulationStore.open(path) as store:  # untouched, and readable once released
+        assert store.completed_chunks() == [0]
+
+
 def test_checksum_detects_bit_flips(tmp_path):
     path = tmp_path / "s.h5"
     with SimulationStore.create(path, _meta()) as store:

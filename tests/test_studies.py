@@ -33,13 +33,13 @@ def test_shipped_study_is_valid(path):
             assert sim.has_observation
 
 
-def _tiny_study(tmp_path, fine_tune, **extra):
+def _tiny_study(tmp_path, fine_tune, train_extra=None, **extra):
     return Study.from_dict({**extra,
         "name": "fine-tune-test",
         "simulator": {"name": "gaussian_linear", "options": {"dim": 2}, "device": "cpu"},
         "simulate": {"num_simulations": 600, "seed": 3, "chunk_size": 300},
         "train": {"method": "npe", "flow": "maf", "hidden_features": 16, "max_epochs": 3,
-                  "seed": 0},
+                  "seed": 0, **(train_extra or {})},
         "fine_tune": fine_tune,
         "calibrate": {"n_test": 30, "num_samples": 100, "seed": 1, "ppc_observations": 5,
                       "ppc_draws": 10},
@@ -79,6 +79,27 @@ def test_fine_tune_stage_starts_from_the_previous_stage_weights(tmp_path):
     assert sum("reusing the estimator of stage" in line for line in lines) == 2
     again = torch.load(out / "run" / "estimator.pt", weights_only=True)
     assert all(torch.equal(again[k], final[k]) for k in final)
+
+
+def test_a_stage_trains_on_the_first_num_simulations_of_the_store(tmp_path):
+    from sbi_astro.study import run_study
+
+    # stage 1 on the first 300 of the 600 stored simulations, stage 2 inherits 300, stage 3
+    # takes all 600
+    study = _tiny_study(tmp_path, [{"max_epochs": 1}, {"num_simulations": 600}],
+                        train_extra={"num_simulations": 300})
+    assert [study.stage_simulations(s)[0] for s in study.training_stages()] == [300, 300, 600]
+    assert all("num_simulations" not in study.stage_simulations(s)[1]
+               for s in study.training_stages())
+    lines = []
+    run_study(study, progress=False, log=lines.append)
+    out = tmp_path / "out"
+    # each stage's run.json says how many simulations it saw (the validation split included)
+    seen = [json.loads((out / "stages" / str(k) / "run.json").read_text())["metadata"]
+            ["num_simulations"] for k in range(3)]
+    assert seen == [300, 300, 600]
+    assert sum("training NPE on 300 simulations" in line for line in lines) == 2
+    assert any("training NPE on 600 simulations" in line for line in lines)
 
 
 def test_snapshot_ensemble_mixes_the_stages_flows(tmp_path):
@@ -138,6 +159,9 @@ def test_invalid_snapshot_ensemble_is_refused(tmp_path, extra, needle):
     ([{"init_from": "elsewhere"}], "sets init_from"),
     ([{"hidden_features": 0}], "fine_tune[0]"),
     ([{"learning_rat": 1e-4}], "learning_rat"),
+    ([{"num_simulations": 601}], "fine_tune[0]: num_simulations must be an integer from 1 "
+                                 "to simulate.num_simulations (600), got 601"),
+    ([{"num_simulations": 1.5}], "got 1.5"),
 ])
 def test_invalid_fine_tune_is_refused_before_anything_runs(tmp_path, fine_tune, needle):
     from sbi_astro.errors import ConfigError
