@@ -88,15 +88,20 @@ def density_builder(method: str, config: Any, embedding: nn.Module, x_standardiz
     raise ConfigError(f"unknown density method {method!r}")
 
 
+#: Rows a warm-started network is built from before its saved state replaces everything.
+WARM_START_ROWS = 1024
+
+
 def starting_from(builder: Any, state: dict[str, Tensor]) -> Any:
     """An sbi build function that loads ``state`` into the network it builds (warm start).
 
     sbi builds the network inside ``train`` from the training data (which sizes the z-score
-    layers); the saved state then replaces every weight and buffer.
+    layers); the saved state then replaces every weight and buffer, so the network is built
+    from the first rows only (the z-scoring of a whole image set makes several copies of it).
     """
 
     def build(theta: Tensor, x: Tensor) -> nn.Module:
-        net = builder(theta, x)
+        net = builder(theta[:WARM_START_ROWS], x[:WARM_START_ROWS])
         try:
             net.load_state_dict(state)
         except RuntimeError as err:
@@ -149,12 +154,45 @@ def _with_plateau_schedule(cls: type, patience: int) -> type:
     return Scheduled
 
 
+def _without_copies(cls: type) -> type:
+    """``cls`` (an sbi trainer) whose single-round training set is used as given.
+
+    sbi 0.27 copies the training set in ``append_simulations`` (``x[is_valid_x]``, even
+    when every row is valid) and again in ``get_simulations`` (``torch.cat`` of the one
+    round), on top of the caller's copy: three copies of 300,000 64 x 64 images are
+    14.7 GB.  :func:`train` has already dropped non-finite rows and cast to float32, so
+    sbi's checks run on two rows and the stored tensors are the caller's (the same values,
+    hence the same training).
+    """
+
+    class Lean(cls):  # type: ignore[misc, valid-type]
+        def get_simulations(self, starting_round: int = 0):  # noqa: ANN202
+            if len(self._x_roundwise) == 1 and starting_round == 0:
+                return self._theta_roundwise[0], self._x_roundwise[0], self._prior_masks[0]
+            return super().get_simulations(starting_round)
+
+    Lean.__name__ = cls.__name__
+    Lean.__qualname__ = cls.__qualname__
+    return Lean
+
+
+def _append(inference: Any, theta: Tensor, x: Tensor) -> None:
+    """``inference.append_simulations(theta, x)`` (one round, from the prior), without
+    sbi's copy: its checks and bookkeeping run on two rows, then the stored rows are
+    replaced by the caller's tensors."""
+    inference.append_simulations(theta[:2], x[:2])
+    inference._theta_roundwise[-1] = theta
+    inference._x_roundwise[-1] = x
+    inference._prior_masks[-1] = torch.ones((theta.shape[0], 1), dtype=torch.bool,
+                                            device=theta.device)
+
+
 def trainer(method: str, prior: torch.distributions.Distribution, builder: Any,
             device: torch.device, config: Any = None):
     """The sbi trainer object for ``method`` (with ``config.lr_schedule`` applied)."""
     from sbi.inference import NLE, NPE, NRE
 
-    cls = {"npe": NPE, "nle": NLE, "nre": NRE}[method]
+    cls = _without_copies({"npe": NPE, "nle": NLE, "nre": NRE}[method])
     if config is not None and getattr(config, "lr_schedule", "constant") == "plateau":
         cls = _with_plateau_schedule(cls, config.lr_patience)
     key = "classifier" if method == "nre" else "density_estimator"
@@ -168,7 +206,7 @@ def train(inference: Any, theta: Tensor, x: Tensor, config: Any) -> tuple[nn.Mod
     """Runs sbi's training loop; returns the network and a JSON-friendly summary."""
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")  # sbi prints its convergence note: keep stdout clean
-        inference.append_simulations(theta, x)
+        _append(inference, theta, x)
         net = inference.train(training_batch_size=config.batch_size,
                               learning_rate=config.learning_rate,
                               validation_fraction=config.validation_fraction,

@@ -209,7 +209,8 @@ class _LensingImaging(Simulator):
                     self._compiled_noise = torch.compile(_gaussian_noise, dynamic=False)
                 fn = self._compiled_noise
             return fn(key, mu, o.background_rms ** 2, 1.0 / o.exposure_time)
-        counts = rng.poisson(mu.clamp_min(0.0) * o.exposure_time)
+        counts = rng.poisson(mu.clamp_min(0.0) * o.exposure_time,
+                             compiled=bool(getattr(o, "compile", False)))
         noise = rng.normal(tuple(mu.shape[1:]), dtype=mu.dtype)
         return counts / o.exposure_time + o.background_rms * noise
 
