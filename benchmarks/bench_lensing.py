@@ -201,7 +201,7 @@ def run(quick: bool = False) -> list[dict]:
     # (image side, batch of the batched codes, images of the per-image code).  Short calls
     # repeated many times, interleaved, best of each: on a shared machine the best of many
     # short trials is the least disturbed estimate.
-    sizes = [(64, 32, 4), (128, 16, 2)]
+    sizes = [(64, 256, 4), (128, 64, 2)]
     repeat = 2 if quick else 8
     for num_pix, batch, n_len in sizes:
         sim, theta, ours = _ours(num_pix, batch)

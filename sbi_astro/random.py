@@ -177,20 +177,12 @@ class RowRandom:
         z = box_muller(key, math.prod(shape))
         return z.reshape(len(self), *shape).to(dtype)
 
-    def poisson(self, rate: Tensor, *, compiled: bool = False) -> Tensor:
+    def poisson(self, rate: Tensor) -> Tensor:
         """Exact Poisson counts with mean ``rate`` of shape ``(N, *E)``, returned in rate's dtype.
 
         Inversion for ``rate < 10``, Hörmann's PTRS transformed rejection above; every
         attempt of every element uses its own counter, so results do not depend on the
         batch.
-
-        ``compiled=True`` runs the same arithmetic as ``torch.compile``d kernels (hashing,
-        inversion and PTRS fused per element; needs a C++ compiler, ~1 min to compile the
-        first time): the same counts (tested), several times fewer passes over memory.
-        The inversion runs a fixed number of steps per element (from 8 for ``rate < 0.25``
-        to 36 below 10) and the rare element still undecided after them (probability
-        < 1e-9) is finished by the eager loop; every PTRS attempt is one kernel over the
-        elements not yet accepted.
         """
         if rate.shape[:1] != (len(self),):
             raise ValueError(f"rate must have leading dimension {len(self)}, got {tuple(rate.shape)}")
@@ -212,15 +204,13 @@ class RowRandom:
         # still undecided: the numbers are those of the element's own counter, so the
         # result is the same as evaluating the whole array.  (``index_select`` rather than
         # ``[]``: several times faster on CPU.)
-        inversion = self._poisson_inversion_fused if compiled else self._poisson_inversion
-        ptrs = self._poisson_ptrs_fused if compiled else self._poisson_ptrs
         idx = small.nonzero().squeeze(1)
         if idx.numel():
-            out.index_copy_(0, idx, inversion(
+            out.index_copy_(0, idx, self._poisson_inversion(
                 fold(key, 0), lam.index_select(0, idx), idx, row_of, per_row))
         idx = (~small).nonzero().squeeze(1)
         if idx.numel():
-            out.index_copy_(0, idx, ptrs(
+            out.index_copy_(0, idx, self._poisson_ptrs(
                 fold(key, 1), lam.index_select(0, idx), idx, row_of, per_row))
         return out.reshape(rate.shape).to(rate.dtype)
 
@@ -265,140 +255,40 @@ class RowRandom:
         return k
 
     def _poisson_ptrs(self, key: Tensor, lam: Tensor, idx: Tensor, row_of: Tensor,
-                      per_row: int, first=None, skip=None) -> Tensor:
-        # ``first(attempt, live)``: the (k, accepted) of an attempt for the elements ``live``
-        # from a compiled kernel (None: computed here)
+                      per_row: int) -> Tensor:
+        slam = torch.sqrt(lam)
+        loglam = torch.log(lam)
+        b = 0.931 + 2.53 * slam
+        a = -0.059 + 0.02483 * b
+        invalpha = 1.1239 + 1.1328 / (b - 3.4)
+        vr = 0.9277 - 3.6224 / (b - 2.0)
         out = torch.zeros_like(lam)
         live = torch.arange(lam.shape[0], device=lam.device)
         attempt = 0
         while live.numel():
-            if first is not None:
-                k, accept = first(attempt, live)
-            else:
-                at = idx.index_select(0, live)
-                uu = self._unit_at(fold(key, 2 * attempt), at, row_of, per_row) - 0.5
-                v = self._unit_at(fold(key, 2 * attempt + 1), at, row_of, per_row)
-                k, accept = _ptrs_step(uu, v, lam.index_select(0, live))
+            at = idx.index_select(0, live)
+            uu = self._unit_at(fold(key, 2 * attempt), at, row_of, per_row) - 0.5
+            v = self._unit_at(fold(key, 2 * attempt + 1), at, row_of, per_row)
+            lm, bl, al, vrl = (t.index_select(0, live) for t in (lam, b, a, vr))
+            us = 0.5 - uu.abs()
+            k = torch.floor((2.0 * al / us + bl) * uu + lm + 0.43)
+            quick = (us >= 0.07) & (v <= vrl)
+            reject = (k < 0) | ((us < 0.013) & (v > us))
+            # the log test only where the quick tests leave it open (~15% of draws)
+            accept = quick.clone()
+            j = (~quick & ~reject).nonzero().squeeze(1)
+            if j.numel():
+                lj = live.index_select(0, j)
+                kj, usj, vj, alj, blj, lmj = (t.index_select(0, j) for t in (k, us, v, al, bl, lm))
+                accept.index_copy_(0, j, (
+                    torch.log(vj) + torch.log(invalpha.index_select(0, lj))
+                    - torch.log(alj / (usj * usj) + blj)
+                    <= -lmj + kj * loglam.index_select(0, lj) - torch.lgamma(kj + 1.0)
+                ))
             acc = accept.nonzero().squeeze(1)
             out.index_copy_(0, live.index_select(0, acc), k.index_select(0, acc))
             live = live[~accept]
-            attempt = attempt + 1 if skip is None else skip(attempt + 1)
+            attempt += 1
             if attempt > 1000:  # acceptance is > 0.85 per attempt: unreachable in practice
                 raise RuntimeError("PTRS Poisson sampler failed to converge")
         return out
-
-    # -- compiled paths (``poisson(..., compiled=True)``) ------------------------------------
-    def _poisson_ptrs_fused(self, key: Tensor, lam: Tensor, idx: Tensor, row_of: Tensor,
-                            per_row: int) -> Tensor:
-        rows = row_of.index_select(0, idx)
-        cols = idx - rows * per_row
-        kernel = _compiled("ptrs")
-
-        def attempt(a: int, live: Tensor) -> tuple[Tensor, Tensor]:
-            if a == 0:  # attempts 0 to 2 of every element in one kernel (the first accepted)
-                keys = torch.stack([fold(key, j) for j in range(2 * _FUSED_ATTEMPTS)])
-                return kernel(keys, rows, cols, lam)
-            return _ptrs_step(  # the ~0.1 % left: too few for a kernel launch to pay
-                self._unit_at(fold(key, 2 * a), idx.index_select(0, live), row_of, per_row)
-                - 0.5,
-                self._unit_at(fold(key, 2 * a + 1), idx.index_select(0, live), row_of,
-                              per_row), lam.index_select(0, live))
-
-        def skip(a: int) -> int:  # attempts 1 and 2 were part of attempt 0's kernel
-            return _FUSED_ATTEMPTS if a == 1 else a
-
-        return self._poisson_ptrs(key, lam, idx, row_of, per_row, first=attempt, skip=skip)
-
-    def _poisson_inversion_fused(self, key: Tensor, lam: Tensor, idx: Tensor, row_of: Tensor,
-                                 per_row: int) -> Tensor:
-        rows = row_of.index_select(0, idx)
-        cols = idx - rows * per_row
-        k = torch.empty_like(lam)
-        tier = sum(lam >= edge for edge in _TIER_EDGES)  # ~10x faster than bucketize here
-        for t, steps in enumerate(_TIER_STEPS):
-            j = (tier == t).nonzero().squeeze(1)
-            if not j.numel():
-                continue
-            lj = lam.index_select(0, j)
-            kj, open_ = _compiled(f"inversion{steps}")(key, rows.index_select(0, j),
-                                                       cols.index_select(0, j), lj)
-            rest = open_.nonzero().squeeze(1)
-            if rest.numel():  # not decided within ``steps``: the eager loop, from the start
-                kj.index_copy_(0, rest, self._poisson_inversion(
-                    key, lj.index_select(0, rest), idx.index_select(0, j.index_select(0, rest)),
-                    row_of, per_row))
-            k.index_copy_(0, j, kj)
-        return k
-
-
-def _ptrs_step(uu: Tensor, v: Tensor, lam: Tensor) -> tuple[Tensor, Tensor]:
-    """One attempt of Hörmann's PTRS, elementwise: candidate ``k`` and whether it is accepted,
-    from the uniforms ``uu`` (in ``(-0.5, 0.5)``) and ``v`` (in ``(0, 1)``)."""
-    slam = torch.sqrt(lam)
-    b = 0.931 + 2.53 * slam
-    a = -0.059 + 0.02483 * b
-    invalpha = 1.1239 + 1.1328 / (b - 3.4)
-    vr = 0.9277 - 3.6224 / (b - 2.0)
-    us = 0.5 - uu.abs()
-    k = torch.floor((2.0 * a / us + b) * uu + lam + 0.43)
-    quick = (us >= 0.07) & (v <= vr)
-    reject = (k < 0) | ((us < 0.013) & (v > us))
-    # the log test decides where the quick tests leave it open (~15% of draws)
-    slow = (torch.log(v) + torch.log(invalpha) - torch.log(a / (us * us) + b)
-            <= -lam + k * torch.log(lam) - torch.lgamma(k + 1.0))
-    return k, quick | (~reject & slow)
-
-
-def _uniform_at(row_key: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
-    """What ``_unit_at`` gives, from the stream key of every row and each element's
-    ``(row, column)``."""
-    return RowRandom._unit(mix64(row_key[rows] + (cols + 1) * _GOLDEN))
-
-
-def _ptrs_first(keys: Tensor, rows: Tensor, cols: Tensor, lam: Tensor
-                ) -> tuple[Tensor, Tensor]:
-    """Attempts ``0 .. _FUSED_ATTEMPTS - 1`` (stream keys ``keys[2a]``, ``keys[2a + 1]``):
-    the first accepted candidate, and whether there is one."""
-    k = accept = None
-    for a in reversed(range(_FUSED_ATTEMPTS)):
-        ka, acc = _ptrs_step(_uniform_at(keys[2 * a], rows, cols) - 0.5,
-                             _uniform_at(keys[2 * a + 1], rows, cols), lam)
-        k = ka if k is None else torch.where(acc, ka, k)
-        accept = acc if accept is None else acc | accept
-    return k, accept
-
-
-#: PTRS attempts computed for every element by the compiled kernel (acceptance > 0.85 per
-#: attempt, so < 0.4 % of the elements need a fourth).
-_FUSED_ATTEMPTS = 3
-
-
-def _inversion_steps(steps: int):
-    def inversion(key: Tensor, rows: Tensor, cols: Tensor, lam: Tensor
-                  ) -> tuple[Tensor, Tensor]:
-        # the eager loop's arithmetic, in its order, for a fixed number of terms
-        u = _uniform_at(key, rows, cols)
-        p = torch.exp(-lam)
-        cdf = p
-        k = torch.zeros_like(lam)
-        for i in range(1, steps + 1):
-            k = k + (u > cdf).to(lam.dtype)
-            p = p * lam / i
-            cdf = cdf + p
-        return k, u > cdf
-    return inversion
-
-
-#: Inversion steps run by the compiled kernels, by tier of the rate (edges ``_TIER_EDGES``):
-#: P(K > steps) < 1e-9 in every tier (e.g. P(K > 36 | rate < 10) = 3e-11); the few
-#: elements still undecided are finished by the eager loop, so the tiers set the cost only.
-_TIER_EDGES = (0.25, 1.0, 3.0)
-_TIER_STEPS = (8, 12, 19, 36)
-_COMPILED: dict[str, object] = {}
-
-
-def _compiled(name: str):
-    if name not in _COMPILED:
-        fn = _ptrs_first if name == "ptrs" else _inversion_steps(int(name[len("inversion"):]))
-        _COMPILED[name] = torch.compile(fn, dynamic=True)
-    return _COMPILED[name]

@@ -187,19 +187,36 @@ class _LensingImaging(Simulator):
         raise NotImplementedError
 
     # -- noise and likelihood -------------------------------------------------------------
+    #: Rows per exact-Poisson noise call on CPU: the sampler's cost is mostly per call
+    #: (index bookkeeping on small tensors), so 4 image chunks per call (measured, 1 thread:
+    #: 0.31 ms per image against 0.42 at 16 rows and 0.44 at 128).
+    poisson_rows: int = 64
+
     def _simulate(self, theta: Tensor, rng: RowRandom) -> Tensor:
         # One child stream per row, cut into chunks: each row's numbers depend on its key
         # only, so chunking changes nothing in the output.
         keys = rng.split().keys
         out = []
-        for i, j in self._chunks(theta):
-            out.append(self._noisy(theta[i:j], RowRandom(keys[i:j])))
+        if self.options.noise == "poisson" and theta.device.type == "cpu":
+            n = theta.shape[0]
+            for g in range(0, n, self.poisson_rows):
+                rows = theta[g: g + self.poisson_rows]
+                with torch.no_grad():
+                    mu = self._expected(rows)  # in image chunks, for the cache
+                out.append(self._add_noise(mu, RowRandom(keys[g: g + rows.shape[0]])))
+        else:
+            for i, j in self._chunks(theta):
+                out.append(self._noisy(theta[i:j], RowRandom(keys[i:j])))
         return out[0] if len(out) == 1 else torch.cat(out)
 
     def _noisy(self, theta: Tensor, rng: RowRandom) -> Tensor:
-        o = self.options
         with torch.no_grad():
             mu = self._expected_chunk(theta)
+        return self._add_noise(mu, rng)
+
+    def _add_noise(self, mu: Tensor, rng: RowRandom) -> Tensor:
+        """A noisy image per row of ``mu (N, n, n)``, from the rows' streams ``rng``."""
+        o = self.options
         if o.noise == "gaussian":
             # the stream key that rng.normal would use next, hence the same numbers
             key = rng.split().keys
@@ -209,8 +226,7 @@ class _LensingImaging(Simulator):
                     self._compiled_noise = torch.compile(_gaussian_noise, dynamic=False)
                 fn = self._compiled_noise
             return fn(key, mu, o.background_rms ** 2, 1.0 / o.exposure_time)
-        counts = rng.poisson(mu.clamp_min(0.0) * o.exposure_time,
-                             compiled=bool(getattr(o, "compile", False)))
+        counts = rng.poisson(mu.clamp_min(0.0) * o.exposure_time)
         noise = rng.normal(tuple(mu.shape[1:]), dtype=mu.dtype)
         return counts / o.exposure_time + o.background_rms * noise
 
