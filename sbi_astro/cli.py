@@ -128,8 +128,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         theta, x = store.load()
         meta = store.metadata
     sim = load_simulator(meta.simulator, device=config.device, **meta.options)
+    from .study import epoch_logger
+
     est = train(theta, x, sim, config, provenance={"store": str(Path(args.store).resolve()),
-                                                   "seed": meta.seed})
+                                                   "seed": meta.seed},
+                on_epoch=epoch_logger(lambda line: print(line.strip(), file=sys.stderr)))
     tmp = run_dir.with_name(run_dir.name + ".tmp")
     est.save(tmp)
     run_dir.mkdir(parents=True, exist_ok=True)

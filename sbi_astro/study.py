@@ -277,7 +277,7 @@ def run_study(study: Study, *, output: str | Path | None = None, progress: bool 
             else:
                 log(f"[2/3] training {config.method.upper()} on {n_sim} "
                     f"simulations{label}")
-                est = train(theta[:n_sim], x[:n_sim], sim, config,
+                est = train(theta[:n_sim], x[:n_sim], sim, config, on_epoch=epoch_logger(log),
                             provenance={"store": str(store_path), "seed": study.simulate.seed,
                                         "study": study.name, "stage": k})
                 est.save(stage_dir)
@@ -301,6 +301,18 @@ def run_study(study: Study, *, output: str | Path | None = None, progress: bool 
                                  ppc_draws=study.calibrate.ppc_draws)
     return {"store": str(store_path), "run": str(run_dir), "report": str(result.report_path),
             "metrics": str(result.metrics_path), "verdict": result.verdict}
+
+
+def epoch_logger(log):
+    """An ``on_epoch`` callback for :func:`sbi_astro.inference.train` that writes one line per
+    epoch with ``log``."""
+
+    def on_epoch(e: dict[str, Any]) -> None:
+        member = f"member {e['member'] + 1}, " if "member" in e else ""
+        log(f"      {member}epoch {e['epoch']}: training loss {e['training_loss']:.4f}, "
+            f"validation loss {e['validation_loss']:.4f}, learning rate "
+            f"{e['learning_rate']:.3g}, {e['seconds']:.1f} s")
+    return on_epoch
 
 
 def run_analyses(est: Any, analyses: tuple[dict[str, Any], ...] | list[dict[str, Any]],

@@ -71,6 +71,11 @@ def test_fine_tune_stage_starts_from_the_previous_stage_weights(tmp_path):
     assert doc["config"]["init_from"] == str(out / "stages" / "0")
     assert doc["config"]["learning_rate"] == 1e-12 and doc["metadata"]["stage"] == 1
     assert any("stage 2 of 2, from stage 1's weights" in line for line in lines)
+    # one progress line per epoch, with the numbers run.json keeps
+    epochs = [line for line in lines if "epoch " in line and "validation loss" in line]
+    stage1 = json.loads((out / "stages/0/run.json").read_text())["metadata"]["training"]
+    assert len(epochs) == len(stage1["validation_loss"]) + doc["metadata"]["training"]["epochs"]
+    assert f"validation loss {stage1['validation_loss'][0]:.4f}" in epochs[0]
 
     # a re-run without run/ (e.g. after a crash before it was written) trains nothing again
     shutil.rmtree(out / "run")

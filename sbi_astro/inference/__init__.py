@@ -37,7 +37,8 @@ _CLASSES = {"npe": NPEEstimator, "nle": NLEEstimator, "nre": NREEstimator}
 
 
 def train(theta: Tensor, x: Tensor, simulator: Simulator, config: TrainingConfig | None = None,
-          *, provenance: dict[str, Any] | None = None) -> TrainedEstimator:
+          *, provenance: dict[str, Any] | None = None, on_epoch: Any = None
+          ) -> TrainedEstimator:
     """Trains an estimator on simulations ``theta (N, D)``, ``x (N, *event_shape)``.
 
     Args:
@@ -45,6 +46,9 @@ def train(theta: Tensor, x: Tensor, simulator: Simulator, config: TrainingConfig
         simulator: the simulator that produced them (prior, shapes, default embedding).
         config: training configuration (defaults: NPE with a coupling NSF).
         provenance: extra metadata stored in ``run.json`` (e.g. the store path).
+        on_epoch: called after every epoch with a dict: ``epoch``, ``training_loss``,
+            ``validation_loss`` (mean negative log-density), ``seconds``,
+            ``learning_rate`` (and ``member`` for an ensemble), e.g. to log progress.
 
     Returns:
         The trained estimator (call ``.save(run_dir)`` to persist it).
@@ -52,7 +56,9 @@ def train(theta: Tensor, x: Tensor, simulator: Simulator, config: TrainingConfig
     config = (config or TrainingConfig()).resolved(simulator.dim)
     if config.ensemble > 1:
         return mixture([train(theta, x, simulator, member_config(config, k),
-                              provenance=provenance) for k in range(config.ensemble)], config)
+                              provenance=provenance, on_epoch=None if on_epoch is None else
+                              (lambda e, k=k: on_epoch({**e, "member": k})))
+                        for k in range(config.ensemble)], config)
     device = resolve_device(config.device)
     theta, x = check_theta_x(theta, x, simulator)
     theta = theta.to(device, torch.float32)
@@ -80,7 +86,7 @@ def train(theta: Tensor, x: Tensor, simulator: Simulator, config: TrainingConfig
         if config.init_from is not None:
             builder = sbi_adapter.starting_from(builder, initial_state(config.init_from))
         inference = sbi_adapter.trainer(config.method, prior, builder, device, config)
-        net, summary = sbi_adapter.train(inference, theta, x, config)
+        net, summary = sbi_adapter.train(inference, theta, x, config, on_epoch)
     metadata = {
         "num_simulations": int(theta.shape[0]),
         "training": {**summary, "seconds": time.perf_counter() - t0, "device": str(device)},

@@ -166,6 +166,18 @@ def _without_copies(cls: type) -> type:
     """
 
     class Lean(cls):  # type: ignore[misc, valid-type]
+        _on_epoch = None  # called with each epoch's summary (see :func:`train`)
+
+        def _summarize_epoch(self, train_loss, val_loss, epoch_start_time,  # noqa: ANN001
+                             summarization_kwargs):  # noqa: ANN001, ANN202
+            super()._summarize_epoch(train_loss, val_loss, epoch_start_time,
+                                     summarization_kwargs)
+            if self._on_epoch is not None:
+                self._on_epoch({"epoch": self.epoch + 1, "training_loss": float(train_loss),
+                                "validation_loss": float(val_loss),
+                                "seconds": float(self._summary["epoch_durations_sec"][-1]),
+                                "learning_rate": float(self.optimizer.param_groups[0]["lr"])})
+
         def get_simulations(self, starting_round: int = 0):  # noqa: ANN202
             if len(self._x_roundwise) == 1 and starting_round == 0:
                 return self._theta_roundwise[0], self._x_roundwise[0], self._prior_masks[0]
@@ -202,8 +214,14 @@ def trainer(method: str, prior: torch.distributions.Distribution, builder: Any,
                    show_progress_bars=False, **{key: builder})
 
 
-def train(inference: Any, theta: Tensor, x: Tensor, config: Any) -> tuple[nn.Module, dict]:
-    """Runs sbi's training loop; returns the network and a JSON-friendly summary."""
+def train(inference: Any, theta: Tensor, x: Tensor, config: Any, on_epoch: Any = None
+          ) -> tuple[nn.Module, dict]:
+    """Runs sbi's training loop; returns the network and a JSON-friendly summary.
+
+    ``on_epoch(summary)`` (optional) is called after every epoch with its number, training
+    and validation loss, seconds and learning rate.
+    """
+    inference._on_epoch = on_epoch
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")  # sbi prints its convergence note: keep stdout clean
         _append(inference, theta, x)
