@@ -558,6 +558,7 @@ def calibrate(posterior: SamplingPosterior, simulator: Simulator, out_dir: str |
         key["HPD coverage KS p"] = cov_res.ks_pvalue
         key["HPD mean deviation"] = cov_res.mean_deviation
     key["PPC 90% interval coverage"] = ppc_res.interval_coverage
+    key["PPC 90% interval, K-draw reference"] = ppc_res.expected_interval_coverage
     prov = {
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "simulator": simulator.describe(),

@@ -80,6 +80,9 @@ def test_exact_posterior_is_calibrated_and_report_is_self_contained(exact_report
     # the PPC of a well-specified model covers at least its nominal 90% (PPCs are
     # conservative: the predictive adds posterior width to the noise)
     assert metrics["key_numbers"]["PPC 90% interval coverage"] >= 0.9
+    k = metrics["ppc"]["num_draws"]
+    assert metrics["key_numbers"]["PPC 90% interval, K-draw reference"] == pytest.approx(
+        0.9 * (k - 1) / (k + 1))
 
 
 def test_parameter_recovery_matches_the_analytic_gaussian_linear_values(exact_report):
