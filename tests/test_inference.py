@@ -148,6 +148,23 @@ def test_plateau_schedule_halves_the_learning_rate_down_to_its_floor():
     assert "final_learning_rate" not in const.metadata["training"]
 
 
+def test_cosine_schedule_anneals_to_its_floor_over_max_epochs():
+    import math
+
+    sim = load_simulator("gaussian_linear", device="cpu", dim=2)
+    theta, x = simulate_rows(sim, 1, 0, 500)
+    lr0, epochs = 1e-3, 8
+    seen = []
+    cfg = TrainingConfig(**{**FAST, "max_epochs": epochs, "stop_after_epochs": 100},
+                         learning_rate=lr0, lr_schedule="cosine")
+    est = train(theta, x, sim, cfg, on_epoch=lambda e: seen.append(e["learning_rate"]))
+    # sbi runs epochs 0..max_epochs; epoch k trains at lr_min + (lr0 - lr_min)(1 + cos(pi k / T)) / 2
+    lo = lr0 / 64
+    want = [lo + (lr0 - lo) * (1 + math.cos(math.pi * k / epochs)) / 2 for k in range(epochs + 1)]
+    assert seen == pytest.approx(want, rel=1e-9)
+    assert est.metadata["training"]["final_learning_rate"] == pytest.approx(lo, rel=1e-9)
+
+
 def test_init_from_continues_a_saved_run(tmp_path):
     sim = load_simulator("gaussian_linear", device="cpu", dim=2)
     theta, x = simulate_rows(sim, 1, 0, 1000)

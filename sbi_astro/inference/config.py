@@ -10,7 +10,7 @@ from ..errors import ConfigError
 METHODS = ("npe", "nle", "nre")
 FLOWS = ("auto", "nsf", "maf")
 THETA_TRANSFORMS = ("none", "logit")
-LR_SCHEDULES = ("constant", "plateau")
+LR_SCHEDULES = ("constant", "plateau", "cosine")
 AUTO_NSF_MAX_DIM = 4
 
 
@@ -43,6 +43,10 @@ class TrainingConfig:
             ``lr_patience`` epochs (down to 1/64 of ``learning_rate``); early stopping
             still ends training after ``stop_after_epochs`` epochs without improvement, so
             set ``stop_after_epochs`` above ``lr_patience`` to let a lower rate help.
+            ``"cosine"``: anneal the learning rate from ``learning_rate`` to 1/64 of it
+            along a half cosine over ``max_epochs`` (Loshchilov & Hutter 2017, ICLR), e.g.
+            for a last stage, whose final weights then come from a small learning rate
+            (set ``stop_after_epochs`` >= ``max_epochs`` to run the whole schedule).
         lr_patience: epochs without improvement before the ``"plateau"`` schedule halves
             the learning rate.
         theta_transform: ``"none"``, or ``"logit"`` (NPE only): train the flow on

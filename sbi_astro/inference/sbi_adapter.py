@@ -122,29 +122,38 @@ def classifier_builder(config: Any, embedding: nn.Module, x_standardization: str
                          embedding_net_x=embedding)
 
 
-#: The plateau schedule halves the learning rate down to this fraction of the initial one.
+#: The plateau schedule halves the learning rate down to this fraction of the initial one
+#: (also the end of the cosine schedule).
 PLATEAU_FACTOR = 0.5
 PLATEAU_MIN_FRACTION = 1.0 / 64.0
 
 
-def _with_plateau_schedule(cls: type, patience: int) -> type:
-    """``cls`` (an sbi trainer) whose Adam learning rate is halved after ``patience`` epochs
-    without a better validation loss.
+def _with_schedule(cls: type, config: Any) -> type:
+    """``cls`` (an sbi trainer) with ``config.lr_schedule`` on its Adam learning rate:
+    ``"plateau"`` halves it after ``config.lr_patience`` epochs without a better validation
+    loss; ``"cosine"`` anneals it to 1/64 over ``config.max_epochs``.
 
     sbi 0.27 creates the optimizer inside its loop and has no scheduler hook; its loop calls
     ``_train_epoch`` once per epoch after the previous epoch's validation (``_val_loss``),
     so the schedule is stepped there, before the epoch's updates.
     """
+    kind, patience, epochs = config.lr_schedule, config.lr_patience, config.max_epochs
 
     class Scheduled(cls):  # type: ignore[misc, valid-type]
         def _train_epoch(self, train_loader, clip_max_norm, loss_args):  # noqa: ANN001, ANN202
             sched = getattr(self, "_lr_scheduler", None)
             if sched is None or sched.optimizer is not self.optimizer:
                 lr0 = self.optimizer.param_groups[0]["lr"]
-                sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
-                    self.optimizer, mode="min", factor=PLATEAU_FACTOR, patience=patience,
-                    min_lr=lr0 * PLATEAU_MIN_FRACTION)
+                if kind == "cosine":
+                    sched = torch.optim.lr_scheduler.CosineAnnealingLR(
+                        self.optimizer, T_max=epochs, eta_min=lr0 * PLATEAU_MIN_FRACTION)
+                else:
+                    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                        self.optimizer, mode="min", factor=PLATEAU_FACTOR, patience=patience,
+                        min_lr=lr0 * PLATEAU_MIN_FRACTION)
                 self._lr_scheduler = sched
+            elif kind == "cosine":
+                sched.step()
             elif math.isfinite(self._val_loss):
                 sched.step(self._val_loss)
             return super()._train_epoch(train_loader, clip_max_norm, loss_args)
@@ -205,8 +214,8 @@ def trainer(method: str, prior: torch.distributions.Distribution, builder: Any,
     from sbi.inference import NLE, NPE, NRE
 
     cls = _without_copies({"npe": NPE, "nle": NLE, "nre": NRE}[method])
-    if config is not None and getattr(config, "lr_schedule", "constant") == "plateau":
-        cls = _with_plateau_schedule(cls, config.lr_patience)
+    if config is not None and getattr(config, "lr_schedule", "constant") != "constant":
+        cls = _with_schedule(cls, config)
     key = "classifier" if method == "nre" else "density_estimator"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
