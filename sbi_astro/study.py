@@ -7,7 +7,7 @@ Schema (every key optional except ``simulator.name``; unknown keys are errors)::
     simulate: {num_simulations: 10000, seed: 1, chunk_size: 1000, workers: 1}
     train: {method: npe, flow: nsf, ...}          # any TrainingConfig field
     fine_tune: [{learning_rate: 1.0e-4}]            # further stages, each from the last weights
-    snapshot_ensemble: false                        # true: the estimator mixes every stage
+    snapshot_ensemble: false                        # true / N: mix every / the last N stages
     calibrate: {n_test: 200, num_samples: 1000, seed: 2, ppc_observations: 50, ppc_draws: 100}
     analyses: [{kind: observed, num_samples: 5000}] # extra report sections (sbi_astro.analyses)
     output: study-output                            # relative to the working directory
@@ -25,7 +25,7 @@ on 100,000 simulations and a last one on 300,000 once the network overfits the f
 Rows are counter-seeded, so the first ``N`` rows are the same whatever the store's size.  Stage ``k`` is saved in ``stages/k/`` (``stages/0`` is ``train``)
 and the last one is also ``run/``; a re-run reuses every stage already saved.  With
 ``snapshot_ensemble: true`` (NPE) ``run/`` is instead the equal-weight mixture of every
-stage's flow (an ensemble stage gives each of its members;
+stage's flow (``snapshot_ensemble: N``: of the last ``N`` stages') (an ensemble stage gives each of its members;
 :class:`~sbi_astro.inference.ensemble.NPEEnsemble`; a snapshot ensemble,
 Huang et al. 2017, ICLR): the stages are fits of one network at different points of its
 training, whose disagreement widens the posterior where they differ.
@@ -87,7 +87,7 @@ class Study:
     output: Path
     analyses: tuple[dict[str, Any], ...] = ()
     fine_tune: tuple[dict[str, Any], ...] = ()
-    snapshot_ensemble: bool = False
+    snapshot_ensemble: bool | int = False  # int: the last N stages
 
     def training_stages(self) -> list[dict[str, Any]]:
         """The ``train`` mapping of every stage: ``train``, then each ``fine_tune`` entry
@@ -141,8 +141,11 @@ class Study:
         fine_tune = _check_fine_tune(top.get("fine_tune"), train, source,
                                      simulate.num_simulations)
         snapshot = top.get("snapshot_ensemble", False)
-        if not isinstance(snapshot, bool):
-            raise ConfigError(f"{source}: 'snapshot_ensemble' must be true or false, got "
+        stages = 1 + len(top.get("fine_tune") or [])
+        if not isinstance(snapshot, bool) and not (
+                isinstance(snapshot, int) and 2 <= snapshot <= stages):
+            raise ConfigError(f"{source}: 'snapshot_ensemble' must be true or false, or the "
+                              f"number of last stages to mix (2 to {stages}), got "
                               f"{snapshot!r}")
         if snapshot and (not fine_tune or train.get("method", "npe") != "npe"):
             raise ConfigError(f"{source}: 'snapshot_ensemble: true' mixes the NPE flows of the "
@@ -286,9 +289,11 @@ def run_study(study: Study, *, output: str | Path | None = None, progress: bool 
             stage_dirs.append(stage_dir)
             trained.append(est)
         if study.snapshot_ensemble:
-            est = mixture(trained, dataclasses.replace(trained[-1].config, init_from=None),
-                          snapshot_ensemble=[str(d) for d in stage_dirs])
-            log(f"      the estimator is the mixture of the {len(trained)} stages' flows")
+            last = len(trained) if study.snapshot_ensemble is True else study.snapshot_ensemble
+            est = mixture(trained[-last:], dataclasses.replace(trained[-1].config,
+                                                                init_from=None),
+                          snapshot_ensemble=[str(d) for d in stage_dirs[-last:]])
+            log(f"      the estimator is the mixture of the last {last} stages' flows")
         if len(stages) > 1:
             est.save(run_dir)
     sections = run_analyses(est, study.analyses, out / "report", seed=study.calibrate.seed,

@@ -128,6 +128,26 @@ def test_snapshot_ensemble_mixes_the_stages_flows(tmp_path):
     assert meta["training"]["epochs"] == sum(m["epochs"] for m in meta["training"]["members"])
 
 
+def test_snapshot_ensemble_of_the_last_n_stages(tmp_path):
+    import torch
+
+    from sbi_astro.inference import load_run
+    from sbi_astro.study import run_study
+
+    study = _tiny_study(tmp_path, [{"learning_rate": 1e-4, "max_epochs": 1},
+                                   {"learning_rate": 5e-5, "max_epochs": 1}],
+                        snapshot_ensemble=2)
+    run_study(study, progress=False, log=lambda *_: None)
+    out = tmp_path / "out"
+    assert len(load_run(out / "run", device="cpu").members) == 2
+    mixed = torch.load(out / "run" / "estimator.pt", weights_only=True)
+    for member, k in ((0, 1), (1, 2)):  # stages 2 and 3 (stages/1, stages/2)
+        stage = torch.load(out / "stages" / str(k) / "estimator.pt", weights_only=True)
+        assert all(torch.equal(mixed[f"{member}.{name}"], w) for name, w in stage.items())
+    meta = json.loads((out / "run" / "run.json").read_text())["metadata"]
+    assert meta["snapshot_ensemble"] == [str(out / "stages/1"), str(out / "stages/2")]
+
+
 def test_snapshot_ensemble_takes_every_member_of_an_ensemble_stage(tmp_path):
     import torch
 
@@ -149,6 +169,8 @@ def test_snapshot_ensemble_takes_every_member_of_an_ensemble_stage(tmp_path):
 
 @pytest.mark.parametrize("extra, needle", [
     ({"snapshot_ensemble": "yes"}, "must be true or false"),
+    ({"snapshot_ensemble": 3}, "the number of last stages to mix (2 to 2), got 3"),
+    ({"snapshot_ensemble": 1}, "got 1"),
     ({"snapshot_ensemble": True, "fine_tune": None}, "at least one 'fine_tune' stage"),
 ])
 def test_invalid_snapshot_ensemble_is_refused(tmp_path, extra, needle):
