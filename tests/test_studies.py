@@ -47,7 +47,7 @@ def _tiny_study(tmp_path, fine_tune, train_extra=None, **extra):
     })
 
 
-def test_fine_tune_stage_starts_from_the_previous_stage_weights(tmp_path):
+def test_fine_tune_stage_starts_from_the_previous_stage_weights(tmp_path, capsys):
     import torch
 
     from sbi_astro.study import run_study
@@ -59,7 +59,8 @@ def test_fine_tune_stage_starts_from_the_previous_stage_weights(tmp_path):
                                     "stop_after_epochs": 1}])
     assert [s.get("learning_rate") for s in study.training_stages()] == [None, 1e-12]
     lines = []
-    run_study(study, progress=False, log=lines.append)
+    run_study(study, progress=False, log=print)
+    lines = capsys.readouterr().out.splitlines()
     out = tmp_path / "out"
     w0, w1, final = (torch.load(d / "estimator.pt", weights_only=True)
                      for d in (out / "stages/0", out / "stages/1", out / "run"))
@@ -71,7 +72,8 @@ def test_fine_tune_stage_starts_from_the_previous_stage_weights(tmp_path):
     assert doc["config"]["init_from"] == str(out / "stages" / "0")
     assert doc["config"]["learning_rate"] == 1e-12 and doc["metadata"]["stage"] == 1
     assert any("stage 2 of 2, from stage 1's weights" in line for line in lines)
-    # one progress line per epoch, with the numbers run.json keeps
+    # one progress line per epoch, with the numbers run.json keeps (printed: not swallowed
+    # with sbi's own output)
     epochs = [line for line in lines if "epoch " in line and "validation loss" in line]
     stage1 = json.loads((out / "stages/0/run.json").read_text())["metadata"]["training"]
     assert len(epochs) == len(stage1["validation_loss"]) + doc["metadata"]["training"]["epochs"]

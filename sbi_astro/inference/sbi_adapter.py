@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import sys
 import warnings
 from typing import Any
 
@@ -230,7 +231,15 @@ def train(inference: Any, theta: Tensor, x: Tensor, config: Any, on_epoch: Any =
     ``on_epoch(summary)`` (optional) is called after every epoch with its number, training
     and validation loss, seconds and learning rate.
     """
-    inference._on_epoch = on_epoch
+    if on_epoch is not None:
+        # sbi's own prints are silenced below; the callback's output goes where it would
+        stdout = sys.stdout
+
+        def report(epoch: dict) -> None:
+            with contextlib.redirect_stdout(stdout):
+                on_epoch(epoch)
+
+        inference._on_epoch = report
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")  # sbi prints its convergence note: keep stdout clean
         _append(inference, theta, x)
