@@ -27,7 +27,7 @@ def test_shipped_study_is_valid(path):
     study = Study.from_yaml(path)
     sim = load_simulator(study.simulator, device="cpu", **study.options)
     assert sim.dim >= 1
-    TrainingConfig.from_dict(study.train)
+    TrainingConfig.from_dict(study.stage_simulations(study.train)[1])
     for entry in study.analyses:
         if entry["kind"] == "observed":
             assert sim.has_observation
