@@ -202,7 +202,7 @@ def test_config_validation():
     with pytest.raises(ConfigError, match="method"):
         TrainingConfig(method="abc")
     with pytest.raises(ConfigError, match="lr_schedule"):
-        TrainingConfig(lr_schedule="cosine")
+        TrainingConfig(lr_schedule="exponential")
     with pytest.raises(ConfigError, match="lr_patience"):
         TrainingConfig(lr_patience=0)
     with pytest.raises(ConfigError, match="unknown training option"):
