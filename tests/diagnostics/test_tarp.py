@@ -116,3 +116,29 @@ def test_runs_on_device(device):
     res = tarp(samples.to(device), theta.to(device), seed=0)
     ref = tarp(samples, theta, seed=0)
     torch.testing.assert_close(res.ecp, ref.ecp)
+
+
+def test_exact_posteriors_in_a_12d_prior_box_give_no_miscalibration():
+    # The lensing study's setting: 12 parameters in a uniform box, 200 test simulations,
+    # 1,000 samples each.  With x = theta + N(0, 0.05^2) the exact posterior is a product of
+    # normals truncated to the box, sampled exactly here.  Over 10 sets the ATC averages 0
+    # (measured: 0.000 +- 0.002, single sets within +-0.021, i.e. the lensing estimator's
+    # -0.02 to -0.05 on every set is a real error) and the KS test rejects none at 1 %.
+    d, n, s = 12, 200, 1000
+    lo = torch.full((d,), -1.0, dtype=torch.float64)
+    hi = torch.full((d,), 1.0, dtype=torch.float64)
+    std = torch.distributions.Normal(0.0, 1.0)
+    atcs = []
+    for seed in range(10):
+        gen = torch.Generator().manual_seed(seed)
+        theta = lo + (hi - lo) * torch.rand(n, d, generator=gen, dtype=torch.float64)
+        x = theta + 0.05 * torch.randn(n, d, generator=gen, dtype=torch.float64)
+        a, b = std.cdf((lo - x) / 0.05), std.cdf((hi - x) / 0.05)
+        u = torch.rand(s, n, d, generator=gen, dtype=torch.float64)
+        samples = x + 0.05 * std.icdf((a + u * (b - a)).clamp(1e-15, 1 - 1e-15))
+        res = tarp(samples, theta, bounds=(lo, hi), seed=seed)
+        assert res.ks_pvalue > 0.01
+        atcs.append(res.atc)
+    atcs = torch.tensor(atcs)
+    # the mean of 10 ATCs has a standard error of ~0.004 here: 0.015 is ~4 of them
+    assert abs(atcs.mean().item()) < 0.015 and atcs.abs().max().item() < 0.04
