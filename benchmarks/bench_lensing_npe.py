@@ -35,13 +35,9 @@ from benchmarks._common import RESULTS, main_for
 STUDY = Path(__file__).resolve().parents[1] / "sbi_astro" / "studies" / "lensing_sie.yaml"
 
 
-def _without_count(stage: dict) -> dict:
-    return {k: v for k, v in stage.items() if k != "num_simulations"}
-
-
 def run(quick: bool = False) -> list[dict]:
     from sbi_astro.inference import load_run
-    from sbi_astro.study import Study, calibrate_estimator, run_study
+    from sbi_astro.study import Study, calibrate_estimator, run_study, training_options
 
     torch.set_num_threads(int(os.environ.get("SBI_ASTRO_BENCH_THREADS", "2")))
     study = Study.from_yaml(STUDY)
@@ -50,8 +46,8 @@ def run(quick: bool = False) -> list[dict]:
         study = dataclasses.replace(
             study, simulate=dataclasses.replace(study.simulate, num_simulations=2000),
             # every stage on the 2,000 (a stage's num_simulations would exceed them)
-            train={**_without_count(study.train), "max_epochs": 3},
-            fine_tune=tuple({**_without_count(f), "max_epochs": 2} for f in study.fine_tune),
+            train={**training_options(study.train), "max_epochs": 3},
+            fine_tune=tuple({**training_options(f), "max_epochs": 2} for f in study.fine_tune),
             calibrate=dataclasses.replace(study.calibrate, n_test=50, num_samples=200))
         out = RESULTS / "lensing_npe_quick"
     t0 = time.perf_counter()

@@ -22,13 +22,15 @@ has hit ``max_epochs``.  ``train`` and each stage may also set ``num_simulations
 stage trains on the first ``num_simulations`` rows of the store (default: all of
 ``simulate.num_simulations``; later stages inherit it like any option), e.g. a first stage
 on 100,000 simulations and a last one on 300,000 once the network overfits the first set.
-Rows are counter-seeded, so the first ``N`` rows are the same whatever the store's size.  Stage ``k`` is saved in ``stages/k/`` (``stages/0`` is ``train``)
-and the last one is also ``run/``; a re-run reuses every stage already saved.  With
-``snapshot_ensemble: true`` (NPE) ``run/`` is instead the equal-weight mixture of every
-stage's flow (``snapshot_ensemble: N``: of the last ``N`` stages') (an ensemble stage gives each of its members;
-:class:`~sbi_astro.inference.ensemble.NPEEnsemble`; a snapshot ensemble,
-Huang et al. 2017, ICLR): the stages are fits of one network at different points of its
-training, whose disagreement widens the posterior where they differ.
+Rows are counter-seeded, so the first ``N`` rows are the same whatever the store's size.
+
+Stage ``k`` is saved in ``stages/k/`` (``stages/0`` is ``train``) and the last one is also
+``run/``; a re-run reuses every stage already saved.  With ``snapshot_ensemble: true`` (NPE)
+``run/`` is instead the equal-weight mixture of every stage's flow, and with
+``snapshot_ensemble: N`` of the last ``N`` stages' (an ensemble stage gives each of its
+members; :class:`~sbi_astro.inference.ensemble.NPEEnsemble`): a snapshot ensemble (Huang
+et al. 2017, ICLR), fits of one network at different points of its training, whose
+disagreement widens the posterior where they differ.
 """
 
 from __future__ import annotations
@@ -100,8 +102,8 @@ class Study:
 
     def stage_simulations(self, stage: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         """``(N, training options)`` of a stage: it trains on the first ``N`` simulations."""
-        options = dict(stage)
-        return int(options.pop(STAGE_KEY, self.simulate.num_simulations)), options
+        return (int(stage.get(STAGE_KEY, self.simulate.num_simulations)),
+                training_options(stage))
 
     @classmethod
     def from_dict(cls, doc: Any, *, source: str = "study") -> Study:
@@ -137,11 +139,11 @@ class Study:
 
         _check_stage_simulations(train, simulate.num_simulations, f"{source}: train")
         # validate now, before any simulation runs
-        TrainingConfig.from_dict({k: v for k, v in train.items() if k != STAGE_KEY})
+        TrainingConfig.from_dict(training_options(train))
         fine_tune = _check_fine_tune(top.get("fine_tune"), train, source,
                                      simulate.num_simulations)
         snapshot = top.get("snapshot_ensemble", False)
-        stages = 1 + len(top.get("fine_tune") or [])
+        stages = 1 + len(fine_tune)
         if not isinstance(snapshot, bool) and not (
                 isinstance(snapshot, int) and 2 <= snapshot <= stages):
             raise ConfigError(f"{source}: 'snapshot_ensemble' must be true or false, or the "
@@ -175,6 +177,11 @@ class Study:
 STAGE_KEY = "num_simulations"
 
 
+def training_options(stage: dict[str, Any]) -> dict[str, Any]:
+    """A stage's mapping without the study key ``num_simulations``: its training options."""
+    return {k: v for k, v in stage.items() if k != STAGE_KEY}
+
+
 def _check_stage_simulations(stage: dict[str, Any], total: int, where: str) -> None:
     if STAGE_KEY not in stage:
         return
@@ -201,10 +208,9 @@ def _check_fine_tune(value: Any, train: dict[str, Any], source: str, total: int
                               "always starts from the previous stage's weights, remove it")
         _check_stage_simulations(overrides, total, f"{source}: fine_tune[{i}]")
         stage = {**stage, **overrides}
-        options = {k: v for k, v in stage.items() if k != STAGE_KEY}
         try:
             # every stage warm-starts from the previous one: the same architecture
-            TrainingConfig.from_dict({**options, "init_from": "previous stage"})
+            TrainingConfig.from_dict({**training_options(stage), "init_from": "previous stage"})
         except ConfigError as err:
             raise ConfigError(f"{source}: fine_tune[{i}]: {err}") from err
     return tuple(dict(v) for v in value)

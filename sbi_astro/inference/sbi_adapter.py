@@ -164,8 +164,9 @@ def _with_schedule(cls: type, config: Any) -> type:
     return Scheduled
 
 
-def _without_copies(cls: type) -> type:
-    """``cls`` (an sbi trainer) whose single-round training set is used as given.
+def _lean(cls: type) -> type:
+    """``cls`` (an sbi trainer) that uses a single-round training set as given and reports
+    each epoch to ``_on_epoch`` (set by :func:`train`).
 
     sbi 0.27 copies the training set in ``append_simulations`` (``x[is_valid_x]``, even
     when every row is valid) and again in ``get_simulations`` (``torch.cat`` of the one
@@ -214,7 +215,7 @@ def trainer(method: str, prior: torch.distributions.Distribution, builder: Any,
     """The sbi trainer object for ``method`` (with ``config.lr_schedule`` applied)."""
     from sbi.inference import NLE, NPE, NRE
 
-    cls = _without_copies({"npe": NPE, "nle": NLE, "nre": NRE}[method])
+    cls = _lean({"npe": NPE, "nle": NLE, "nre": NRE}[method])
     if config is not None and getattr(config, "lr_schedule", "constant") != "constant":
         cls = _with_schedule(cls, config)
     key = "classifier" if method == "nre" else "density_estimator"

@@ -193,26 +193,22 @@ class _LensingImaging(Simulator):
     poisson_rows: int = 64
 
     def _simulate(self, theta: Tensor, rng: RowRandom) -> Tensor:
-        # One child stream per row, cut into chunks: each row's numbers depend on its key
-        # only, so chunking changes nothing in the output.
+        # One child stream per row, cut into spans: each row's numbers depend on its key
+        # only, so the spans change nothing in the output.  Spans are image chunks (the
+        # compiled Gaussian noise has one shape), or ``poisson_rows`` for exact Poisson
+        # noise on CPU, whose images are still rendered chunk by chunk inside ``_expected``.
         keys = rng.split().keys
-        out = []
         if self.options.noise == "poisson" and theta.device.type == "cpu":
             n = theta.shape[0]
-            for g in range(0, n, self.poisson_rows):
-                rows = theta[g: g + self.poisson_rows]
-                with torch.no_grad():
-                    mu = self._expected(rows)  # in image chunks, for the cache
-                out.append(self._add_noise(mu, RowRandom(keys[g: g + rows.shape[0]])))
+            spans = [(i, min(i + self.poisson_rows, n)) for i in range(0, n, self.poisson_rows)]
         else:
-            for i, j in self._chunks(theta):
-                out.append(self._noisy(theta[i:j], RowRandom(keys[i:j])))
+            spans = self._chunks(theta)
+        out = []
+        for i, j in spans:
+            with torch.no_grad():
+                mu = self._expected(theta[i:j])
+            out.append(self._add_noise(mu, RowRandom(keys[i:j])))
         return out[0] if len(out) == 1 else torch.cat(out)
-
-    def _noisy(self, theta: Tensor, rng: RowRandom) -> Tensor:
-        with torch.no_grad():
-            mu = self._expected_chunk(theta)
-        return self._add_noise(mu, rng)
 
     def _add_noise(self, mu: Tensor, rng: RowRandom) -> Tensor:
         """A noisy image per row of ``mu (N, n, n)``, from the rows' streams ``rng``."""
