@@ -182,7 +182,8 @@ class RowRandom:
 
         Inversion for ``rate < 10``, Hörmann's PTRS transformed rejection above; every
         attempt of every element uses its own counter, so results do not depend on the
-        batch.
+        batch.  On CPU the same algorithm runs compiled (:mod:`sbi_astro.poisson_cpu`, the
+        same counts, ~4x faster); elsewhere in torch.
         """
         if rate.shape[:1] != (len(self),):
             raise ValueError(f"rate must have leading dimension {len(self)}, got {tuple(rate.shape)}")
@@ -191,6 +192,15 @@ class RowRandom:
                 "Poisson rates must be finite and non-negative; check the model's expected counts"
             )
         key = self._next_key()
+        if rate.device.type == "cpu":
+            from . import poisson_cpu  # numba: imported on the first CPU draw only
+
+            if poisson_cpu.available():
+                return poisson_cpu.poisson(rate, fold(key, 0), fold(key, 1))
+        return self._poisson_torch(key, rate)
+
+    def _poisson_torch(self, key: Tensor, rate: Tensor) -> Tensor:
+        """:meth:`poisson` in torch on any device, from the stream key ``key``."""
         n = rate.shape[0]
         lam = rate.to(torch.float64).reshape(-1)
         per_row = lam.numel() // n if n else 0

@@ -19,6 +19,8 @@ def test_poisson_values_are_pinned():
     assert RowRandom(keys).poisson(LAM).tolist() == PINNED
     # a row alone, or with other rows, draws the same counts
     assert RowRandom(keys[1:2]).poisson(LAM[1:2]).tolist() == PINNED[1:2]
+    # the torch path (every device but CPU) draws them too, from the same stream key
+    assert RowRandom(keys)._poisson_torch(fold(keys, 0), LAM).tolist() == PINNED
 
 
 def test_poisson_moments_both_branches():

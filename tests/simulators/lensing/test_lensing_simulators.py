@@ -209,3 +209,8 @@ def test_compiled_path_matches_eager():
     xa, xb = eager_g.simulate(theta, keys=keys), comp_g.simulate(theta, keys=keys)
     noise_sd = eager_g.variance(a).sqrt().max()
     assert float((xa - xb).abs().max() / noise_sd) < 1e-3
+    # exact Poisson: the same counts (rates equal to round-off; a count changes only if a
+    # uniform falls within that round-off of a CDF value), the compiled background normals
+    xa = eager.simulate(theta, keys=keys)
+    xb = comp.simulate(theta, keys=keys)
+    assert float((xa - xb).abs().max() / noise_sd) < 1e-3
