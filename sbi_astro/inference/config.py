@@ -53,6 +53,14 @@ class TrainingConfig:
             ``logit((theta - low) / (high - low))`` over the prior's box, so posteriors that
             pile up against a bound are fitted without leakage (see
             :mod:`sbi_astro.inference.transforms`; needs finite prior bounds).
+        balance: NPE only: the weight ``lambda`` of balanced NPE (Delaunoy et al. 2023,
+            "Balancing simulation-based inference for conservative posteriors",
+            arXiv:2304.10978), ``0`` (default) for plain NPE.  The loss adds
+            ``lambda * (E_joint[d] + E_marginal[d] - 1)^2`` with the classifier
+            ``d = sigmoid(log q(theta | x) - log p(theta))``, the marginal pairs made by
+            shifting theta by one row within each batch.  Balanced estimators lean
+            conservative rather than overconfident; the paper uses ``lambda = 100``.  Needs
+            ``theta_transform: none`` (the prior density is that of theta).
         ensemble: NPE only: train this many flows (seeds ``seed, seed + 1, ...``) on the
             same simulations and use their equal-weight mixture
             (:mod:`sbi_astro.inference.ensemble`); costs that many trainings.
@@ -83,6 +91,7 @@ class TrainingConfig:
     lr_schedule: str = "constant"
     lr_patience: int = 5
     theta_transform: str = "none"
+    balance: float = 0.0
     ensemble: int = 1
     init_from: str | None = None
     seed: int = 0
@@ -117,6 +126,11 @@ class TrainingConfig:
         if self.theta_transform != "none" and self.method != "npe":
             raise ConfigError("theta_transform applies to NPE only (NLE/NRE sample with MCMC "
                               "inside the prior); set method: npe or theta_transform: none")
+        if not (isinstance(self.balance, (int, float)) and self.balance >= 0):
+            raise ConfigError(f"balance must be a number >= 0, got {self.balance!r}")
+        if self.balance and (self.method != "npe" or self.theta_transform != "none"):
+            raise ConfigError("balance applies to NPE with theta_transform: none; set "
+                              "balance: 0 or method: npe, theta_transform: none")
         if not isinstance(self.ensemble, int) or self.ensemble < 1:
             raise ConfigError(f"ensemble must be an integer >= 1, got {self.ensemble!r}")
         if self.ensemble > 1 and self.method != "npe":

@@ -199,6 +199,35 @@ def _lean(cls: type) -> type:
     return Lean
 
 
+def balance_penalty(log_q: Tensor, log_prior: Tensor) -> Tensor:
+    """Balanced NPE's penalty ``(E_joint[d] + E_marginal[d] - 1)^2`` (a scalar), with
+    ``d = sigmoid(log q - log p)``; ``log_q``, ``log_prior``: ``(2, B)``, row 0 the joint
+    pairs ``(theta_i, x_i)``, row 1 the marginal pairs.  Zero exactly when the classifier
+    ``d`` is balanced (Delaunoy et al. 2023, eq. 5)."""
+    d = torch.sigmoid(log_q - log_prior)
+    return (d[0].mean() + d[1].mean() - 1.0) ** 2
+
+
+def _balanced(cls: type, weight: float) -> type:
+    """``cls`` (sbi's NPE trainer) with balanced NPE's loss: the negative log-density plus
+    ``weight * balance_penalty`` per batch (the same on every row, so the batch mean adds it
+    once).  The marginal pairs are ``(theta_{i-1}, x_i)``: batches are shuffled, so a
+    neighbour's theta is an independent prior draw.  ``x`` is embedded once for both."""
+
+    class Balanced(cls):  # type: ignore[misc, valid-type]
+        def _loss(self, theta, x, masks, proposal, calibration_kernel,  # noqa: ANN001, ANN202
+                  force_first_round_loss=False):  # noqa: ANN001
+            pairs = torch.stack((theta, theta.roll(1, 0)))  # (2, B, D)
+            log_q = flow_log_prob(self._neural_net, pairs, x)
+            log_prior = self._prior.log_prob(pairs)
+            penalty = balance_penalty(log_q, log_prior)
+            return -log_q[0] + weight * penalty
+
+    Balanced.__name__ = cls.__name__
+    Balanced.__qualname__ = cls.__qualname__
+    return Balanced
+
+
 def _append(inference: Any, theta: Tensor, x: Tensor) -> None:
     """``inference.append_simulations(theta, x)`` (one round, from the prior), without
     sbi's copy: its checks and bookkeeping run on two rows, then the stored rows are
@@ -218,6 +247,8 @@ def trainer(method: str, prior: torch.distributions.Distribution, builder: Any,
     cls = _lean({"npe": NPE, "nle": NLE, "nre": NRE}[method])
     if config is not None and getattr(config, "lr_schedule", "constant") != "constant":
         cls = _with_schedule(cls, config)
+    if config is not None and method == "npe" and getattr(config, "balance", 0.0):
+        cls = _balanced(cls, float(config.balance))
     key = "classifier" if method == "nre" else "density_estimator"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
