@@ -78,14 +78,24 @@ def _inversion(key0, c, lam):
     return k
 
 
-@_jit()
-def _ptrs(key1, c, lam):
-    slam = math.sqrt(lam)
-    loglam = math.log(lam)
+def ptrs_constants(slam):  # noqa: ANN001, ANN201 - a tensor, or a float in numba
+    """Hörmann's PTRS constants ``b, a, 1/alpha, v_r`` from ``sqrt(lam)``: plain arithmetic,
+    shared by the torch sampler (``RowRandom._poisson_torch``) and the compiled one here
+    (defined in this file so that numba's cache sees its edits)."""
     b = 0.931 + 2.53 * slam
     a = -0.059 + 0.02483 * b
     invalpha = 1.1239 + 1.1328 / (b - 3.4)
     vr = 0.9277 - 3.6224 / (b - 2.0)
+    return b, a, invalpha, vr
+
+
+_ptrs_constants = _jit(inline="always")(ptrs_constants)
+
+
+@_jit()
+def _ptrs(key1, c, lam):
+    loglam = math.log(lam)
+    b, a, invalpha, vr = _ptrs_constants(math.sqrt(lam))
     ctr = np.uint64(c + 1) * _G
     for attempt in range(1001):
         # fold(key1, d) = mix64(key1 ^ mix64(d * golden + golden))

@@ -266,12 +266,10 @@ class RowRandom:
 
     def _poisson_ptrs(self, key: Tensor, lam: Tensor, idx: Tensor, row_of: Tensor,
                       per_row: int) -> Tensor:
-        slam = torch.sqrt(lam)
+        from .poisson_cpu import ptrs_constants  # shared with the compiled sampler
+
         loglam = torch.log(lam)
-        b = 0.931 + 2.53 * slam
-        a = -0.059 + 0.02483 * b
-        invalpha = 1.1239 + 1.1328 / (b - 3.4)
-        vr = 0.9277 - 3.6224 / (b - 2.0)
+        b, a, invalpha, vr = ptrs_constants(torch.sqrt(lam))
         out = torch.zeros_like(lam)
         live = torch.arange(lam.shape[0], device=lam.device)
         attempt = 0
