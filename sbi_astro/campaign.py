@@ -6,7 +6,10 @@ parameters come from the sub-key ``fold(row_key, 0)`` and its noise from
 of work, a pure function of ``(simulator, options, seed, c, C)``: it can run in any order,
 in another process or on another machine (a distributed engine such as Dask only needs
 :func:`simulate_rows`), and gives the same rows.  Re-running an interrupted campaign with
-the same arguments resumes it: committed chunks are kept, the others are simulated.
+the same arguments resumes it: committed chunks are checked against their checksums and
+kept, the others are simulated.  :func:`repair_store` re-simulates damaged chunks from their
+seeds, which restores the original rows bit for bit (the re-simulated rows are checked
+against the checksums recorded when they were first written).
 
 Example:
     >>> import tempfile, pathlib
@@ -32,10 +35,10 @@ import torch
 from torch import Tensor
 
 from .errors import ConfigError, StoreError
-from .random import RowRandom, fold, key_from_seed
+from .random import RowRandom, check_seed, fold, key_from_seed
 from .registry import load_simulator
 from .simulator import Simulator
-from .store import SimulationStore, StoreMetadata
+from .store import SimulationStore, StoreMetadata, damaged_message
 
 
 def row_keys(seed: int, start: int, stop: int, device: torch.device | str = "cpu") -> Tensor:
@@ -80,19 +83,47 @@ def _metadata(sim: Simulator, num_simulations: int, seed: int, chunk_size: int
     )
 
 
+def check_store_path(path: str | Path | None) -> Path:
+    """Checks that ``path`` can hold a store (before anything is simulated).
+
+    Raises:
+        ConfigError: empty, a folder, or in a folder that cannot be written.
+    """
+    from .outputs import _writable_parent
+
+    if path is None or not str(path).strip():
+        raise ConfigError("the store path is empty; give a file name such as sims.h5")
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder; the store is one HDF5 file, e.g. "
+                          f"{path / 'simulations.h5'}")
+    _writable_parent(path)
+    return path
+
+
 def _open_or_create(path: Path, meta: StoreMetadata) -> SimulationStore:
-    if not path.exists():
+    try:
         return SimulationStore.create(path, meta)
+    except StoreError:
+        if not path.exists():
+            raise
     store = SimulationStore.open(path, mode="r+")
-    have, want = store.metadata.campaign_identity(), meta.campaign_identity()
-    if have != want:
-        diff = {k: (have[k], want[k]) for k in want if have[k] != want[k]}
+    try:
+        have, want = store.metadata.campaign_identity(), meta.campaign_identity()
+        if have != want:
+            diff = {k: (have[k], want[k]) for k in want if have[k] != want[k]}
+            details = "; ".join(f"{k}: stored {a!r}, requested {b!r}"
+                                for k, (a, b) in diff.items())
+            raise StoreError(
+                f"{path} belongs to a different campaign ({details}). Re-run with the original "
+                "arguments to resume it, or write to a new file; the existing file was not "
+                "modified")
+        bad = store.verify()
+        if bad:
+            raise StoreError(damaged_message(path, bad, store))
+    except BaseException:
         store.close()
-        details = "; ".join(f"{k}: stored {a!r}, requested {b!r}" for k, (a, b) in diff.items())
-        raise StoreError(
-            f"{path} belongs to a different campaign ({details}). Re-run with the original "
-            "arguments to resume it, or write to a new file; the existing file was not modified"
-        )
+        raise
     return store
 
 
@@ -136,13 +167,14 @@ def run_campaign(path: str | Path, simulator: str | Simulator, *, num_simulation
         raise ConfigError(f"chunk_size must be >= 1, got {chunk_size}")
     if workers < 1:
         raise ConfigError(f"workers must be >= 1, got {workers}")
+    seed = check_seed(seed)
+    path = check_store_path(path)
     if isinstance(simulator, str):
         sim = load_simulator(simulator, device=device, **(options or {}))
     else:
         if options:
             raise ConfigError("options apply only when the simulator is given by name")
         sim = simulator
-    path = Path(path)
     store = _open_or_create(path, _metadata(sim, num_simulations, seed, chunk_size))
     try:
         _fill(store, sim, seed, workers, progress)
@@ -188,3 +220,35 @@ def _fill(store: SimulationStore, sim: Simulator, seed: int, workers: int,
                     commit(futures[fut], *fut.result())
     finally:
         bar.close()
+
+
+def repair_store(path: str | Path, *, device: str | torch.device | None = None,
+                 workers: int = 1, progress: bool = True) -> dict[int, bool]:
+    """Re-simulates the chunks of a store whose rows do not match their checksums.
+
+    Every row is a pure function of the campaign's simulator, options, seed and row index,
+    so re-simulating a damaged chunk restores its original rows; that it did is checked
+    against the checksum recorded when the chunk was first committed.
+
+    Returns:
+        ``{chunk: restored}`` for every damaged chunk, ``restored`` true when the new rows
+        match the original checksum bit for bit (empty when nothing was damaged).
+
+    Raises:
+        StoreError: the simulator is not installed or cannot rebuild the campaign.
+    """
+    with SimulationStore.open(path, mode="r+") as store:
+        bad = store.verify()
+        if not bad:
+            return {}
+        meta = store.metadata
+        original = {c: store.stored_checksum(c) for c in bad}
+        sim = load_simulator(meta.simulator, device=device, **meta.options)
+        if list(sim.event_shape) != list(meta.event_shape) or \
+                list(sim.param_names) != list(meta.param_names):
+            raise StoreError(f"{path}: the installed simulator {meta.simulator!r} has other "
+                             "parameters or event shape than the store; it cannot re-simulate "
+                             "the damaged chunks")
+        store.mark_pending(bad)
+        _fill(store, sim, meta.seed, workers, progress)
+        return {c: store.stored_checksum(c) == original[c] for c in bad}

@@ -1,8 +1,11 @@
 """``sbi-astro``: the command line, a thin layer over the Python API.
 
-Bad input (unknown simulator, bad option, missing file, wrong observation shape, NaN)
-exits with status 2 and a one-paragraph message, without a traceback, and leaves
-existing files intact (outputs are written to a temporary name and renamed).
+Bad input (unknown simulator, bad option, missing file, wrong observation shape, NaN,
+an output path that cannot be written) exits with status 2 and a one-paragraph message,
+without a traceback, checked before any simulation or training starts; existing files are
+left intact (outputs are written atomically, see :mod:`sbi_astro.atomic`).  Exit codes:
+0 success, 1 ``verify`` found damage it did not repair (or an internal error, whose
+traceback goes to a log file named in the message), 2 bad input, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -11,12 +14,17 @@ import argparse
 import json
 import os
 import sys
+import tempfile
+import traceback
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, SbiAstroError
 
 EXIT_USAGE = 2
+EXIT_DAMAGED = 1
+EXIT_INTERNAL = 1
+EXIT_INTERRUPTED = 130
 
 
 def _parse_pairs(pairs: list[str], flag: str, convert: Any = str) -> dict[str, Any]:
@@ -31,24 +39,13 @@ def _parse_pairs(pairs: list[str], flag: str, convert: Any = str) -> dict[str, A
 
 
 def _load_observation(path: Path, sim: Any) -> Any:
-    import numpy as np
     import torch
 
-    if not path.exists():
-        raise FileNotFoundError(f"observation file {path} does not exist")
-    try:
-        if path.suffix == ".npy":
-            arr = np.load(path, allow_pickle=False)
-        elif path.suffix == ".json":
-            arr = np.asarray(json.loads(path.read_text()), dtype=np.float64)
-        else:
-            arr = np.loadtxt(path, dtype=np.float64, delimiter="," if path.suffix == ".csv"
-                             else None)
-    except (ValueError, OSError, json.JSONDecodeError) as err:
-        raise ConfigError(f"cannot read observation {path}: {err}. Use .npy, .json, .csv or "
-                          "whitespace-separated text") from err
-    x = torch.as_tensor(np.asarray(arr, dtype=np.float32))
-    if tuple(x.shape) == (int(np.prod(sim.event_shape)),) and len(sim.event_shape) > 1:
+    from .user_arrays import read_user_array
+
+    x = torch.as_tensor(read_user_array(path))
+    if tuple(x.shape) == (int(x.numel()),) and len(sim.event_shape) > 1 and \
+            x.numel() == int(torch.tensor(sim.event_shape).prod()):
         x = x.reshape(sim.event_shape)
     return sim.check_x(x)
 
@@ -56,10 +53,21 @@ def _load_observation(path: Path, sim: Any) -> Any:
 def _atomic_save_npy(path: Path, array: Any) -> None:
     import numpy as np
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npy")
-    np.save(tmp, array)
-    os.replace(tmp, path)
+    from .atomic import atomic_write
+
+    with atomic_write(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, array)
+
+
+def _seed(value: str) -> int:
+    """argparse type of ``--seed``: an integer in [0, 2**63 - 1]."""
+    from .random import check_seed
+
+    try:
+        return check_seed(int(value), "--seed")
+    except ValueError:  # ConfigError is one too
+        raise argparse.ArgumentTypeError(f"must be an integer from 0 to 2**63 - 1, got "
+                                         f"{value!r}") from None
 
 
 # -- commands -----------------------------------------------------------------------------
@@ -95,8 +103,9 @@ def cmd_simulators(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from .campaign import run_campaign
+    from .campaign import check_store_path, run_campaign
 
+    check_store_path(args.output)
     store = run_campaign(args.output, args.name, num_simulations=args.num, seed=args.seed,
                          chunk_size=args.chunk_size, options=_parse_pairs(args.option, "--option"),
                          device=args.device, workers=args.workers,
@@ -107,16 +116,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    import yaml
+
     from .inference import TrainingConfig, train
+    from .outputs import check_output_dir
     from .registry import load_simulator
     from .store import SimulationStore
 
-    run_dir = Path(args.output)
-    if (run_dir / "run.json").exists() and not args.overwrite:
-        raise ConfigError(f"{run_dir} already holds a trained run; choose another -o or pass "
-                          "--overwrite")
-    import yaml
-
+    run_dir = check_output_dir(args.output, kind="run", overwrite=args.overwrite)
     values = _parse_pairs(args.set, "--set", yaml.safe_load)
     values.update(method=args.method)
     if args.device is not None:
@@ -124,21 +131,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.seed is not None:
         values["seed"] = args.seed
     config = TrainingConfig.from_dict(values)
+    if config.init_from is not None:
+        from .inference import initial_state
+
+        initial_state(config.init_from)
     with SimulationStore.open(args.store) as store:
-        theta, x = store.load()
         meta = store.metadata
-    sim = load_simulator(meta.simulator, device=config.device, **meta.options)
+        sim = load_simulator(meta.simulator, device=config.device, **meta.options)
+        theta, x = store.load()
     from .study import epoch_logger
 
     est = train(theta, x, sim, config, provenance={"store": str(Path(args.store).resolve()),
                                                    "seed": meta.seed},
                 on_epoch=epoch_logger(lambda line: print(line.strip(), file=sys.stderr)))
-    tmp = run_dir.with_name(run_dir.name + ".tmp")
-    est.save(tmp)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    for f in ("estimator.pt", "run.json"):
-        os.replace(tmp / f, run_dir / f)
-    tmp.rmdir()
+    est.save(run_dir)
     t = est.metadata["training"]
     print(f"trained {config.method.upper()} on {theta.shape[0]} simulations "
           f"({t['epochs']} epochs, {t['seconds']:.1f} s) -> {run_dir}")
@@ -150,9 +156,9 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     from .inference import load_run
 
-    out = Path(args.output)
-    if out.exists() and not args.overwrite:
-        raise ConfigError(f"{out} exists; choose another -o or pass --overwrite")
+    from .outputs import check_output_file
+
+    out = check_output_file(args.output, overwrite=args.overwrite)
     est = load_run(args.run_dir, device=args.device)
     x = _load_observation(Path(args.observation), est.simulator)
     gen = torch.Generator().manual_seed(args.seed)
@@ -164,8 +170,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from .inference import load_run
+    from .outputs import check_output_dir
     from .study import calibrate_estimator
 
+    check_output_dir(args.output, kind="report", overwrite=args.overwrite)
     est = load_run(args.run_dir, device=args.device)
     result = calibrate_estimator(est, args.output, n_test=args.n_test,
                                  num_samples=args.num_samples, seed=args.seed)
@@ -173,6 +181,37 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     print(f"report: {result.report_path}")
     print(f"metrics: {result.metrics_path}")
     return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .campaign import repair_store
+    from .store import SimulationStore
+
+    with SimulationStore.open(args.store) as store:
+        m = store.metadata
+        bad = store.verify()
+        print(f"{store.path}: {m.simulator}, {store.num_completed} of {m.num_simulations} "
+              f"rows committed in {len(store.completed_chunks())} of {store.num_chunks} "
+              "chunks; metadata checksum OK")
+        for c in bad:
+            a, b = store.chunk_bounds(c)
+            print(f"damaged: chunk {c} (rows {a}-{b - 1})")
+    if not bad:
+        print("every committed chunk matches its checksum")
+        return 0
+    if not args.repair:
+        print(f"{len(bad)} damaged chunk(s); re-run with --repair to re-simulate them from "
+              "their seeds", file=sys.stderr)
+        return EXIT_DAMAGED
+    result = repair_store(args.store, device=args.device, workers=args.workers,
+                          progress=not args.no_progress)
+    for c, restored in result.items():
+        print(f"repaired: chunk {c} " + ("(re-simulated rows match the original checksum: "
+                                         "restored bit for bit)" if restored else
+                                         "(re-simulated, but the rows differ from the "
+                                         "original checksum: a different simulator version "
+                                         "or device?)"))
+    return 0 if all(result.values()) else EXIT_DAMAGED
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -195,10 +234,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors as one line (the usage is one ``--help`` away)."""
+
+    def error(self, message: str):  # noqa: ANN201 - argparse's signature
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}; see '{self.prog} --help'\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="sbi-astro", description="Simulation-based inference for "
+    p = _Parser(prog="sbi-astro", description="Simulation-based inference for "
                                 "astrophysics.")
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     s = sub.add_parser("simulators", help="list simulators, parameters, units and prior bounds")
     s.add_argument("--json", action="store_true")
@@ -208,13 +254,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("name")
     s.add_argument("-n", "--num", type=int, required=True, help="number of simulations")
     s.add_argument("-o", "--output", required=True, help="HDF5 store path")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=_seed, default=0)
     s.add_argument("--chunk-size", type=int, default=1000)
     s.add_argument("--option", action="append", default=[], metavar="KEY=VALUE")
     s.add_argument("--device", default=None)
     s.add_argument("--workers", type=int, default=1)
     s.add_argument("--no-progress", action="store_true")
-    s.set_defaults(fn=cmd_simulate)
+    s.set_defaults(fn=cmd_simulate, interrupted="stopped; completed chunks are kept in the "
+                   "store: re-run the same command to resume")
 
     s = sub.add_parser("train", help="train NPE, NLE or NRE on a store")
     s.add_argument("store")
@@ -222,40 +269,54 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", required=True, help="run directory")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="training option (see TrainingConfig), e.g. --set max_epochs=50")
-    s.add_argument("--seed", type=int, default=None)
+    s.add_argument("--seed", type=_seed, default=None)
     s.add_argument("--device", default=None)
-    s.add_argument("--overwrite", action="store_true")
-    s.set_defaults(fn=cmd_train)
+    s.add_argument("--overwrite", action="store_true", help="replace a run already there")
+    s.set_defaults(fn=cmd_train, interrupted="training stopped; nothing was written (an "
+                   "existing run there is unchanged)")
 
     s = sub.add_parser("sample", help="draw posterior samples for an observation")
     s.add_argument("run_dir")
     s.add_argument("--observation", required=True, help=".npy, .json, .csv or text file")
     s.add_argument("-n", "--num", type=int, default=1000)
     s.add_argument("-o", "--output", required=True, help="output .npy, shape (n, *B, D)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=_seed, default=0)
     s.add_argument("--device", default=None)
     s.add_argument("--overwrite", action="store_true")
-    s.set_defaults(fn=cmd_sample)
+    s.set_defaults(fn=cmd_sample, interrupted="sampling stopped; nothing was written")
 
     s = sub.add_parser("calibrate", help="calibration report (HTML + JSON) of a trained run")
     s.add_argument("run_dir")
     s.add_argument("--n-test", type=int, default=200)
     s.add_argument("--num-samples", type=int, default=1000)
-    s.add_argument("--seed", type=int, default=12345)
+    s.add_argument("--seed", type=_seed, default=12345)
     s.add_argument("-o", "--output", required=True, help="report directory")
     s.add_argument("--device", default=None)
-    s.set_defaults(fn=cmd_calibrate)
+    s.add_argument("--overwrite", action="store_true", help="replace a report already there")
+    s.set_defaults(fn=cmd_calibrate, interrupted="calibration stopped; an existing report "
+                   "there is unchanged")
+
+    s = sub.add_parser("verify", help="check a store's rows against their checksums "
+                       "(--repair: re-simulate damaged chunks from their seeds)")
+    s.add_argument("store")
+    s.add_argument("--repair", action="store_true")
+    s.add_argument("--device", default=None)
+    s.add_argument("--workers", type=int, default=1)
+    s.add_argument("--no-progress", action="store_true")
+    s.set_defaults(fn=cmd_verify, interrupted="stopped; the store is consistent (re-run "
+                   "verify --repair to finish)")
 
     s = sub.add_parser("run", help="run a whole study from a YAML file")
     s.add_argument("study")
     s.add_argument("-o", "--output", default=None, help="output directory (overrides YAML)")
     s.add_argument("--no-progress", action="store_true")
-    s.set_defaults(fn=cmd_run)
+    s.set_defaults(fn=cmd_run, interrupted="study stopped; completed simulation chunks and "
+                   "trained stages are kept: re-run the same command to resume")
 
     s = sub.add_parser("demo", help="the embedded default study (gaussian_linear, NPE)")
     s.add_argument("-o", "--output", default="demo-output")
     s.add_argument("--no-progress", action="store_true")
-    s.set_defaults(fn=cmd_demo)
+    s.set_defaults(fn=cmd_demo, interrupted="demo stopped; re-run to resume")
     return p
 
 
@@ -270,14 +331,34 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_USAGE
     try:
         return args.fn(args)
-    except (SbiAstroError, FileNotFoundError, IsADirectoryError, PermissionError) as err:
+    except (SbiAstroError, FileNotFoundError, IsADirectoryError, NotADirectoryError,
+            PermissionError) as err:
         msg = " ".join(str(err).split())
         print(f"sbi-astro: error: {msg}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("sbi-astro: interrupted; completed chunks are kept, re-run the same command to "
-              "resume", file=sys.stderr)
-        return 130
+        print(f"sbi-astro: interrupted; {getattr(args, 'interrupted', 'stopped')}",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except OSError as err:  # a full disk, a vanished mount...: the system's words suffice
+        print(f"sbi-astro: error: {err.strerror or err} ({getattr(err, 'filename', '')})",
+              file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as err:  # noqa: BLE001 - a bug: one line here, the traceback in a log
+        return _internal_error(err)
+
+
+def _internal_error(err: Exception) -> int:
+    if os.environ.get("SBI_ASTRO_DEBUG"):
+        raise err
+    fd, log = tempfile.mkstemp(prefix="sbi-astro-crash-", suffix=".log")
+    with os.fdopen(fd, "w") as f:
+        traceback.print_exception(err, file=f)
+    first = (str(err).splitlines() or [""])[0][:300]
+    print(f"sbi-astro: internal error ({type(err).__name__}: {first}); this is a bug in "
+          f"sbi-astro, please report it with the traceback saved in {log} (set "
+          "SBI_ASTRO_DEBUG=1 to print it)", file=sys.stderr)
+    return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

@@ -29,7 +29,11 @@ import math
 import torch
 from torch import Tensor
 
-from .errors import NonFiniteError
+from .errors import ConfigError, NonFiniteError
+
+#: Seeds are integers in ``[0, SEED_MAX]`` (63 bits): every seed gives its own streams, and
+#: negative or wider numbers are refused rather than folded onto another seed.
+SEED_MAX = 2**63 - 1
 
 
 def _signed(c: int) -> int:
@@ -93,9 +97,29 @@ def fold(key: Tensor | int, data: Tensor | int) -> Tensor:
     return mix64(key ^ mix64(data * _GOLDEN + _GOLDEN))
 
 
+def check_seed(seed: object, name: str = "seed") -> int:
+    """``seed`` as an int after checking it is an integer in ``[0, SEED_MAX]``.
+
+    Raises:
+        ConfigError: a negative, too large, fractional or non-integer seed.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        try:
+            as_float = float(seed)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            as_float = None
+        if as_float is None or not as_float.is_integer() or isinstance(seed, bool):
+            raise ConfigError(f"{name} must be an integer from 0 to 2**63 - 1, got {seed!r}")
+        seed = int(as_float)
+    if not 0 <= seed <= SEED_MAX:
+        raise ConfigError(f"{name} must be an integer from 0 to 2**63 - 1 "
+                          f"(= {SEED_MAX}), got {seed}; pick a seed in that range")
+    return int(seed)
+
+
 def key_from_seed(seed: int) -> Tensor:
-    """The root key of a seed (any Python int)."""
-    return fold(torch.tensor(seed & ((1 << 63) - 1), dtype=torch.int64), 0x5EED)
+    """The root key of a seed, an integer in ``[0, SEED_MAX]`` (see :func:`check_seed`)."""
+    return fold(torch.tensor(check_seed(seed), dtype=torch.int64), 0x5EED)
 
 
 def keys_from_generator(

@@ -46,6 +46,7 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
+from . import atomic
 from .device import resolve_device
 from .diagnostics.coverage import CoverageResult, expected_coverage, posterior_log_probs
 from .diagnostics.ppc import PPCResult, posterior_predictive
@@ -593,8 +594,8 @@ def calibrate(posterior: SamplingPosterior, simulator: Simulator, out_dir: str |
     metrics = _jsonable(metrics)
     metrics_path = out / "metrics.json"
     report_path = out / "report.html"
-    metrics_path.write_text(json.dumps(metrics, indent=2))
-    report_path.write_text(render_html(metrics, figures, [sec.to_html() for sec in sections]),
-                           encoding="utf-8")
+    html_text = render_html(metrics, figures, [sec.to_html() for sec in sections])
+    atomic.write_text(metrics_path, json.dumps(metrics, indent=2))
+    atomic.write_text(report_path, html_text)
     return CalibrationResult(metrics=metrics, verdict=verdict.label, report_path=report_path,
                              metrics_path=metrics_path)

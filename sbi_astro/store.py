@@ -10,12 +10,22 @@ Layout (HDF5, via h5py):
 * attributes: format marker and version, simulator name and options, prior, seed,
   package versions, parameter names and units, event shape.
 
-Crash safety: the file is created under a temporary name and renamed into place only
-once complete.  A chunk is committed by (1) writing its rows and checksum, (2) flushing
-and ``fsync``-ing, (3) setting ``chunk_done[c] = 1`` (a one-byte write), (4) flushing and
-``fsync``-ing again.  A process killed at any moment therefore leaves every chunk either
-committed with its exact rows or not committed at all; rows of uncommitted chunks are
-never returned, and a resumed campaign rewrites them.
+Crash safety: the file is created under a temporary name and published only once
+complete, exclusively (:func:`~sbi_astro.atomic.publish_exclusive`: of two processes
+creating the same store exactly one succeeds).  A process that writes a store holds the
+advisory lock ``STORE.h5.lock`` (:class:`~sbi_astro.atomic.ExclusiveLock`), so a second
+writer is refused with a message naming the first.  A chunk is committed by (1) writing its
+rows and checksum, (2) flushing and ``fsync``-ing, (3) setting ``chunk_done[c] = 1`` (a
+one-byte write), (4) flushing and ``fsync``-ing again.  A process killed at any moment
+therefore leaves every chunk either committed with its exact rows or not committed at all;
+rows of uncommitted chunks are never returned, and a resumed campaign rewrites them.
+
+Integrity: every committed chunk carries the CRC-32 of its rows, and the metadata the
+SHA-256 of its JSON text (format version 2).  :meth:`SimulationStore.load` checks every
+chunk it returns and :meth:`SimulationStore.open` checks the metadata, so damaged rows
+(bit rot, a stray write) or relabelled metadata are refused, never used;
+:meth:`SimulationStore.verify` lists damaged chunks and :meth:`SimulationStore.mark_pending`
+lets a campaign re-simulate them from their seeds (``sbi-astro verify --repair``).
 
 Example:
     >>> import tempfile, pathlib, torch
@@ -33,8 +43,10 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
+import warnings
 import zlib
 from pathlib import Path
 from typing import Any
@@ -44,10 +56,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .atomic import ExclusiveLock, publish_exclusive, remove_stale_temporaries, temporary_name
 from .errors import DataFormatError, ShapeError, StoreError
 
 FORMAT = "sbi-astro-simulation-store"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Versions this sbi-astro reads: 1 (no metadata checksum; read with a warning) and 2.
+READABLE_VERSIONS = (1, 2)
 _MAX_CHUNK_BYTES = 4 * 2**20
 
 
@@ -121,57 +136,79 @@ def _create_early(f: h5py.File, name: str, shape: tuple[int, ...], dtype: np.dty
 class SimulationStore:
     """Handle to an open store file.  Use :meth:`create` or :meth:`open`.
 
-    Rows are read back only from committed chunks (:meth:`load`).
+    Rows are read back only from committed chunks, each checked against its checksum
+    (:meth:`load`).  A store opened for writing holds ``STORE.h5.lock`` until closed.
     """
 
-    def __init__(self, path: Path, file: h5py.File, metadata: StoreMetadata):
+    def __init__(self, path: Path, file: h5py.File, metadata: StoreMetadata,
+                 lock: ExclusiveLock | None = None):
         self.path = Path(path)
         self._file = file
         self.metadata = metadata
+        self._lock = lock
+        self._verified: set[int] = set()  # chunks checked since opening (rows unchanged)
 
     # -- construction -------------------------------------------------------------------
     @classmethod
     def create(cls, path: str | Path, metadata: StoreMetadata) -> SimulationStore:
-        """Creates a new store file (atomically: temp file + rename) and opens it for writing.
+        """Creates a new store file and opens it for writing.
+
+        The file is written under a temporary name and published exclusively: when two
+        processes create the same store at once, exactly one succeeds.
 
         Raises:
-            StoreError: ``path`` already exists.
+            StoreError: ``path`` already exists, or another process is creating it.
         """
         path = Path(path)
-        if path.exists():
-            raise StoreError(f"{path} already exists; open it to resume, or choose another path")
         if metadata.num_simulations < 1 or metadata.chunk_size < 1:
             raise StoreError("num_simulations and chunk_size must be positive")
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        n, ev = metadata.num_simulations, tuple(metadata.event_shape)
-        d = len(metadata.param_names)
-        dtype = np.dtype(metadata.dtype)
-        row_bytes = max(1, int(np.prod(ev, dtype=np.int64)) * dtype.itemsize)
-        rows = int(max(1, min(metadata.chunk_size, n, _MAX_CHUNK_BYTES // row_bytes)))
-        with h5py.File(tmp, "w", libver="earliest") as f:
-            f.attrs["format"] = FORMAT
-            f.attrs["format_version"] = FORMAT_VERSION
-            f.attrs["metadata"] = json.dumps(dataclasses.asdict(metadata))
-            _create_early(f, "theta", (n, d), dtype, (rows, d))
-            _create_early(f, "x", (n, *ev), dtype, (rows, *ev))
-            _create_early(f, "chunk_done", (metadata.num_chunks,), np.dtype(np.uint8), None)
-            _create_early(f, "chunk_crc32", (metadata.num_chunks,), np.dtype(np.uint32), None)
-            _fsync(f)
-        os.replace(tmp, path)
-        return cls.open(path, mode="r+")
+        lock = ExclusiveLock(path, "campaign").acquire()
+        try:
+            if path.exists():
+                raise StoreError(f"{path} already exists; open it to resume, or choose another "
+                                 "path")
+            remove_stale_temporaries(path)
+            tmp = temporary_name(path)
+            try:
+                _write_empty(tmp, metadata)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+            publish_exclusive(tmp, path, what="store")
+            return cls._open(path, "r+", lock)
+        except BaseException:
+            lock.release()
+            raise
 
     @classmethod
     def open(cls, path: str | Path, mode: str = "r") -> SimulationStore:
-        """Opens an existing store.
+        """Opens an existing store (``mode="r+"`` to write: takes the store's lock).
 
         Raises:
             FileNotFoundError: no such file.
-            DataFormatError: not an HDF5 file, corrupted, or not an sbi-astro store.
+            StoreError: another process is writing the store.
+            DataFormatError: not an HDF5 file, corrupted, not an sbi-astro store, or
+                metadata that does not match its checksum.
         """
         path = Path(path)
+        if mode not in ("r", "r+"):
+            raise StoreError(f"mode must be 'r' or 'r+', got {mode!r}")
         if not path.exists():
             raise FileNotFoundError(f"simulation store {path} does not exist")
+        if path.is_dir():
+            raise DataFormatError(f"{path} is a directory, not a simulation store; give the "
+                                  ".h5 file written by `sbi-astro simulate`")
+        lock = ExclusiveLock(path, "campaign").acquire() if mode == "r+" else None
+        try:
+            return cls._open(path, mode, lock)
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
+
+    @classmethod
+    def _open(cls, path: Path, mode: str, lock: ExclusiveLock | None) -> SimulationStore:
         try:
             f = h5py.File(path, mode)
         except BlockingIOError as err:
@@ -183,39 +220,22 @@ class SimulationStore:
             ) from err
         except OSError as err:
             raise DataFormatError(
-                f"{path} is not a readable HDF5 file (corrupted or of another format: {err}); "
-                "re-run the campaign into a new file"
+                f"{path} is not a readable HDF5 file (corrupted, truncated or of another "
+                f"format: {_first_line(err)}); re-run the campaign into a new file"
             ) from err
         try:
-            if f.attrs.get("format") != FORMAT:
-                raise DataFormatError(f"{path} is an HDF5 file but not an sbi-astro simulation "
-                                      "store (no 'format' marker); create stores with "
-                                      "`sbi-astro simulate`")
-            version = int(f.attrs.get("format_version", -1))
-            if version != FORMAT_VERSION:
-                raise DataFormatError(f"{path} has store format version {version}; this "
-                                      f"sbi-astro reads version {FORMAT_VERSION}")
-            meta = StoreMetadata(**json.loads(f.attrs["metadata"]))
-            for name in ("theta", "x", "chunk_done", "chunk_crc32"):
-                if name not in f:
-                    raise DataFormatError(f"{path} lacks the dataset '/{name}'; the file is "
-                                          "damaged")
-            if f["theta"].shape != (meta.num_simulations, len(meta.param_names)) or \
-                    f["x"].shape != (meta.num_simulations, *meta.event_shape):
-                raise DataFormatError(f"{path}: dataset shapes disagree with its metadata")
-        except (KeyError, TypeError, ValueError, OSError) as err:
-            f.close()
-            if isinstance(err, DataFormatError):
-                raise
-            raise DataFormatError(f"{path}: unreadable store metadata ({err})") from err
-        except DataFormatError:
+            meta = _read_metadata(f, path)
+        except BaseException:
             f.close()
             raise
-        return cls(path, f, meta)
+        return cls(path, f, meta, lock)
 
     def close(self) -> None:
         if self._file.id.valid:
             self._file.close()
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def __enter__(self) -> SimulationStore:
         return self
@@ -253,10 +273,13 @@ class SimulationStore:
     def is_complete(self) -> bool:
         return bool(self._done().all())
 
-    def write_chunk(self, chunk: int, theta: Tensor | np.ndarray, x: Tensor | np.ndarray) -> None:
-        """Writes and commits the rows of ``chunk`` (see the module docstring)."""
+    def _check_writable(self) -> None:
         if self._file.mode != "r+":
             raise StoreError(f"{self.path} is open read-only")
+
+    def write_chunk(self, chunk: int, theta: Tensor | np.ndarray, x: Tensor | np.ndarray) -> None:
+        """Writes and commits the rows of ``chunk`` (see the module docstring)."""
+        self._check_writable()
         start, stop = self.chunk_bounds(chunk)
         dtype = np.dtype(self.metadata.dtype)
         th = (theta.detach().cpu().numpy() if isinstance(theta, Tensor) else
@@ -275,44 +298,178 @@ class SimulationStore:
         _fsync(f)
         f["chunk_done"][chunk] = 1
         _fsync(f)
+        self._verified.add(chunk)
+
+    def stored_checksum(self, chunk: int) -> int:
+        """The CRC-32 recorded when ``chunk`` was committed."""
+        self.chunk_bounds(chunk)
+        return int(self._file["chunk_crc32"][chunk])
+
+    def mark_pending(self, chunks: list[int]) -> None:
+        """Un-commits ``chunks`` (their rows are then re-simulated by a campaign); the
+        recorded checksums are kept, so a repair can show it restored the original rows."""
+        self._check_writable()
+        for c in chunks:
+            self.chunk_bounds(c)
+            self._file["chunk_done"][c] = 0
+            self._verified.discard(c)
+        _fsync(self._file)
 
     # -- reading ------------------------------------------------------------------------
-    def load(self, *, device: torch.device | str = "cpu", allow_incomplete: bool = False
-             ) -> tuple[Tensor, Tensor]:
-        """All committed rows as ``(theta (M, D), x (M, *event_shape))``, in row order.
+    def load(self, *, device: torch.device | str = "cpu", allow_incomplete: bool = False,
+             num_rows: int | None = None) -> tuple[Tensor, Tensor]:
+        """Committed rows as ``(theta (M, D), x (M, *event_shape))``, in row order, each
+        chunk checked against its checksum.
+
+        Args:
+            device: where the tensors go.
+            allow_incomplete: return the committed rows of an unfinished campaign.
+            num_rows: only the first ``num_rows`` rows (all committed).
 
         Raises:
-            StoreError: the campaign is incomplete and ``allow_incomplete`` is false.
+            StoreError: the campaign is incomplete and ``allow_incomplete`` is false, or a
+                chunk's rows do not match their checksum (the message names the chunks).
         """
         done = self._done()
-        if not done.all() and not allow_incomplete:
+        n = self.metadata.num_simulations if num_rows is None else int(num_rows)
+        if not 1 <= n <= self.metadata.num_simulations:
+            raise StoreError(f"num_rows must be 1..{self.metadata.num_simulations}, got {n}")
+        last = (n - 1) // self.metadata.chunk_size
+        if not done[: last + 1].all() and not allow_incomplete:
             raise StoreError(
                 f"{self.path} holds {self.num_completed} of {self.metadata.num_simulations} "
                 "simulations (campaign incomplete); re-run the same `sbi-astro simulate` "
                 "command to resume it, or pass allow_incomplete=True"
             )
-        rows = np.zeros(self.metadata.num_simulations, dtype=bool)
-        for c in np.flatnonzero(done):
-            a, b = self.chunk_bounds(int(c))
-            rows[a:b] = True
-        if rows.all():
-            theta, x = self._file["theta"][...], self._file["x"][...]
+        chunks = [int(c) for c in np.flatnonzero(done[: last + 1])]
+        if len(chunks) == last + 1:
+            theta, x = self._file["theta"][:n], self._file["x"][:n]
+            spans = [(c, *self.chunk_bounds(c)) for c in chunks]
         else:
-            idx = np.flatnonzero(rows)
-            theta, x = self._file["theta"][idx], self._file["x"][idx]
+            rows = np.concatenate([np.arange(*self.chunk_bounds(c)) for c in chunks])
+            rows = rows[rows < n]
+            theta, x = self._file["theta"][rows], self._file["x"][rows]
+            spans, pos = [], 0
+            for c in chunks:
+                a, b = self.chunk_bounds(c)
+                spans.append((c, pos, pos + b - a))
+                pos += b - a
+        self._check_spans(spans, theta, x, n)
         return torch.from_numpy(theta).to(device), torch.from_numpy(x).to(device)
 
-    def verify(self) -> list[int]:
-        """Recomputes checksums of committed chunks; returns the chunks that do not match."""
+    def _check_spans(self, spans: list[tuple[int, int, int]], theta: np.ndarray,
+                     x: np.ndarray, n: int) -> None:
+        crc = self._file["chunk_crc32"][...]
+        bad = []
+        for c, a, b in spans:
+            if c in self._verified or b > len(theta):
+                continue  # checked already, or a chunk cut by num_rows (checked on its own)
+            if _crc(theta[a:b], x[a:b]) != int(crc[c]):
+                bad.append(c)
+            else:
+                self._verified.add(c)
+        cut = [c for c, a, b in spans if b > len(theta) and c not in self._verified]
+        bad += [c for c in cut if c in self.verify(chunks=[c])]
+        if bad:
+            raise StoreError(damaged_message(self.path, bad, self))
+
+    def verify(self, chunks: list[int] | None = None) -> list[int]:
+        """Recomputes the checksums of committed chunks (all, or ``chunks``); returns the
+        chunks whose rows do not match."""
         bad = []
         crc = self._file["chunk_crc32"][...]
-        for c in self.completed_chunks():
+        todo = self.completed_chunks() if chunks is None else chunks
+        for c in todo:
             a, b = self.chunk_bounds(c)
             if _crc(self._file["theta"][a:b], self._file["x"][a:b]) != int(crc[c]):
                 bad.append(c)
+            else:
+                self._verified.add(c)
         return bad
 
     def __repr__(self) -> str:
         m = self.metadata
         return (f"SimulationStore({str(self.path)!r}, simulator={m.simulator!r}, "
                 f"{self.num_completed}/{m.num_simulations} rows)")
+
+
+def damaged_message(path: Path, chunks: list[int], store: SimulationStore) -> str:
+    """The error text for damaged chunks: which, where, and how to repair them."""
+    shown = ", ".join(f"{c} (rows {a}-{b - 1})" for c, (a, b) in
+                      ((c, store.chunk_bounds(c)) for c in chunks[:5]))
+    more = f" and {len(chunks) - 5} more" if len(chunks) > 5 else ""
+    return (f"{path}: chunk(s) {shown}{more} do not match their checksums (the file was "
+            f"damaged after they were written); their rows were not used. Run `sbi-astro "
+            f"verify {path} --repair` to re-simulate them from their seeds")
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
+
+
+def metadata_checksum(text: str) -> str:
+    """SHA-256 (hex) of a store's metadata JSON text."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _write_empty(tmp: Path, metadata: StoreMetadata) -> None:
+    """Writes an empty store (every dataset allocated, no chunk committed) to ``tmp``."""
+    n, ev = metadata.num_simulations, tuple(metadata.event_shape)
+    d = len(metadata.param_names)
+    dtype = np.dtype(metadata.dtype)
+    row_bytes = max(1, int(np.prod(ev, dtype=np.int64)) * dtype.itemsize)
+    rows = int(max(1, min(metadata.chunk_size, n, _MAX_CHUNK_BYTES // row_bytes)))
+    text = json.dumps(dataclasses.asdict(metadata))
+    with h5py.File(tmp, "w", libver="earliest") as f:
+        f.attrs["format"] = FORMAT
+        f.attrs["format_version"] = FORMAT_VERSION
+        f.attrs["metadata"] = text
+        f.attrs["metadata_sha256"] = metadata_checksum(text)
+        _create_early(f, "theta", (n, d), dtype, (rows, d))
+        _create_early(f, "x", (n, *ev), dtype, (rows, *ev))
+        _create_early(f, "chunk_done", (metadata.num_chunks,), np.dtype(np.uint8), None)
+        _create_early(f, "chunk_crc32", (metadata.num_chunks,), np.dtype(np.uint32), None)
+        _fsync(f)
+
+
+def _read_metadata(f: h5py.File, path: Path) -> StoreMetadata:
+    """The checked metadata of an open store file."""
+    try:
+        if f.attrs.get("format") != FORMAT:
+            raise DataFormatError(f"{path} is an HDF5 file but not an sbi-astro simulation "
+                                  "store (no 'format' marker); create stores with "
+                                  "`sbi-astro simulate`")
+        version = int(f.attrs.get("format_version", -1))
+        if version not in READABLE_VERSIONS:
+            raise DataFormatError(f"{path} has store format version {version}; this "
+                                  f"sbi-astro reads versions {READABLE_VERSIONS}")
+        text = f.attrs["metadata"]
+        if version >= 2:
+            if metadata_checksum(text) != f.attrs.get("metadata_sha256"):
+                raise DataFormatError(
+                    f"{path}: the store's metadata (simulator, options, seed, prior...) does "
+                    "not match the checksum written with it: it was changed after the "
+                    "simulations were made, so they cannot be trusted to be what it says. "
+                    "Re-run the campaign into a new file")
+        else:
+            warnings.warn(f"{path} is a version-1 store: its metadata has no checksum and "
+                          "cannot be checked against relabelling", UserWarning, stacklevel=4)
+        doc = json.loads(text)
+        if not isinstance(doc, dict):
+            raise TypeError("metadata is not a JSON object")
+        meta = StoreMetadata(**doc)
+        for name in ("theta", "x", "chunk_done", "chunk_crc32"):
+            if name not in f:
+                raise DataFormatError(f"{path} lacks the dataset '/{name}'; the file is "
+                                      "damaged")
+        if f["theta"].shape != (meta.num_simulations, len(meta.param_names)) or \
+                f["x"].shape != (meta.num_simulations, *meta.event_shape) or \
+                f["chunk_done"].shape != (meta.num_chunks,):
+            raise DataFormatError(f"{path}: dataset shapes disagree with its metadata")
+    except DataFormatError:
+        raise
+    except (KeyError, TypeError, ValueError, OSError) as err:
+        raise DataFormatError(f"{path}: unreadable store metadata ({_first_line(err)}); the "
+                              "file is damaged or not an sbi-astro store") from err
+    return meta

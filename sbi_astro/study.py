@@ -44,6 +44,7 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError
+from .random import check_seed
 
 
 def _check_keys(section: str, values: Any, allowed: set[str]) -> dict[str, Any]:
@@ -113,9 +114,18 @@ class Study:
         if isinstance(sim, str):
             sim = {"name": sim}
         sim = _check_keys("simulator", sim, {"name", "options", "device"})
-        if "name" not in sim:
-            raise ConfigError(f"{source}: 'simulator.name' is required (see `sbi-astro "
-                              "simulators` for the registered names)")
+        if not isinstance(sim.get("name"), str) or not sim["name"].strip():
+            raise ConfigError(f"{source}: 'simulator.name' is required, a registered name "
+                              "(see `sbi-astro simulators`)")
+        if not isinstance(sim.get("options") or {}, dict):
+            raise ConfigError(f"{source}: 'simulator.options' must be a mapping of option: "
+                              f"value, e.g. {{dim: 10}}, got {sim['options']!r}")
+        if sim.get("device") is not None and not isinstance(sim["device"], str):
+            raise ConfigError(f"{source}: 'simulator.device' must be cpu, cuda or null, got "
+                              f"{sim['device']!r}")
+        if "output" in top and (not isinstance(top["output"], str) or not top["output"].strip()):
+            raise ConfigError(f"{source}: 'output' must be a folder path, got "
+                              f"{top['output']!r}")
         try:
             simulate = SimulateSection(**_check_keys(
                 "simulate", top.get("simulate"), {f.name for f in
@@ -128,8 +138,9 @@ class Study:
         for label, section in (("simulate", simulate), ("calibrate", calibrate)):
             for f in dataclasses.fields(section):
                 value = getattr(section, f.name)
-                if not isinstance(value, int) or isinstance(value, bool) or value < (
-                        0 if f.name == "seed" else 1):
+                if f.name == "seed":
+                    check_seed(value, f"{source}: '{label}.seed'")
+                elif not isinstance(value, int) or isinstance(value, bool) or value < 1:
                     raise ConfigError(f"{source}: '{label}.{f.name}' must be a positive integer, "
                                       f"got {value!r}")
         train = top.get("train") or {}
@@ -139,7 +150,14 @@ class Study:
 
         _check_stage_simulations(train, simulate.num_simulations, f"{source}: train")
         # validate now, before any simulation runs
-        TrainingConfig.from_dict(training_options(train))
+        try:
+            first = TrainingConfig.from_dict(training_options(train))
+        except ConfigError as err:
+            raise ConfigError(f"{source}: train: {err}") from None
+        if first.init_from is not None:
+            from .inference import initial_state
+
+            initial_state(first.init_from)
         fine_tune = _check_fine_tune(top.get("fine_tune"), train, source,
                                      simulate.num_simulations)
         snapshot = top.get("snapshot_ensemble", False)
@@ -254,9 +272,13 @@ def run_study(study: Study, *, output: str | Path | None = None, progress: bool 
     from .inference.ensemble import mixture
     from .registry import load_simulator
 
+    from .outputs import check_output_dir
+
     out = Path(output) if output is not None else study.output
-    out.mkdir(parents=True, exist_ok=True)
+    # everything that can be checked is checked before the output folder is created
     sim = load_simulator(study.simulator, device=study.device, **study.options)
+    check_output_dir(out, kind="study", overwrite=True)
+    out.mkdir(parents=True, exist_ok=True)
     store_path = out / "simulations.h5"
     log(f"[1/3] simulating {study.simulate.num_simulations} x {sim.name} -> {store_path}")
     store = run_campaign(store_path, sim, num_simulations=study.simulate.num_simulations,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sbi_astro.inference.estimator import weights_path
+
 import json
 
 import numpy as np
@@ -55,10 +57,10 @@ def test_simulate_train_sample_end_to_end(capsys, tmp_path):
     assert code == 0, err
     assert json.loads((run_dir / "run.json").read_text())["method"] == "npe"
     # training again into the same directory is refused; the run is untouched
-    before = (run_dir / "estimator.pt").read_bytes()
+    before = weights_path(run_dir).read_bytes()
     code, _, err = run(capsys, "train", str(store), "-o", str(run_dir), "--device", "cpu")
     assert code == 2 and "--overwrite" in err
-    assert (run_dir / "estimator.pt").read_bytes() == before
+    assert weights_path(run_dir).read_bytes() == before
 
     obs = tmp_path / "obs.npy"
     np.save(obs, np.array([0.1, -0.2], dtype=np.float32))

@@ -11,6 +11,7 @@ import torch
 from sbi_astro import load_simulator
 from sbi_astro.campaign import simulate_rows
 from sbi_astro.errors import ConfigError, DataFormatError
+from sbi_astro.inference.estimator import weights_path
 from sbi_astro.inference import TrainingConfig, load_run, train
 
 # A small affine flow: the right family for these Gaussian posteriors, and quick to train
@@ -93,13 +94,13 @@ def test_save_load_roundtrip_uses_weights_only(gl2, tmp_path, monkeypatch):
 def test_corrupted_run_directory(gl2, tmp_path):
     _, est = gl2
     est.save(tmp_path / "run")
-    (tmp_path / "run" / "estimator.pt").write_bytes(b"garbage")
-    with pytest.raises(DataFormatError, match="does not match"):
+    weights_path(tmp_path / "run").write_bytes(b"garbage")
+    with pytest.raises(DataFormatError, match="does not match the checksum"):
         load_run(tmp_path / "run")
     (tmp_path / "run" / "run.json").write_text("{not json")
-    with pytest.raises(DataFormatError, match="malformed"):
+    with pytest.raises(DataFormatError, match="not valid JSON"):
         load_run(tmp_path / "run")
-    with pytest.raises(FileNotFoundError, match="not a trained run"):
+    with pytest.raises(FileNotFoundError, match="not a directory"):
         load_run(tmp_path / "nowhere")
 
 
@@ -158,9 +159,11 @@ def test_cosine_schedule_anneals_to_its_floor_over_max_epochs():
     cfg = TrainingConfig(**{**FAST, "max_epochs": epochs, "stop_after_epochs": 100},
                          learning_rate=lr0, lr_schedule="cosine")
     est = train(theta, x, sim, cfg, on_epoch=lambda e: seen.append(e["learning_rate"]))
-    # sbi runs epochs 0..max_epochs; epoch k trains at lr_min + (lr0 - lr_min)(1 + cos(pi k / T)) / 2
+    # epochs k = 0..max_epochs-1 (exactly max_epochs of them) train at
+    # lr_min + (lr0 - lr_min)(1 + cos(pi k / T)) / 2 with T = max_epochs - 1: the last at the floor
     lo = lr0 / 64
-    want = [lo + (lr0 - lo) * (1 + math.cos(math.pi * k / epochs)) / 2 for k in range(epochs + 1)]
+    want = [lo + (lr0 - lo) * (1 + math.cos(math.pi * k / (epochs - 1))) / 2
+            for k in range(epochs)]
     assert seen == pytest.approx(want, rel=1e-9)
     assert est.metadata["training"]["final_learning_rate"] == pytest.approx(lo, rel=1e-9)
 
@@ -182,7 +185,7 @@ def test_init_from_continues_a_saved_run(tmp_path):
     with pytest.raises(ConfigError, match="do not fit this architecture"):
         train(theta, x, sim, TrainingConfig(**{**FAST, "max_epochs": 1, "hidden_features": 16},
                                             init_from=str(tmp_path / "run")))
-    with pytest.raises(ConfigError, match="not found"):
+    with pytest.raises(ConfigError, match="nowhere is not a directory"):
         train(theta, x, sim, TrainingConfig(**FAST, init_from=str(tmp_path / "nowhere")))
     # an ensemble continued from one run: every member starts from its weights
     ens = train(theta, x, sim, TrainingConfig(**{**FAST, "max_epochs": 1}, ensemble=2,

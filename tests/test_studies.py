@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sbi_astro.inference.estimator import weights_path
+
 import json
 import re
 import shutil
@@ -62,7 +64,7 @@ def test_fine_tune_stage_starts_from_the_previous_stage_weights(tmp_path, capsys
     run_study(study, progress=False, log=print)
     lines = capsys.readouterr().out.splitlines()
     out = tmp_path / "out"
-    w0, w1, final = (torch.load(d / "estimator.pt", weights_only=True)
+    w0, w1, final = (torch.load(weights_path(d), weights_only=True)
                      for d in (out / "stages/0", out / "stages/1", out / "run"))
     assert w0.keys() == w1.keys() == final.keys()
     moved = max(float((w1[k].float() - w0[k].float()).abs().max()) for k in w0)
@@ -84,7 +86,7 @@ def test_fine_tune_stage_starts_from_the_previous_stage_weights(tmp_path, capsys
     lines.clear()
     run_study(study, progress=False, log=lines.append)
     assert sum("reusing the estimator of stage" in line for line in lines) == 2
-    again = torch.load(out / "run" / "estimator.pt", weights_only=True)
+    again = torch.load(weights_path(out / "run"), weights_only=True)
     assert all(torch.equal(again[k], final[k]) for k in final)
 
 
@@ -121,9 +123,9 @@ def test_snapshot_ensemble_mixes_the_stages_flows(tmp_path):
     out = tmp_path / "out"
     est = load_run(out / "run", device="cpu")
     assert isinstance(est, NPEEnsemble) and len(est.members) == 2
-    mixed = torch.load(out / "run" / "estimator.pt", weights_only=True)
+    mixed = torch.load(weights_path(out / "run"), weights_only=True)
     for k in (0, 1):
-        stage = torch.load(out / "stages" / str(k) / "estimator.pt", weights_only=True)
+        stage = torch.load(weights_path(out / "stages" / str(k)), weights_only=True)
         assert all(torch.equal(mixed[f"{k}.{name}"], w) for name, w in stage.items())
     meta = json.loads((out / "run" / "run.json").read_text())["metadata"]
     assert meta["snapshot_ensemble"] == [str(out / "stages/0"), str(out / "stages/1")]
@@ -142,9 +144,9 @@ def test_snapshot_ensemble_of_the_last_n_stages(tmp_path):
     run_study(study, progress=False, log=lambda *_: None)
     out = tmp_path / "out"
     assert len(load_run(out / "run", device="cpu").members) == 2
-    mixed = torch.load(out / "run" / "estimator.pt", weights_only=True)
+    mixed = torch.load(weights_path(out / "run"), weights_only=True)
     for member, k in ((0, 1), (1, 2)):  # stages 2 and 3 (stages/1, stages/2)
-        stage = torch.load(out / "stages" / str(k) / "estimator.pt", weights_only=True)
+        stage = torch.load(weights_path(out / "stages" / str(k)), weights_only=True)
         assert all(torch.equal(mixed[f"{member}.{name}"], w) for name, w in stage.items())
     meta = json.loads((out / "run" / "run.json").read_text())["metadata"]
     assert meta["snapshot_ensemble"] == [str(out / "stages/1"), str(out / "stages/2")]
@@ -161,8 +163,8 @@ def test_snapshot_ensemble_takes_every_member_of_an_ensemble_stage(tmp_path):
     run_study(study, progress=False, log=lambda *_: None)
     out = tmp_path / "out"
     assert len(load_run(out / "run", device="cpu").members) == 3
-    mixed = torch.load(out / "run" / "estimator.pt", weights_only=True)
-    stage1 = torch.load(out / "stages" / "1" / "estimator.pt", weights_only=True)
+    mixed = torch.load(weights_path(out / "run"), weights_only=True)
+    stage1 = torch.load(weights_path(out / "stages" / "1"), weights_only=True)
     # stage 2's members 0 and 1 are the mixture's flows 1 and 2; both started from stage 1
     for k in (0, 1):
         mine = {n[2:]: w for n, w in stage1.items() if n.startswith(f"{k}.")}

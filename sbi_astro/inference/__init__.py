@@ -22,12 +22,13 @@ from torch import Tensor
 
 from ..device import resolve_device
 from ..embeddings import build_embedding
-from ..errors import ConfigError
+from ..errors import ConfigError, DataFormatError
 from ..simulator import Simulator
 from . import sbi_adapter
 from .config import TrainingConfig
 from .ensemble import NPEEnsemble, member_config, mixture
-from .estimator import TrainedEstimator, check_theta_x, load_run, resolve_embedding_spec
+from .estimator import (TrainedEstimator, check_theta_x, load_run, read_run,
+                        resolve_embedding_spec)
 from .nle import NLEEstimator
 from .npe import NPEEstimator
 from .transforms import LogitBox
@@ -42,7 +43,9 @@ def train(theta: Tensor, x: Tensor, simulator: Simulator, config: TrainingConfig
     """Trains an estimator on simulations ``theta (N, D)``, ``x (N, *event_shape)``.
 
     Args:
-        theta, x: the training set (non-finite rows are dropped with a warning).
+        theta, x: the training set, tensors or numpy arrays (rows with non-finite values
+            or parameters outside the prior's support are dropped with a warning that
+            counts them).
         simulator: the simulator that produced them (prior, shapes, default embedding).
         config: training configuration (defaults: NPE with a coupling NSF).
         provenance: extra metadata stored in ``run.json`` (e.g. the store path).
@@ -99,12 +102,15 @@ def train(theta: Tensor, x: Tensor, simulator: Simulator, config: TrainingConfig
 
 
 def initial_state(run_dir: str) -> dict[str, Tensor]:
-    """The weights of a saved run, for ``TrainingConfig.init_from`` (no unpickling)."""
-    weights = Path(run_dir) / "estimator.pt"
-    if not weights.exists():
-        raise ConfigError(f"init_from: {weights} not found; give a run directory written by "
-                          "est.save() or `sbi-astro train`")
-    return torch.load(weights, map_location="cpu", weights_only=True)
+    """The checked weights of a saved run, for ``TrainingConfig.init_from`` (no unpickling).
+
+    Raises:
+        ConfigError: ``run_dir`` is not a loadable run directory (the message says why).
+    """
+    try:
+        return read_run(run_dir)[1]
+    except (FileNotFoundError, DataFormatError) as err:
+        raise ConfigError(f"init_from: {err}") from None
 
 
 __all__ = ["NLEEstimator", "NPEEnsemble", "NPEEstimator", "NREEstimator", "TrainedEstimator",

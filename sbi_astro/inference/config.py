@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 from ..errors import ConfigError
+from ..random import check_seed
 
 METHODS = ("npe", "nle", "nre")
 FLOWS = ("auto", "nsf", "maf")
 THETA_TRANSFORMS = ("none", "logit")
 LR_SCHEDULES = ("constant", "plateau", "cosine")
 AUTO_NSF_MAX_DIM = 4
+_POSITIVE_INTS = ("hidden_features", "hidden_layers", "num_transforms", "num_bins",
+                  "max_epochs", "stop_after_epochs", "num_chains", "thin", "lr_patience")
+
+
+def _require_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{name} must be an integer, got {value!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,15 +111,15 @@ class TrainingConfig:
     thin: int = 1
 
     def __post_init__(self) -> None:
+        self._check_types()
         if self.method not in METHODS:
             raise ConfigError(f"method must be one of {METHODS}, got {self.method!r}")
         if self.flow not in FLOWS:
             raise ConfigError(f"flow must be one of {FLOWS}, got {self.flow!r}")
         if self.batch_size is not None and int(self.batch_size) < 1:
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
-        for name in ("hidden_features", "hidden_layers", "num_transforms", "num_bins",
-                     "max_epochs", "stop_after_epochs", "num_chains", "thin", "lr_patience"):
-            if int(getattr(self, name)) < 1:
+        for name in _POSITIVE_INTS:
+            if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0.0 < self.validation_fraction < 0.5:
             raise ConfigError("validation_fraction must be in (0, 0.5), got "
@@ -126,21 +135,49 @@ class TrainingConfig:
         if self.theta_transform != "none" and self.method != "npe":
             raise ConfigError("theta_transform applies to NPE only (NLE/NRE sample with MCMC "
                               "inside the prior); set method: npe or theta_transform: none")
-        if not (isinstance(self.balance, (int, float)) and self.balance >= 0):
+        if self.balance < 0:
             raise ConfigError(f"balance must be a number >= 0, got {self.balance!r}")
         if self.balance and (self.method != "npe" or self.theta_transform != "none"):
             raise ConfigError("balance applies to NPE with theta_transform: none; set "
                               "balance: 0 or method: npe, theta_transform: none")
-        if not isinstance(self.ensemble, int) or self.ensemble < 1:
+        if self.ensemble < 1:
             raise ConfigError(f"ensemble must be an integer >= 1, got {self.ensemble!r}")
         if self.ensemble > 1 and self.method != "npe":
             raise ConfigError("ensemble applies to NPE only; set method: npe or ensemble: 1")
         if not (self.embedding in ("default", "none", None) or isinstance(self.embedding, dict)):
             raise ConfigError("embedding must be 'default', 'none' or a {kind, kwargs} mapping")
 
+    def _check_types(self) -> None:
+        """Every field of the type it is declared with (YAML, ``--set`` and ``run.json``
+        values arrive untyped): integers are integers, numbers finite numbers."""
+        for name in (*_POSITIVE_INTS, "ensemble", "warmup_steps"):
+            _require_int(name, getattr(self, name))
+        if self.batch_size is not None:
+            _require_int("batch_size", self.batch_size)
+        if self.warmup_steps < 0:
+            raise ConfigError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
+        for name in ("learning_rate", "validation_fraction", "balance"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or \
+                    not math.isfinite(value):
+                raise ConfigError(f"{name} must be a finite number, got {value!r}")
+        for name in ("method", "flow", "lr_schedule", "theta_transform", "mcmc_method"):
+            if not isinstance(getattr(self, name), str):
+                raise ConfigError(f"{name} must be a string, got {getattr(self, name)!r}")
+        if not isinstance(self.coupling, bool):
+            raise ConfigError(f"coupling must be true or false, got {self.coupling!r}")
+        check_seed(self.seed, "seed")
+        for name in ("device", "init_from"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise ConfigError(f"{name} must be a non-empty string or null, got {value!r}")
+
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainingConfig:
         """Builds a config from a mapping, naming unknown keys in the error."""
+        if not isinstance(values, dict):
+            raise ConfigError(f"training options must be a mapping of option: value, got "
+                              f"{type(values).__name__}")
         fields = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - fields)
         if unknown:

@@ -27,7 +27,7 @@ class MCMCEstimator(TrainedEstimator):
     def sample(self, num_samples: int, x: Tensor, *, generator: torch.Generator | None = None
                ) -> Tensor:
         """Posterior samples ``(S, *B, D)`` by sbi's vectorised slice sampling."""
-        xf, batch = self._flatten_x(x)
+        xf, batch = self._flatten_x(x, num_samples)
         seed = None if generator is None else int(torch.randint(0, 2**31, (), generator=generator))
         with torch.random.fork_rng(devices=[]):
             if seed is not None:

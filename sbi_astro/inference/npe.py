@@ -44,7 +44,7 @@ class NPEEstimator(TrainedEstimator):
             max_batch: cap on ``S * N`` per flow pass.  Small passes keep the flow's
                 activations in cache: 20,000 was ~3x faster than one 300,000-sample pass.
         """
-        xf, batch = self._flatten_x(x)
+        xf, batch = self._flatten_x(x, num_samples)
         n = xf.shape[0]
         per = max(1, max_batch // max(num_samples, 1))
         outs = [self._sample_flat(num_samples, xf[i: i + per], generator)

@@ -146,8 +146,10 @@ def _with_schedule(cls: type, config: Any) -> type:
             if sched is None or sched.optimizer is not self.optimizer:
                 lr0 = self.optimizer.param_groups[0]["lr"]
                 if kind == "cosine":
+                    # epochs 0..max_epochs-1: the last one trains at the floor
                     sched = torch.optim.lr_scheduler.CosineAnnealingLR(
-                        self.optimizer, T_max=epochs, eta_min=lr0 * PLATEAU_MIN_FRACTION)
+                        self.optimizer, T_max=max(epochs - 1, 1),
+                        eta_min=lr0 * PLATEAU_MIN_FRACTION)
                 else:
                     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
                         self.optimizer, mode="min", factor=PLATEAU_FACTOR, patience=patience,
@@ -178,6 +180,15 @@ def _lean(cls: type) -> type:
 
     class Lean(cls):  # type: ignore[misc, valid-type]
         _on_epoch = None  # called with each epoch's summary (see :func:`train`)
+        _epoch_cap = None  # max_epochs, when sbi's own bound cannot express it (1 epoch)
+
+        def _converged(self, epoch, stop_after_epochs):  # noqa: ANN001, ANN202
+            converged = super()._converged(epoch, stop_after_epochs)
+            if self._epoch_cap is not None and epoch >= self._epoch_cap and not converged:
+                # the budget is spent: keep the best weights seen, as sbi does at its bound
+                self._neural_net.load_state_dict(self._best_model_state_dict)
+                return True
+            return converged
 
         def _summarize_epoch(self, train_loss, val_loss, epoch_start_time,  # noqa: ANN001
                              summarization_kwargs):  # noqa: ANN001, ANN202
@@ -272,6 +283,9 @@ def train(inference: Any, theta: Tensor, x: Tensor, config: Any, on_epoch: Any =
                 on_epoch(epoch)
 
         inference._on_epoch = report
+    # sbi 0.27 runs epochs 0..max_num_epochs inclusive and needs max_num_epochs >= 1: one
+    # fewer is passed, and a budget of one epoch is ended by the cap
+    inference._epoch_cap = config.max_epochs
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")  # sbi prints its convergence note: keep stdout clean
         _append(inference, theta, x)
@@ -279,7 +293,7 @@ def train(inference: Any, theta: Tensor, x: Tensor, config: Any, on_epoch: Any =
                               learning_rate=config.learning_rate,
                               validation_fraction=config.validation_fraction,
                               stop_after_epochs=config.stop_after_epochs,
-                              max_num_epochs=config.max_epochs,
+                              max_num_epochs=max(config.max_epochs - 1, 1),
                               show_train_summary=False)
     s = inference.summary
     sched = getattr(inference, "_lr_scheduler", None)

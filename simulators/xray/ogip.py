@@ -29,11 +29,16 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import gzip
+import io
+import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 from astropy.io import fits
+from astropy.utils.exceptions import AstropyUserWarning
 
 from sbi_astro.errors import DataFormatError
 
@@ -107,15 +112,47 @@ class RMF:
         return self.matrix.shape[1]
 
 
+_FITS_BLOCK = 2880
+
+
+def _read_bytes(path: Path) -> bytes:
+    """The file's FITS bytes, gunzipped; a truncated file is reported as truncated."""
+    data = path.read_bytes()
+    if data[:2] == b"\x1f\x8b":  # gzip, whatever the suffix
+        try:
+            data = gzip.decompress(data)
+        except EOFError:
+            raise DataFormatError(f"{path}: truncated file (the gzip stream ends before its "
+                                  "end marker); download or copy it again") from None
+        except (OSError, zlib.error) as err:
+            raise DataFormatError(f"{path}: damaged gzip file ({err}); download or copy it "
+                                  "again") from None
+    if data[:6] != b"SIMPLE":
+        raise DataFormatError(f"{path}: not a FITS file (no SIMPLE card at the start); expected "
+                              "an OGIP PHA, ARF or RMF")
+    if len(data) % _FITS_BLOCK:
+        raise DataFormatError(f"{path}: truncated file ({len(data)} bytes, not a whole number "
+                              f"of {_FITS_BLOCK}-byte FITS blocks); download or copy it again")
+    return data
+
+
 def _open(path: str | Path) -> fits.HDUList:
     path = Path(path)
     if not path.exists():
         raise DataFormatError(f"{path}: file not found; check the path (OGIP file names in "
                               "RESPFILE/ANCRFILE/BACKFILE are relative to the PHA file)")
+    if path.is_dir():
+        raise DataFormatError(f"{path} is a folder; give the FITS file")
+    data = _read_bytes(path)
     try:
-        return fits.open(path, memmap=False)
-    except OSError as err:
-        raise DataFormatError(f"{path}: not a readable FITS file ({err})") from err
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", AstropyUserWarning)
+            hdul = fits.open(io.BytesIO(data), memmap=False)
+            hdul.readall()
+        return hdul
+    except (OSError, ValueError, AstropyUserWarning) as err:
+        raise DataFormatError(f"{path}: not a readable FITS file ({err}); download or copy it "
+                              "again") from None
 
 
 def _column(hdu: fits.BinTableHDU, name: str, path: Path) -> np.ndarray:
@@ -202,6 +239,19 @@ def read_pha(path: str | Path, *, kind: str | None = None) -> PHASpectrum:
                                   "OGIP PHA spectrum")
         if counts.ndim != 1:
             raise DataFormatError(f"{path}: COUNTS is not one value per row (PHA type II?)")
+        column = "COUNTS" if "COUNTS" in names else "RATE"
+        if not np.all(np.isfinite(counts)):
+            bad = np.flatnonzero(~np.isfinite(counts))
+            raise DataFormatError(f"{path}[SPECTRUM]: {column} holds {bad.size} NaN or infinite "
+                                  f"value(s) (first at channel {int(channel[bad[0]])}); "
+                                  "a spectrum's counts must be finite: fix or regenerate the file")
+        if np.any(counts < 0):
+            bad = np.flatnonzero(counts < 0)
+            raise DataFormatError(f"{path}[SPECTRUM]: {column} holds {bad.size} negative "
+                                  f"value(s) (first {counts[bad[0]]:g} at channel "
+                                  f"{int(channel[bad[0]])}); counts cannot be negative (is this "
+                                  "a background-subtracted spectrum? give the total spectrum "
+                                  "and its background file instead)")
         grouping = np.asarray(hdu.data["GROUPING"], dtype=np.int64) if "GROUPING" in names else None
         quality = np.asarray(hdu.data["QUALITY"], dtype=np.int64) if "QUALITY" in names else None
         if exposure <= 0:
