@@ -183,10 +183,15 @@ class Study:
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"study file {path} does not exist")
+        if path.is_dir():
+            raise ConfigError(f"{path} is a folder; give the study's YAML file")
         try:
-            doc = yaml.safe_load(path.read_text())
+            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
         except yaml.YAMLError as err:
-            raise ConfigError(f"{path} is not valid YAML: {err}") from err
+            raise ConfigError(f"{path} is not valid YAML: {' '.join(str(err).split())}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path} is not a text file (not UTF-8); give the study's YAML "
+                              "file") from None
         return cls.from_dict(doc, source=str(path))
 
 
@@ -274,10 +279,10 @@ def run_study(study: Study, *, output: str | Path | None = None, progress: bool 
 
     from .outputs import check_output_dir
 
-    out = Path(output) if output is not None else study.output
     # everything that can be checked is checked before the output folder is created
     sim = load_simulator(study.simulator, device=study.device, **study.options)
-    check_output_dir(out, kind="study", overwrite=True)
+    out = check_output_dir(output if output is not None else study.output, kind="study",
+                           overwrite=True)
     out.mkdir(parents=True, exist_ok=True)
     store_path = out / "simulations.h5"
     log(f"[1/3] simulating {study.simulate.num_simulations} x {sim.name} -> {store_path}")

@@ -122,6 +122,8 @@ def _write_studies(ws: Path) -> None:
         "s_method.yaml": base + "train: {method: abc}\n",
         "s_trainlist.yaml": base + "train: [npe]\n",
         "s_snapshot.yaml": base + "snapshot_ensemble: 7\n",
+        # valid: used only with an output path that must be refused
+        "s_valid.yaml": base + "simulate: {num_simulations: 100}\noutput: s_valid_out\n",
     }
     for name, text in studies.items():
         (ws / name).write_text(text)
@@ -358,6 +360,12 @@ CLI_CASES = [
     ("run-method", ["run", "s_method.yaml"], "'abc'"),
     ("run-train-list", ["run", "s_trainlist.yaml"], "'train'"),
     ("run-snapshot", ["run", "s_snapshot.yaml"], "7"),
+    ("run-out-empty", ["run", "s_valid.yaml", "-o", ""], "empty"),
+    ("run-out-file", ["run", "s_valid.yaml", "-o", "notes.txt"], "notes.txt is a file"),
+    ("run-binary", ["run", "obs_binary.txt"], "not a text file"),
+    ("run-dir", ["run", "emptydir"], "emptydir is a folder"),
+    ("demo-out-file", ["demo", "-o", "notes.txt"], "notes.txt is a file"),
+    ("demo-out-empty", ["demo", "-o", ""], "empty"),
     ("cmd-unknown", ["frobnicate"], "'frobnicate'"),
 ]
 

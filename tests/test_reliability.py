@@ -236,3 +236,64 @@ def test_kill_at_every_step_of_train_overwrite(ctx, tmp_path):
     assert len([f for f in run_dir.iterdir() if f.suffix == ".pt"]) == 1
     assert torch.equal(torch.tensor(est.sample(5, torch.zeros(2)).shape), torch.tensor([5, 2]))
     assert np.isfinite(est.sample(5, torch.zeros(2)).numpy()).all()
+
+
+def _dead_pid() -> int:
+    import subprocess
+
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+def test_stale_temporaries_of_killed_processes_are_removed(tmp_path):
+    """A store temporary left by a killed campaign is removed by the next one; a live
+    process's temporary is left alone."""
+    dead, alive = _dead_pid(), os.getppid()
+    (tmp_path / f"s.h5.tmp{dead}").write_bytes(b"half a store")
+    (tmp_path / f"s.h5.tmp{alive}").write_bytes(b"someone else's")
+    (tmp_path / "s.h5.tmp-notes").write_bytes(b"not ours")
+    run_campaign(tmp_path / "s.h5", "two_moons", num_simulations=10, seed=0, chunk_size=10,
+                 device="cpu", progress=False).close()
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == sorted(["s.h5", f"s.h5.tmp{alive}", "s.h5.tmp-notes"])
+
+
+def test_one_epoch_is_one_epoch_and_interrupts_say_what_was_kept(tmp_path, capsys,
+                                                                 monkeypatch):
+    store = tmp_path / "s.h5"
+    run_campaign(store, "gaussian_linear", num_simulations=300, seed=2, chunk_size=300,
+                 options={"dim": 2}, device="cpu", progress=False).close()
+    assert main(["train", str(store), "-o", str(tmp_path / "run"), "--device", "cpu",
+                 "--set", "max_epochs=1", "--set", "hidden_features=8"]) == 0
+    doc = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert doc["metadata"]["training"]["epochs"] == 1
+    assert len(doc["metadata"]["training"]["validation_loss"]) == 1
+    capsys.readouterr()
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("sbi_astro.inference.train", interrupt)
+    code = main(["train", str(store), "-o", str(tmp_path / "run2"), "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 130 and "nothing was written" in err and "chunks" not in err
+    assert not (tmp_path / "run2").exists()
+
+
+def test_calibrate_replaces_a_report_only_with_overwrite(tmp_path, capsys):
+    store = tmp_path / "s.h5"
+    run_campaign(store, "gaussian_linear", num_simulations=300, seed=2, chunk_size=300,
+                 options={"dim": 2}, device="cpu", progress=False).close()
+    assert main(["train", str(store), "-o", str(tmp_path / "run"), "--device", "cpu",
+                 "--set", "max_epochs=2", "--set", "hidden_features=8"]) == 0
+    report = tmp_path / "report"
+    report.mkdir()
+    (report / "metrics.json").write_text('{"an": "earlier report"}')
+    argv = ["calibrate", str(tmp_path / "run"), "-o", str(report), "--n-test", "20",
+            "--num-samples", "50", "--device", "cpu"]
+    assert main(argv) == 2
+    assert (report / "metrics.json").read_text() == '{"an": "earlier report"}'
+    assert main([*argv, "--overwrite"]) == 0
+    assert json.loads((report / "metrics.json").read_text())["n_test"] == 20
+    assert sorted(p.name for p in report.iterdir()) == ["metrics.json", "report.html"]

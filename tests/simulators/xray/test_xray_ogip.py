@@ -172,3 +172,38 @@ def test_bad_options():
         build_response(obs, grouping="optimal")
     with pytest.raises(ConfigError, match="no channel group"):
         build_response(obs, energy_range=(50.0, 60.0))
+
+
+def _spectrum_file(path, column, values):
+    cols = [fits.Column(name="CHANNEL", format="J", array=np.arange(1, len(values) + 1)),
+            fits.Column(name=column, format="E", array=np.asarray(values, dtype=np.float32))]
+    hdu = fits.BinTableHDU.from_columns(cols, name="SPECTRUM")
+    hdu.header["EXPOSURE"] = 100.0
+    hdu.header["TLMIN1"] = 1
+    fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(path)
+    return path
+
+
+def test_negative_counts_and_non_finite_rates_are_refused(tmp_path):
+    with pytest.raises(DataFormatError, match=r"COUNTS holds 1 negative value.*channel 3"):
+        read_pha(_spectrum_file(tmp_path / "neg.pi", "COUNTS", [1, 2, -4, 0]))
+    with pytest.raises(DataFormatError, match=r"RATE holds 1 NaN or infinite.*channel 2"):
+        read_pha(_spectrum_file(tmp_path / "nan.pi", "RATE", [0.1, np.nan, 0.2]))
+    assert read_pha(_spectrum_file(tmp_path / "ok.pi", "RATE", [0.1, 0.0])).counts.tolist() \
+        == pytest.approx([10.0, 0.0])
+
+
+@pytest.mark.parametrize("fraction", [0.2, 0.7, 0.995])
+def test_a_truncated_gzip_response_is_reported_as_truncated(tmp_path, fraction):
+    data = data_path("chandra_3c273/3c273.rmf.gz").read_bytes()
+    cut = tmp_path / "cut.rmf.gz"
+    cut.write_bytes(data[: int(len(data) * fraction)])
+    with pytest.raises(DataFormatError, match="truncated file"):
+        read_rmf(cut)
+    raw = tmp_path / "cut.rmf"
+    import gzip
+
+    full = gzip.decompress(data)
+    raw.write_bytes(full[: int(len(full) * fraction)])
+    with pytest.raises(DataFormatError, match="truncated"):
+        read_rmf(raw)
