@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -57,9 +56,10 @@ def report(name: str, rows: list[dict[str, Any]], out_dir: Path = RESULTS) -> Pa
 
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}.json"
-    meta = {"suite": name, "python": platform.python_version(), "torch": torch.__version__,
-            "threads": torch.get_num_threads(), "machine": platform.machine(),
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    from sbi_astro.provenance import machine, package_versions
+
+    meta = {"suite": name, "packages": package_versions(), **machine(),
+            "threads": torch.get_num_threads(), "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
     path.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     print(f"\n== {name} ==")
     print(format_table(rows))

@@ -18,7 +18,7 @@ from benchmarks._common import main_for
 from sbi_astro import load_simulator
 from sbi_astro.campaign import run_campaign, simulate_rows
 from sbi_astro.diagnostics.c2st import c2st
-from sbi_astro.inference import TrainingConfig, sbi_adapter, train
+from sbi_astro.inference import TrainingConfig, sbi_adapter, train  # noqa: F401
 
 
 def _campaign_rows(quick: bool) -> list[dict]:

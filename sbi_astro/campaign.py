@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import multiprocessing as mp
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ import torch
 from torch import Tensor
 
 from .errors import ConfigError, StoreError
+from .provenance import package_versions
 from .random import RowRandom, check_seed, fold, key_from_seed
 from .registry import load_simulator
 from .simulator import Simulator
@@ -60,18 +60,6 @@ def simulate_rows(simulator: Simulator, seed: int, start: int, stop: int
     return theta, x
 
 
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": sys.version.split()[0]}
-    for pkg in ("sbi-astro", "torch", "sbi", "zuko", "numpy", "h5py"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            pass
-    return out
-
-
 def _metadata(sim: Simulator, num_simulations: int, seed: int, chunk_size: int
               ) -> StoreMetadata:
     return StoreMetadata(
@@ -79,7 +67,7 @@ def _metadata(sim: Simulator, num_simulations: int, seed: int, chunk_size: int
         num_simulations=int(num_simulations), chunk_size=int(chunk_size),
         param_names=list(sim.param_names), param_units=list(sim.param_units),
         event_shape=list(sim.event_shape), prior=sim.prior.to_dict(),
-        dtype=str(torch.empty((), dtype=sim.dtype).numpy().dtype), versions=_versions(),
+        dtype=str(torch.empty((), dtype=sim.dtype).numpy().dtype), versions=package_versions(),
     )
 
 

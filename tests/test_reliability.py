@@ -25,7 +25,7 @@ from sbi_astro.campaign import run_campaign
 from sbi_astro.cli import main
 from sbi_astro.errors import DataFormatError, StoreError
 from sbi_astro.inference import load_run
-from sbi_astro.inference.estimator import weights_path
+from sbi_astro.inference import weights_path
 from sbi_astro.store import SimulationStore
 
 

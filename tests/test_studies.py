@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sbi_astro.inference.estimator import weights_path
+from sbi_astro.inference import weights_path
 
 import json
 import re

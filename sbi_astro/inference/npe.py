@@ -55,7 +55,7 @@ class NPEEstimator(TrainedEstimator):
     @property
     def theta_transform(self) -> LogitBox | None:
         """The box-to-R^D map the flow was trained in (``None``: trained on theta)."""
-        if getattr(self.config, "theta_transform", "none") != "logit":
+        if self.config.theta_transform != "logit":
             return None
         prior = self.prior
         return LogitBox(prior.low, prior.high)

@@ -42,6 +42,18 @@ class NullTracker:
         pass
 
 
+@contextlib.contextmanager
+def _quiet(stdout: bool = False):
+    """sbi's warnings (and, with ``stdout``, its prints) silenced: the one place they are."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if stdout:
+            with contextlib.redirect_stdout(io.StringIO()):
+                yield
+        else:
+            yield
+
+
 def flow_log_prob(net: nn.Module, theta: Tensor, condition: Tensor) -> Tensor:
     """``log q(theta | x)`` of an sbi zuko flow, ``theta (S, B, D)``, ``condition (B, *E)``.
 
@@ -51,11 +63,11 @@ def flow_log_prob(net: nn.Module, theta: Tensor, condition: Tensor) -> Tensor:
     flow's distribution broadcasts over the sample dimension.  Other estimators fall back to
     their own ``log_prob``.
     """
-    embed = getattr(net, "_embedding_net", None)
-    flow = getattr(net, "net", None)
-    if embed is None or flow is None or theta.dim() != 3:
+    from sbi.neural_nets.estimators.zuko_flow import ZukoFlow
+
+    if not isinstance(net, ZukoFlow) or theta.dim() != 3:
         return net.log_prob(theta, condition)
-    dist = flow(embed(condition))  # batch shape (B,)
+    dist = net.net(net._embedding_net(condition))  # batch shape (B,)
     return dist.log_prob(theta)  # (S, B)
 
 
@@ -77,8 +89,7 @@ def density_builder(method: str, config: Any, embedding: nn.Module, x_standardiz
     from sbi.neural_nets import likelihood_nn, posterior_nn
 
     model = f"zuko_{config.flow}"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with _quiet():
         if method == "npe":
             return posterior_nn(model=model, z_score_theta="independent",
                                 z_score_x=x_standardization, embedding_net=embedding,
@@ -142,7 +153,7 @@ def _with_schedule(cls: type, config: Any) -> type:
 
     class Scheduled(cls):  # type: ignore[misc, valid-type]
         def _train_epoch(self, train_loader, clip_max_norm, loss_args):  # noqa: ANN001, ANN202
-            sched = getattr(self, "_lr_scheduler", None)
+            sched = self._lr_scheduler
             if sched is None or sched.optimizer is not self.optimizer:
                 lr0 = self.optimizer.param_groups[0]["lr"]
                 if kind == "cosine":
@@ -181,6 +192,7 @@ def _lean(cls: type) -> type:
     class Lean(cls):  # type: ignore[misc, valid-type]
         _on_epoch = None  # called with each epoch's summary (see :func:`train`)
         _epoch_cap = None  # max_epochs, when sbi's own bound cannot express it (1 epoch)
+        _lr_scheduler = None  # set by a learning-rate schedule (see _with_schedule)
 
         def _converged(self, epoch, stop_after_epochs):  # noqa: ANN001, ANN202
             converged = super()._converged(epoch, stop_after_epochs)
@@ -256,13 +268,12 @@ def trainer(method: str, prior: torch.distributions.Distribution, builder: Any,
     from sbi.inference import NLE, NPE, NRE
 
     cls = _lean({"npe": NPE, "nle": NLE, "nre": NRE}[method])
-    if config is not None and getattr(config, "lr_schedule", "constant") != "constant":
+    if config is not None and config.lr_schedule != "constant":
         cls = _with_schedule(cls, config)
-    if config is not None and method == "npe" and getattr(config, "balance", 0.0):
+    if config is not None and method == "npe" and config.balance:
         cls = _balanced(cls, float(config.balance))
     key = "classifier" if method == "nre" else "density_estimator"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with _quiet():
         return cls(prior=prior, device=str(device), tracker=NullTracker(),
                    show_progress_bars=False, **{key: builder})
 
@@ -286,8 +297,7 @@ def train(inference: Any, theta: Tensor, x: Tensor, config: Any, on_epoch: Any =
     # sbi 0.27 runs epochs 0..max_num_epochs inclusive and needs max_num_epochs >= 1: one
     # fewer is passed, and a budget of one epoch is ended by the cap
     inference._epoch_cap = config.max_epochs
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")  # sbi prints its convergence note: keep stdout clean
+    with _quiet(stdout=True):  # sbi prints its convergence note: keep stdout clean
         _append(inference, theta, x)
         net = inference.train(training_batch_size=config.batch_size,
                               learning_rate=config.learning_rate,
@@ -296,7 +306,7 @@ def train(inference: Any, theta: Tensor, x: Tensor, config: Any, on_epoch: Any =
                               max_num_epochs=max(config.max_epochs - 1, 1),
                               show_train_summary=False)
     s = inference.summary
-    sched = getattr(inference, "_lr_scheduler", None)
+    sched = inference._lr_scheduler
     summary = {
         "epochs": int(s["epochs_trained"][-1]) if s["epochs_trained"] else 0,
         "best_validation_loss": float(s["best_validation_loss"][-1]),
@@ -318,8 +328,7 @@ def rebuild(method: str, config: Any, embedding: nn.Module, x_standardization: s
     gen = torch.Generator().manual_seed(0)
     batch_theta = torch.randn((8, *theta_shape), generator=gen)
     batch_x = torch.randn((8, *x_shape), generator=gen)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with _quiet():
         if method == "nre":
             return classifier_builder(config, embedding, x_standardization)(batch_theta, batch_x)
         return density_builder(method, config, embedding, x_standardization)(batch_theta, batch_x)
@@ -330,16 +339,14 @@ def mcmc_posterior(method: str, net: nn.Module, prior: Any, config: Any, device:
     inference = trainer(method, prior, "maf" if method == "nle" else "resnet", device)
     params = {"num_chains": config.num_chains, "warmup_steps": config.warmup_steps,
               "thin": config.thin, "init_strategy": "resample"}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with _quiet():
         return inference.build_posterior(net, prior=prior, mcmc_method=config.mcmc_method,
                                          mcmc_parameters=params)
 
 
 def mcmc_sample(posterior: Any, num_samples: int, x: Tensor) -> Tensor:
     """Samples ``(S, N, D)`` for observations ``x (N, *E)`` with sbi's batched MCMC."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with _quiet():
         return posterior.sample_batched((num_samples,), x=x, show_progress_bars=False)
 
 
@@ -352,8 +359,7 @@ def sbi_version() -> str:
 def direct_posterior(net: nn.Module, prior: Any, device: torch.device):
     """sbi's own ``DirectPosterior`` around a trained NPE network (for comparisons)."""
     inference = trainer("npe", prior, "maf", device)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with _quiet():
         return inference.build_posterior(net, prior=prior)
 
 
@@ -364,8 +370,7 @@ def sbi_default_npe(prior: Any, theta: Tensor, x: Tensor, device: torch.device,
 
     from sbi.inference import NPE
 
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
+    with _quiet(stdout=True):
         inference = NPE(prior=prior, device=str(device), tracker=NullTracker(),
                         show_progress_bars=False)
         t0 = time.perf_counter()
@@ -376,6 +381,5 @@ def sbi_default_npe(prior: Any, theta: Tensor, x: Tensor, device: torch.device,
 
 def sample_batched(posterior: Any, num_samples: int, x: Tensor) -> Tensor:
     """sbi's ``posterior.sample_batched`` (``(S, N, D)``)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with _quiet():
         return posterior.sample_batched((num_samples,), x=x, show_progress_bars=False)

@@ -1,0 +1,108 @@
+"""Training an estimator: :func:`train` on simulations, and warm starts from saved runs.
+
+Example:
+    >>> import torch
+    >>> from sbi_astro import load_simulator
+    >>> sim = load_simulator("gaussian_linear", device="cpu", dim=2)
+    >>> theta, x = sim.sample_joint(500, generator=torch.Generator().manual_seed(0))
+    >>> est = train(theta, x, sim, TrainingConfig(max_epochs=3, device="cpu"))
+    >>> est.sample(100, x[:4]).shape
+    torch.Size([100, 4, 2])
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..device import resolve_device
+from ..embeddings import build_embedding
+from ..errors import ConfigError, DataFormatError
+from ..simulator import Simulator
+from . import sbi_adapter
+from .config import TrainingConfig
+from .data import check_theta_x
+from .ensemble import member_config, mixture
+from .estimator import TrainedEstimator, resolve_embedding_spec
+from .methods import estimator_class
+from .run_files import read_run
+from .transforms import LogitBox
+
+
+def train(theta: Tensor, x: Tensor, simulator: Simulator, config: TrainingConfig | None = None,
+          *, provenance: dict[str, Any] | None = None, on_epoch: Any = None
+          ) -> TrainedEstimator:
+    """Trains an estimator on simulations ``theta (N, D)``, ``x (N, *event_shape)``.
+
+    Args:
+        theta, x: the training set, tensors or numpy arrays (rows with non-finite values
+            or parameters outside the prior's support are dropped with a warning that
+            counts them).
+        simulator: the simulator that produced them (prior, shapes, default embedding).
+        config: training configuration (defaults: NPE with a coupling NSF).
+        provenance: extra metadata stored in ``run.json`` (e.g. the store path).
+        on_epoch: called after every epoch with a dict: ``epoch``, ``training_loss``,
+            ``validation_loss`` (mean negative log-density), ``seconds``,
+            ``learning_rate`` (and ``member`` for an ensemble), e.g. to log progress.
+
+    Returns:
+        The trained estimator (call ``.save(run_dir)`` to persist it).
+    """
+    config = (config or TrainingConfig()).resolved(simulator.dim)
+    if config.ensemble > 1:
+        return mixture([train(theta, x, simulator, member_config(config, k),
+                              provenance=provenance, on_epoch=None if on_epoch is None else
+                              (lambda e, k=k: on_epoch({**e, "member": k})))
+                        for k in range(config.ensemble)], config)
+    device = resolve_device(config.device)
+    theta, x = check_theta_x(theta, x, simulator)
+    theta = theta.to(device, torch.float32)
+    x = x.to(device, torch.float32)
+    spec = resolve_embedding_spec(config, simulator)
+    prior = simulator.prior.to(device)
+    if config.theta_transform == "logit":
+        # the flow lives in phi = logit(box) space; sbi only needs a prior there to know the
+        # dimension (single-round NPE never samples it)
+        theta = LogitBox(prior.low, prior.high).forward(theta)
+        prior = torch.distributions.Independent(torch.distributions.Normal(
+            torch.zeros(simulator.dim, device=device),
+            torch.full((simulator.dim,), 10.0, device=device)), 1)
+    t0 = time.perf_counter()
+    cuda = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.manual_seed(config.seed)
+        embedding = build_embedding(spec)
+        if config.method == "nre":
+            builder = sbi_adapter.classifier_builder(config, embedding,
+                                                     simulator.x_standardization)
+        else:
+            builder = sbi_adapter.density_builder(config.method, config, embedding,
+                                                  simulator.x_standardization)
+        if config.init_from is not None:
+            builder = sbi_adapter.starting_from(builder, initial_state(config.init_from))
+        inference = sbi_adapter.trainer(config.method, prior, builder, device, config)
+        net, summary = sbi_adapter.train(inference, theta, x, config, on_epoch)
+    metadata = {
+        "num_simulations": int(theta.shape[0]),
+        "training": {**summary, "seconds": time.perf_counter() - t0, "device": str(device)},
+        "sbi_version": sbi_adapter.sbi_version(),
+        **(provenance or {}),
+    }
+    sim = simulator if simulator.device == device else type(simulator)(
+        device=device, **simulator.options_dict())
+    return estimator_class(config.method)(net.to(device), sim, config, spec, metadata)
+
+
+def initial_state(run_dir: str) -> dict[str, Tensor]:
+    """The checked weights of a saved run, for ``TrainingConfig.init_from`` (no unpickling).
+
+    Raises:
+        ConfigError: ``run_dir`` is not a loadable run directory (the message says why).
+    """
+    try:
+        return read_run(run_dir)[1]
+    except (FileNotFoundError, DataFormatError) as err:
+        raise ConfigError(f"init_from: {err}") from None
