@@ -35,7 +35,7 @@ from benchmarks._common import main_for
 from sbi_astro.campaign import simulate_rows
 from sbi_astro.diagnostics.recovery import parameter_recovery
 from sbi_astro.inference import load_run
-from sbi_astro.study import Study, run_study
+from sbi_astro.pipeline import Study, run_study
 
 ROOT = Path(__file__).resolve().parent.parent
 STUDIES = {"power spectrum + x_HI (MLP)": ROOT / "sbi_astro/studies/cm21_power_spectrum.yaml",

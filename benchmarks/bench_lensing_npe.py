@@ -37,7 +37,8 @@ STUDY = Path(__file__).resolve().parents[1] / "sbi_astro" / "studies" / "lensing
 
 def run(quick: bool = False) -> list[dict]:
     from sbi_astro.inference import load_run
-    from sbi_astro.study import Study, calibrate_estimator, run_study, training_options
+    from sbi_astro.pipeline import Study, calibrate_estimator, run_study
+    from sbi_astro.pipeline.study import training_options
 
     torch.set_num_threads(int(os.environ.get("SBI_ASTRO_BENCH_THREADS", "2")))
     study = Study.from_yaml(STUDY)

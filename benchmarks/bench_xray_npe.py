@@ -25,7 +25,7 @@ from sbi_astro import load_simulator
 from sbi_astro.campaign import simulate_rows
 from sbi_astro.diagnostics.c2st import c2st
 from sbi_astro.inference import TrainingConfig, train
-from sbi_astro.study import calibrate_estimator
+from sbi_astro.pipeline import calibrate_estimator
 
 #: (simulator, options, training simulations, training options)
 CASES = [

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from sbi_astro import load_simulator
-from sbi_astro.report import calibrate
+from sbi_astro.pipeline.calibration import calibrate
 
 
 class ExactPosterior:

@@ -118,8 +118,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     import yaml
 
-    from .inference import TrainingConfig, train
+    from .inference import TrainingConfig, initial_state
     from .outputs import check_output_dir
+    from .pipeline.training import train_run
     from .registry import load_simulator
     from .store import SimulationStore
 
@@ -132,19 +133,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         values["seed"] = args.seed
     config = TrainingConfig.from_dict(values)
     if config.init_from is not None:
-        from .inference import initial_state
-
         initial_state(config.init_from)
     with SimulationStore.open(args.store) as store:
         meta = store.metadata
         sim = load_simulator(meta.simulator, device=config.device, **meta.options)
         theta, x = store.load()
-    from .study import epoch_logger
-
-    est = train(theta, x, sim, config, provenance={"store": str(Path(args.store).resolve()),
-                                                   "seed": meta.seed},
-                on_epoch=epoch_logger(lambda line: print(line.strip(), file=sys.stderr)))
-    est.save(run_dir)
+    est = train_run(theta, x, sim, config, run_dir,
+                    provenance={"store": str(Path(args.store).resolve()), "seed": meta.seed},
+                    log=lambda line: print(line.strip(), file=sys.stderr))
     t = est.metadata["training"]
     print(f"trained {config.method.upper()} on {theta.shape[0]} simulations "
           f"({t['epochs']} epochs, {t['seconds']:.1f} s) -> {run_dir}")
@@ -171,7 +167,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from .inference import load_run
     from .outputs import check_output_dir
-    from .study import calibrate_estimator
+    from .pipeline.calibration import calibrate_estimator
 
     check_output_dir(args.output, kind="report", overwrite=args.overwrite)
     est = load_run(args.run_dir, device=args.device)
@@ -215,7 +211,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .study import Study, run_study
+    from .pipeline import Study, run_study
 
     study = Study.from_yaml(args.study)
     res = run_study(study, output=args.output, progress=not args.no_progress)
@@ -225,7 +221,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .study import Study, demo_study_path, run_study
+    from .pipeline import Study, demo_study_path, run_study
 
     study = Study.from_yaml(demo_study_path())
     res = run_study(study, output=args.output, progress=not args.no_progress)

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from sbi_astro import load_simulator
-from sbi_astro.analyses import analysis_kinds, get_analysis
-from sbi_astro.analyses.observed import observed_analysis
+from sbi_astro.analysis import get_analysis, list_analyses
+from sbi_astro.pipeline.analyses.observed import observed_analysis
 from sbi_astro.errors import ConfigError
-from sbi_astro.study import Study
+from sbi_astro.pipeline import Study
 
 BASE = {"simulator": {"name": "gaussian_linear"}}
 
@@ -26,7 +26,7 @@ class ExactPosterior:
 
 
 def test_registry_lists_the_built_in_kinds_and_explains_unknown_ones():
-    assert "observed" in analysis_kinds()
+    assert "observed" in list_analyses()
     with pytest.raises(ConfigError, match=r"unknown study analysis kind 'nope'.*observed"):
         get_analysis("nope")
 
@@ -35,7 +35,7 @@ def test_registry_lists_the_built_in_kinds_and_explains_unknown_ones():
     ("observed", "must be a list"),
     ([{"num_samples": 10}], "with a 'kind' key"),
     ([{"kind": "nope"}], "unknown study analysis kind"),
-    ([{"kind": "observed", "samples": 10}], r"bad options \['samples'\]"),
+    ([{"kind": "observed", "samples": 10}], r"unknown or missing options \['samples'\]"),
 ])
 def test_bad_analyses_are_refused_before_anything_runs(analyses, needle):
     with pytest.raises(ConfigError, match=needle):

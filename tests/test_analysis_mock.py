@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from sbi_astro import load_simulator
-from sbi_astro.analyses.mock import mock_analysis
+from sbi_astro.pipeline.analyses.mock import mock_analysis
 from sbi_astro.errors import ConfigError
-from sbi_astro.study import Study
+from sbi_astro.pipeline import Study
 
 
 class ExactPosterior:

@@ -14,7 +14,9 @@ import torch
 
 from sbi_astro import load_simulator
 from sbi_astro.errors import ShapeError
-from sbi_astro.report import CalibrationResult, ReportSection, calibrate, figure, png
+from sbi_astro.analysis import Section
+from sbi_astro.pipeline.calibration import CalibrationResult, calibrate
+from sbi_astro.report.figures import figure, png
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -98,9 +100,9 @@ def test_parameter_recovery_matches_the_analytic_gaussian_linear_values(exact_re
 def test_extra_sections_are_rendered_and_saved(sim, tmp_path):
     fig, axes = figure()
     axes[0, 0].plot([0, 1], [0, 1])
-    sec = ReportSection(title="My analysis", text="First <paragraph>.\n\nSecond one.",
-                        figures=[(png(fig), "a line")], metrics={"answer": 42.0},
-                        table=[{"name": "a", "value": 1.5}, {"name": "b", "value": None}])
+    sec = Section(title="My analysis", text="First <paragraph>.\n\nSecond one.",
+                  figures=[(fig, "a line")], metrics={"answer": 42.0},
+                  table=[{"name": "a", "value": 1.5}, {"name": "b", "value": None}])
     res = calibrate(ReferencePosterior(sim), sim, tmp_path, n_test=20, num_samples=50, seed=0,
                     sections=[sec])
     page = res.report_path.read_text(encoding="utf-8")

@@ -14,7 +14,7 @@ import pytest
 
 from sbi_astro import load_simulator
 from sbi_astro.inference import TrainingConfig
-from sbi_astro.study import Study
+from sbi_astro.pipeline import Study
 
 STUDIES = sorted(Path(str(resources.files("sbi_astro") / "studies")).glob("*.yaml"))
 
@@ -52,7 +52,7 @@ def _tiny_study(tmp_path, fine_tune, train_extra=None, **extra):
 def test_fine_tune_stage_starts_from_the_previous_stage_weights(tmp_path, capsys):
     import torch
 
-    from sbi_astro.study import run_study
+    from sbi_astro.pipeline import run_study
 
     # a learning rate of 1e-12 moves Adam's weights by ~1e-12 per step: if stage 2 started
     # from stage 1's weights, it ends where stage 1 ended; from a fresh initialisation it
@@ -91,7 +91,7 @@ def test_fine_tune_stage_starts_from_the_previous_stage_weights(tmp_path, capsys
 
 
 def test_a_stage_trains_on_the_first_num_simulations_of_the_store(tmp_path):
-    from sbi_astro.study import run_study
+    from sbi_astro.pipeline import run_study
 
     # stage 1 on the first 300 of the 600 stored simulations, stage 2 inherits 300, stage 3
     # takes all 600
@@ -115,7 +115,7 @@ def test_snapshot_ensemble_mixes_the_stages_flows(tmp_path):
     import torch
 
     from sbi_astro.inference import NPEEnsemble, load_run
-    from sbi_astro.study import run_study
+    from sbi_astro.pipeline import run_study
 
     study = _tiny_study(tmp_path, [{"learning_rate": 1e-4, "max_epochs": 2}],
                         snapshot_ensemble=True)
@@ -136,7 +136,7 @@ def test_snapshot_ensemble_of_the_last_n_stages(tmp_path):
     import torch
 
     from sbi_astro.inference import load_run
-    from sbi_astro.study import run_study
+    from sbi_astro.pipeline import run_study
 
     study = _tiny_study(tmp_path, [{"learning_rate": 1e-4, "max_epochs": 1},
                                    {"learning_rate": 5e-5, "max_epochs": 1}],
@@ -156,7 +156,7 @@ def test_snapshot_ensemble_takes_every_member_of_an_ensemble_stage(tmp_path):
     import torch
 
     from sbi_astro.inference import load_run
-    from sbi_astro.study import run_study
+    from sbi_astro.pipeline import run_study
 
     study = _tiny_study(tmp_path, [{"learning_rate": 1e-4, "max_epochs": 2, "ensemble": 2}],
                         snapshot_ensemble=True)

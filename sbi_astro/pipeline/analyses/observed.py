@@ -24,10 +24,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..diagnostics.c2st import c2st
-from ..errors import ConfigError
-from ..report import ReportSection, figure, plot_corner, png
-from . import check_int_option, register_analysis
+from ...diagnostics.c2st import c2st
+from ...analysis import Section, check_int_option
+from ...errors import ConfigError
+from ...report.figures import figure, plot_corner
 
 _SALT_REF, _SALT_PPC = 0x5EED01, 0x5EED02
 
@@ -38,7 +38,7 @@ def _summary(samples: Tensor) -> dict[str, Tensor]:
             "q05": q[0], "q95": q[1]}
 
 
-def _plot_ppc(x_obs: Tensor, x_rep: Tensor) -> str:
+def _plot_ppc(x_obs: Tensor, x_rep: Tensor) -> Any:
     obs = x_obs.reshape(-1).double().cpu()
     rep = x_rep.reshape(x_rep.shape[0], -1).double().cpu()
     q = torch.quantile(rep, torch.tensor([0.05, 0.5, 0.95], dtype=torch.float64), dim=0)
@@ -63,12 +63,11 @@ def _plot_ppc(x_obs: Tensor, x_rep: Tensor) -> str:
     ax.set_xlabel("bin (channel group)", fontsize=8)
     for a in axes[:, 0]:
         a.tick_params(labelsize=7)
-    return png(fig)
+    return fig
 
 
-@register_analysis("observed")
 def observed_analysis(est: Any, out_dir: Path, *, seed: int, log=print, num_samples: int = 5000,
-                      reference: bool = True, ppc_draws: int = 500) -> ReportSection:
+                      reference: bool = True, ppc_draws: int = 500) -> Section:
     """Posterior of the shipped real observation, its reference, and its predictive check."""
     sim = est.simulator
     if not sim.has_observation:
@@ -150,5 +149,5 @@ def observed_analysis(est: Any, out_dir: Path, *, seed: int, log=print, num_samp
                (_plot_ppc(x_obs, x_rep), "Posterior predictive check over the observed data: "
                 "5-95 % band of re-simulated data and the observed values; bottom: "
                 "standardised residuals.")]
-    return ReportSection(title="Real observation", text="\n\n".join(text), figures=figures,
+    return Section(title="Real observation", text="\n\n".join(text), figures=figures,
                          metrics=metrics, table=rows)

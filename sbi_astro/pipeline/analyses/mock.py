@@ -17,14 +17,14 @@ from typing import Any
 
 import torch
 
-from ..errors import ConfigError
-from ..report import ReportSection, figure, png
-from . import check_int_option, register_analysis
+from ...analysis import Section, check_int_option
+from ...errors import ConfigError
+from ...report.figures import figure
 
 _SALT = 0x3A0C
 
 
-def _plot(x: torch.Tensor, samples: torch.Tensor, truth: torch.Tensor, names, units) -> str:
+def _plot(x: torch.Tensor, samples: torch.Tensor, truth: torch.Tensor, names, units) -> Any:
     d = len(names)
     cols = 4
     rows = 1 + (d + cols - 1) // cols
@@ -51,13 +51,12 @@ def _plot(x: torch.Tensor, samples: torch.Tensor, truth: torch.Tensor, names, un
         ax.set_yticks([])
         ax.set_xlabel(f"{names[k]} [{units[k]}]" if units[k] else names[k], fontsize=7)
         ax.tick_params(labelsize=6)
-    return png(fig)
+    return fig
 
 
-@register_analysis("mock")
 def mock_analysis(est: Any, out_dir: Path, *, seed: int, log=print,
                   theta: dict[str, float] | None = None, num_samples: int = 5000,
-                  label: str = "mock") -> ReportSection:
+                  label: str = "mock") -> Section:
     """Posterior of one mock observation simulated at ``theta``."""
     sim = est.simulator
     names = tuple(sim.param_names)
@@ -86,8 +85,8 @@ def mock_analysis(est: Any, out_dir: Path, *, seed: int, log=print,
             f"{num_samples} samples; noise seeded by the study's calibration seed).  "
             "std / |truth| is the fractional precision; it is undefined for a truth of 0.")
     fig = _plot(x[0], s, t, names, sim.param_units)
-    return ReportSection(title=f"Mock observation: {label}", text=text,
-                         figures=[(fig, f"The mock '{label}' and its marginal posteriors "
+    return Section(title=f"Mock observation: {label}", text=text,
+                   figures=[(fig, f"The mock '{label}' and its marginal posteriors "
                                         "(truth in red).")],
                          metrics={"label": label, "num_samples": num_samples,
                                   "parameters": rows}, table=rows)
