@@ -67,23 +67,28 @@ class Marginal:
 
 
 @dataclass(frozen=True)
-class Uniform(Marginal):
-    """Uniform on ``[lower, upper]``."""
+class _Bounded(Marginal):
+    """A marginal on ``[lower, upper]`` (the constructor, validation and bounds they share)."""
 
     lower: float = 0.0
     upper: float = 1.0
-    kind = "uniform"
 
     def __init__(self, name: str, lower: float, upper: float, *, unit: str = "",
                  description: str = ""):
-        if not (math.isfinite(lower) and math.isfinite(upper) and lower < upper):
-            raise ConfigError(f"Uniform prior of {name!r} needs finite lower < upper, "
-                              f"got [{lower}, {upper}]")
+        if not self._valid(float(lower), float(upper)):
+            raise ConfigError(f"{type(self).__name__} prior of {name!r} needs "
+                              f"{self._requirement}, got [{lower}, {upper}]")
         object.__setattr__(self, "name", name)
         object.__setattr__(self, "unit", unit)
         object.__setattr__(self, "description", description)
         object.__setattr__(self, "lower", float(lower))
         object.__setattr__(self, "upper", float(upper))
+
+    _requirement = "finite lower < upper"
+
+    @staticmethod
+    def _valid(lower: float, upper: float) -> bool:
+        return math.isfinite(lower) and math.isfinite(upper) and lower < upper
 
     @property
     def low(self) -> float:
@@ -92,6 +97,13 @@ class Uniform(Marginal):
     @property
     def high(self) -> float:
         return self.upper
+
+
+@dataclass(frozen=True, init=False)
+class Uniform(_Bounded):
+    """Uniform on ``[lower, upper]``."""
+
+    kind = "uniform"
 
     def icdf(self, u: Tensor) -> Tensor:
         return self.lower + u * (self.upper - self.lower)
@@ -101,32 +113,16 @@ class Uniform(Marginal):
         return torch.where(inside, -math.log(self.upper - self.lower), -math.inf)
 
 
-@dataclass(frozen=True)
-class LogUniform(Marginal):
+@dataclass(frozen=True, init=False)
+class LogUniform(_Bounded):
     """Log-uniform (density proportional to 1/v) on ``[lower, upper]``, ``lower > 0``."""
 
-    lower: float = 1.0
-    upper: float = 10.0
     kind = "loguniform"
+    _requirement = "0 < lower < upper"
 
-    def __init__(self, name: str, lower: float, upper: float, *, unit: str = "",
-                 description: str = ""):
-        if not (0 < lower < upper < math.inf):
-            raise ConfigError(f"LogUniform prior of {name!r} needs 0 < lower < upper, "
-                              f"got [{lower}, {upper}]")
-        object.__setattr__(self, "name", name)
-        object.__setattr__(self, "unit", unit)
-        object.__setattr__(self, "description", description)
-        object.__setattr__(self, "lower", float(lower))
-        object.__setattr__(self, "upper", float(upper))
-
-    @property
-    def low(self) -> float:
-        return self.lower
-
-    @property
-    def high(self) -> float:
-        return self.upper
+    @staticmethod
+    def _valid(lower: float, upper: float) -> bool:
+        return 0 < lower < upper < math.inf
 
     def icdf(self, u: Tensor) -> Tensor:
         return self.lower * (self.upper / self.lower) ** u

@@ -237,8 +237,8 @@ class _LensingImaging(Simulator):
             rng.split().keys, mu, o.background_rms ** 2, 1.0 / o.exposure_time)
 
     def _noise_fn(self, fn):  # noqa: ANN001, ANN202
-        """``fn``, compiled once per simulator when ``compile=True``."""
-        if not getattr(self.options, "compile", False):
+        """``fn``, compiled once per simulator when :attr:`compiles`."""
+        if not self.compiles:
             return fn
         if self._compiled_noise is None:
             self._compiled_noise = {}
@@ -247,6 +247,11 @@ class _LensingImaging(Simulator):
         return self._compiled_noise[fn]
 
     _compiled_noise = None
+
+    @property
+    def compiles(self) -> bool:
+        """Whether the noise model is ``torch.compile`` d (only ``lensing_sie`` offers it)."""
+        return False
 
     def variance(self, mu: Tensor) -> Tensor:
         """Per-pixel noise variance ``background_rms^2 + mu / exposure_time``."""
@@ -302,6 +307,10 @@ class LensingSIE(_LensingImaging):
     name = "lensing_sie"
     Options = SIEOptions
     _compiled = None
+
+    @property
+    def compiles(self) -> bool:
+        return self.options.compile
 
     def build_prior(self) -> Prior:
         return Prior([

@@ -131,49 +131,6 @@ def transmission(nh: Tensor, sigma: Tensor) -> Tensor:
     return torch.exp(log_transmission(nh, sigma))
 
 
-# -- thermal bremsstrahlung -----------------------------------------------------------
-
-#: ``(2^5 pi e^6 / 3 h m_e c^3) sqrt(2 pi / 3 m_e k)`` in cgs: emissivity
-#: ``eps_ff = C Z^2 n_e n_i T^-1/2 exp(-h nu / kT) g_ff`` [erg s^-1 cm^-3 Hz^-1]
-#: (Rybicki & Lightman 1979, eq. 5.14b).
-FF_CONSTANT_CGS = 6.8e-38
-KEV_ERG = 1.602176634e-9
-KEV_K = 1.160451812e7  # kelvin per keV
-H_KEV_S = 4.135667696e-18  # Planck constant [keV s]
-
-
-def gaunt_ff_born(energy: Tensor, kt: Tensor) -> Tensor:
-    """Velocity-averaged Born-approximation free-free Gaunt factor.
-
-    ``g = (sqrt(3)/pi) exp(u/2) K_0(u/2)``, ``u = E / kT`` (Rybicki & Lightman 1979,
-    eq. 5.18-5.19; accurate to a few per cent for hydrogenic ions when ``kT >> Z^2 Ry``, i.e.
-    the hot-plasma regime of interest here; Karzas & Latter 1961 give the exact values).
-
-    Args:
-        energy: ``(..., E)`` [keV]; kt: broadcastable ``(..., 1)`` [keV].
-    """
-    half = 0.5 * energy / kt
-    return (math.sqrt(3.0) / math.pi) * torch.special.scaled_modified_bessel_k0(half)
-
-
-def bremsstrahlung_photon_emissivity(energy: Tensor, kt: Tensor, z2_sum: Tensor) -> Tensor:
-    """Free-free photon emissivity per unit ``n_e n_H`` [photons cm^3 s^-1 keV^-1].
-
-    ``dN/dE = C T^-1/2 g_ff(E, T) exp(-E/kT) sum_i Z_i^2 (n_i/n_H) / (h E)`` with the
-    constant of :data:`FF_CONSTANT_CGS` (``1/h`` converts per Hz to per keV, ``1/E`` energy
-    to photons).
-
-    Args:
-        energy: ``(E,)`` [keV]; kt: ``(N,)`` [keV]; z2_sum: ``(N,)`` = ``sum_i Z_i^2 n_i/n_H``.
-    """
-    t = kt[:, None] * KEV_K
-    e = energy[None, :]
-    erg_per_hz = FF_CONSTANT_CGS * t.rsqrt() * torch.exp(-e / kt[:, None]) * gaunt_ff_born(
-        e, kt[:, None])
-    per_kev = erg_per_hz / H_KEV_S  # erg s^-1 cm^3 keV^-1
-    return z2_sum[:, None] * per_kev / (e * KEV_ERG)
-
-
 # -- normalisation --------------------------------------------------------------------
 
 

@@ -41,7 +41,9 @@ from sbi_astro.random import RowRandom
 from sbi_astro.simulator import EmbeddingSpec, Simulator
 
 from . import _physics as phys
+from .mekal_table import log_table, mekal_table
 from .observations import OBSERVATIONS, InstrumentResponse, cached_response, data_path
+from .reference import EmceeSettings, emcee_posterior
 
 ABSORPTION_TABLES = {"tbabs": "absorption/xsect_tbabs_wilm.fits.gz",
                      "phabs": "absorption/xsect_phabs_aspl.fits.gz"}
@@ -67,16 +69,41 @@ def absorption_table(model: str) -> tuple[np.ndarray, np.ndarray]:
         return np.asarray(d["ENERGY"], float), np.asarray(d["SIGMA"], float)
 
 
-def _check_common(opts) -> None:
-    if opts.observation not in OBSERVATIONS:
-        raise ValueError(f"observation must be one of {sorted(OBSERVATIONS)}, got "
-                         f"{opts.observation!r}")
-    if len(opts.energy_range) != 2 or not 0 <= opts.energy_range[0] < opts.energy_range[1]:
-        raise ValueError(f"energy_range must be (low, high) keV, got {opts.energy_range}")
-    if opts.absorption not in ABSORPTION_TABLES:
-        raise ValueError(f"absorption must be one of {sorted(ABSORPTION_TABLES)}")
-    if opts.exposure is not None and opts.exposure <= 0:
-        raise ValueError(f"exposure must be positive, got {opts.exposure}")
+@dataclasses.dataclass(frozen=True)
+class XrayOptions:
+    """Options shared by the X-ray simulators.
+
+    Attributes:
+        observation: shipped observation (``chandra_3c273``, ``chandra_dgtau``,
+            ``xmm_ngc7793``).
+        energy_range: ``(low, high)`` [keV] of the channels kept.
+        grouping: ``"file"`` (PHA GROUPING), ``"none"`` or ``"min:N"``.
+        exposure: exposure override [s] (``None``: the observation's).
+        background: add the scaled observed background to the expected counts.
+        absorption: ``"tbabs"`` (Wilms abundances) or ``"phabs"``.
+        nH_max: upper prior bound of nH [1e22 cm^-2].
+        log10_norm_range: prior range of log10_norm (``None``: per-observation default).
+    """
+
+    observation: str = "chandra_3c273"
+    energy_range: tuple[float, ...] = (0.5, 7.0)
+    grouping: str = "file"
+    exposure: float | None = None
+    background: bool = True
+    absorption: str = "tbabs"
+    nH_max: float = 1.0
+    log10_norm_range: tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.observation not in OBSERVATIONS:
+            raise ValueError(f"observation must be one of {sorted(OBSERVATIONS)}, got "
+                             f"{self.observation!r}")
+        if len(self.energy_range) != 2 or not 0 <= self.energy_range[0] < self.energy_range[1]:
+            raise ValueError(f"energy_range must be (low, high) keV, got {self.energy_range}")
+        if self.absorption not in ABSORPTION_TABLES:
+            raise ValueError(f"absorption must be one of {sorted(ABSORPTION_TABLES)}")
+        if self.exposure is not None and self.exposure <= 0:
+            raise ValueError(f"exposure must be positive, got {self.exposure}")
 
 
 class XraySimulator(Simulator):
@@ -88,12 +115,8 @@ class XraySimulator(Simulator):
     """
 
     x_standardization = "structured"
-    #: emcee settings of :meth:`reference_posterior` (walkers, burn-in steps, thinning)
-    mcmc_walkers = 32
-    mcmc_burn = 1500
-    mcmc_thin = 10
-    mcmc_min_tau = 50
-    mcmc_max_steps = 20_000
+    #: emcee settings of :meth:`reference_posterior`
+    mcmc = EmceeSettings()
     last_mcmc_diagnostics: list[dict[str, float]] = []
     #: rows simulated per chunk (memory/cache trade-off only; results do not depend on it)
     chunk_rows = 4096
@@ -238,60 +261,22 @@ class XraySimulator(Simulator):
         return fn
 
     def _reference_posterior(self, x: Tensor, num_samples: int, rng: RowRandom) -> Tensor:
-        """Posterior samples by MCMC on the exact Poisson likelihood (emcee's affine-invariant
-        ensemble sampler, Foreman-Mackey et al. 2013), with convergence checks.
-
-        Per observation: 32 walkers started at the best of 4,000 prior draws, 1,500 burn-in
-        steps, then enough steps for ``num_samples`` draws thinned by 10.  The integrated
-        autocorrelation time tau of every parameter is then estimated on the post-burn-in
-        chain (emcee's ``get_autocorr_time``); while the chain is shorter than
-        ``mcmc_min_tau`` (50) x tau, as emcee's documentation recommends, it is extended
-        (up to ``mcmc_max_steps``), and the draws are taken evenly from the whole
-        post-burn-in chain.  ``last_mcmc_diagnostics`` keeps, per observation, tau, the
-        chain length in units of tau, the mean acceptance fraction and the split-R-hat
-        (Gelman et al. 2013) of the two chain halves over walkers; a
-        :class:`RuntimeWarning` names observations that still fail the 50 tau rule.  Seeds
-        come from ``rng``.
-        """
-        try:
-            import emcee
-        except ImportError as err:  # pragma: no cover - emcee is in the test extra
-            raise NotAvailableError("reference posteriors need emcee: pip install emcee") from err
+        """Posterior samples by MCMC on the exact Poisson likelihood, with convergence checks
+        (:func:`simulators.xray.reference.emcee_posterior`; settings in ``mcmc``, the
+        diagnostics of the last call in ``last_mcmc_diagnostics``).  Seeds come from ``rng``."""
         seeds = (rng.uniform((), dtype=torch.float64) * 2**31).long().tolist()
-        walkers, burn, thin = self.mcmc_walkers, self.mcmc_burn, self.mcmc_thin
-        steps = burn + thin * math.ceil(num_samples / walkers)
         out, diags = [], []
         for i in range(x.shape[0]):
-            fn = self._log_posterior_fn(x[i].cpu())
-            gen = torch.Generator().manual_seed(int(seeds[i]))
-            cand = self.prior.sample((4000,), generator=gen).to(torch.float64).cpu()
-            lp = fn(cand.numpy())
-            start = cand[np.argsort(-lp)[:walkers]].numpy()
-            sampler = emcee.EnsembleSampler(walkers, self.dim, fn, vectorize=True)
-            sampler.random_state = np.random.RandomState(int(seeds[i])).get_state()
-            sampler.run_mcmc(start, steps, progress=False)
-            while True:
-                kept = sampler.iteration - burn
-                with _quiet_emcee():
-                    tau = float(np.max(sampler.get_autocorr_time(discard=burn, quiet=True)))
-                need = int(math.ceil(self.mcmc_min_tau * tau)) - kept
-                if need <= 0 or sampler.iteration >= self.mcmc_max_steps:
-                    break
-                sampler.run_mcmc(None, min(need + 100, self.mcmc_max_steps - sampler.iteration),
-                                 progress=False)
-            chain = sampler.get_chain(discard=burn)  # (T, W, D)
-            diags.append({"tau": tau, "chain_over_tau": kept / tau, "steps": sampler.iteration,
-                          "acceptance": float(np.mean(sampler.acceptance_fraction)),
-                          "split_rhat": _split_rhat(chain)})
-            flat = chain.reshape(-1, self.dim)
-            pick = np.linspace(0, flat.shape[0] - 1, num_samples).round().astype(int)
-            out.append(torch.as_tensor(flat[pick]))
+            samples, diag = emcee_posterior(self._log_posterior_fn(x[i].cpu()), self.prior,
+                                            num_samples, int(seeds[i]), self.mcmc)
+            out.append(samples)
+            diags.append(diag)
         self.last_mcmc_diagnostics = diags
-        bad = [i for i, d in enumerate(diags) if d["chain_over_tau"] < self.mcmc_min_tau]
+        bad = [i for i, d in enumerate(diags) if d["chain_over_tau"] < self.mcmc.min_tau]
         if bad:
             warnings.warn(f"{self.name}: MCMC chains of observations {bad} are shorter than "
-                          f"{self.mcmc_min_tau} autocorrelation times even after "
-                          f"{self.mcmc_max_steps} steps; their reference posteriors may be "
+                          f"{self.mcmc.min_tau} autocorrelation times even after "
+                          f"{self.mcmc.max_steps} steps; their reference posteriors may be "
                           "unconverged (see last_mcmc_diagnostics)", RuntimeWarning,
                           stacklevel=3)
         return torch.stack(out, 1).to(device=x.device, dtype=self.dtype)
@@ -307,72 +292,22 @@ class XraySimulator(Simulator):
         return torch.as_tensor(self.response.observed, dtype=self.dtype, device=self.device)
 
 
-@contextlib.contextmanager
-def _quiet_emcee():
-    """Silences emcee's log warning about short chains (we check and extend them)."""
-    log = logging.getLogger("emcee")
-    level = log.level
-    log.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        log.setLevel(level)
-
-
-def _split_rhat(chain: np.ndarray) -> float:
-    """Largest split-R-hat over parameters of a ``(T, W, D)`` ensemble chain.
-
-    Each walker's chain is split in halves, giving ``2 W`` sequences (Gelman et al. 2013,
-    Bayesian Data Analysis, 3rd ed., eq. 11.4); values near 1 (< 1.01-1.05) mean the halves
-    agree.  Walkers of an affine-invariant ensemble are not independent, so this is a
-    consistency check, not a proof of convergence.
-    """
-    t = chain.shape[0] // 2
-    seqs = np.concatenate([chain[:t], chain[t:2 * t]], axis=1)  # (t, 2W, D)
-    means = seqs.mean(0)
-    b = t * means.var(0, ddof=1)
-    w = seqs.var(0, ddof=1).mean(0)
-    var = (t - 1) / t * w + b / t
-    return float(np.max(np.sqrt(var / np.maximum(w, 1e-300))))
-
-
-def _fixed(opts, name: str) -> float | None:
-    return getattr(opts, f"fix_{name}")
-
-
 # -- power law ----------------------------------------------------------------------------
 
 
 @dataclasses.dataclass(frozen=True)
-class PowerLawOptions:
-    """Attributes:
-    observation: shipped observation (``chandra_3c273``, ``chandra_dgtau``, ``xmm_ngc7793``).
-    energy_range: ``(low, high)`` [keV] of the channels kept.
-    grouping: ``"file"`` (PHA GROUPING), ``"none"`` or ``"min:N"``.
-    exposure: exposure override [s] (``None``: the observation's).
-    background: add the scaled observed background to the expected counts.
-    absorption: ``"tbabs"`` (Wilms abundances) or ``"phabs"``.
-    fix_nH, fix_photon_index, fix_log10_norm, fix_redshift: fix a parameter (``None`` =
-        free; ``redshift`` is fixed to 0 by default).
-    nH_max: upper prior bound of nH [1e22 cm^-2].
-    log10_norm_range: prior range of log10_norm (``None``: per-observation default).
+class PowerLawOptions(XrayOptions):
+    """The :class:`XrayOptions`, and:
+
+    Attributes:
+        fix_nH, fix_photon_index, fix_log10_norm, fix_redshift: fix a parameter (``None`` =
+            free; ``redshift`` is fixed to 0 by default).
     """
 
-    observation: str = "chandra_3c273"
-    energy_range: tuple[float, ...] = (0.5, 7.0)
-    grouping: str = "file"
-    exposure: float | None = None
-    background: bool = True
-    absorption: str = "tbabs"
     fix_nH: float | None = None
     fix_photon_index: float | None = None
     fix_log10_norm: float | None = None
     fix_redshift: float | None = 0.0
-    nH_max: float = 1.0
-    log10_norm_range: tuple[float, ...] | None = None
-
-    def __post_init__(self) -> None:
-        _check_common(self)
 
 
 class XrayPowerLaw(XraySimulator):
@@ -408,50 +343,20 @@ class XrayPowerLaw(XraySimulator):
 
 # -- thermal plasma -----------------------------------------------------------------------
 
-MEKAL_TABLE = "mekal_table.npz"
-
-
-@functools.lru_cache(maxsize=1)
-def mekal_table() -> dict[str, np.ndarray]:
-    """The tabulated MEKAL emissivities (see :mod:`simulators.xray.build_mekal_table`)."""
-    path = data_path(MEKAL_TABLE)
-    if not path.exists():
-        raise ConfigError(f"{path} is missing; build it with `python -m "
-                          "simulators.xray.build_mekal_table <mekal_atomic_data dir>`")
-    with np.load(path) as z:
-        return {k: z[k] for k in z.files}
-
-
-def _log_table(values: np.ndarray) -> np.ndarray:
-    """log of a non-negative table, floored at 1e-300 x its maximum (exp gives ~0 back)."""
-    v = np.asarray(values, dtype=np.float64)
-    return np.log(np.maximum(v, v.max() * 1e-300 + 1e-320))
-
-
 @dataclasses.dataclass(frozen=True)
-class ThermalOptions:
-    """Attributes:
-    observation: shipped observation (``chandra_dgtau``, ``chandra_3c273``, ``xmm_ngc7793``).
-    energy_range: ``(low, high)`` [keV] of the channels kept.
-    grouping: ``"file"`` (PHA GROUPING; none for DG Tau), ``"none"`` or ``"min:N"``.
-    exposure: exposure override [s] (``None``: the observation's).
-    background: add the scaled observed background to the expected counts.
-    absorption: ``"tbabs"`` (Wilms abundances) or ``"phabs"``.
-    components: 1 or 2 temperature components (the second adds ``kT2``, ``log10_norm2``;
-        both share ``abundance``, ``redshift`` and ``nH``).
-    fix_<name>: fix a parameter (``None`` = free); ``redshift`` is fixed to 0 by default.
-    kT_range: prior range of ``kT`` (and ``kT2``) [keV], log-uniform, inside 0.08-64 keV.
-    abundance_max: upper bound of the uniform ``abundance`` prior [solar].
-    nH_max: upper prior bound of nH [1e22 cm^-2].
-    log10_norm_range: prior range of log10_norm (``None``: per-observation default).
+class ThermalOptions(XrayOptions):
+    """The :class:`XrayOptions` (default observation ``chandra_dgtau``, whose PHA has no
+    grouping), and:
+
+    Attributes:
+        components: 1 or 2 temperature components (the second adds ``kT2``,
+            ``log10_norm2``; both share ``abundance``, ``redshift`` and ``nH``).
+        fix_<name>: fix a parameter (``None`` = free); ``redshift`` is fixed to 0 by default.
+        kT_range: prior range of ``kT`` (and ``kT2``) [keV], log-uniform, inside 0.08-64 keV.
+        abundance_max: upper bound of the uniform ``abundance`` prior [solar].
     """
 
     observation: str = "chandra_dgtau"
-    energy_range: tuple[float, ...] = (0.5, 7.0)
-    grouping: str = "file"
-    exposure: float | None = None
-    background: bool = True
-    absorption: str = "tbabs"
     components: int = 1
     fix_nH: float | None = None
     fix_kT: float | None = None
@@ -462,11 +367,9 @@ class ThermalOptions:
     fix_log10_norm2: float | None = None
     kT_range: tuple[float, ...] = (0.2, 10.0)
     abundance_max: float = 2.0
-    nH_max: float = 1.0
-    log10_norm_range: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
-        _check_common(self)
+        super().__post_init__()
         if self.components not in (1, 2):
             raise ValueError(f"components must be 1 or 2, got {self.components}")
         lo, hi = self.kT_range
@@ -535,7 +438,7 @@ class XrayThermal(XraySimulator):
                     e = self.model_edges * (1.0 + z)
                     at = np.stack([np.interp(e, fine, c) for c in cum])
                     v = np.diff(at, axis=1) / (1.0 + z)
-                comps.append(_log_table(v))
+                comps.append(log_table(v))
             self.constant("log_kt", torch.as_tensor(np.log(tab["kt"].astype(np.float64))), like)
             self.constant("log_hhe", torch.as_tensor(comps[0]), like)
             self.constant("log_met", torch.as_tensor(comps[1]), like)

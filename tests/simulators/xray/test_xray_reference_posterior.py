@@ -6,6 +6,7 @@ import pytest
 import torch
 from scipy.optimize import minimize
 
+from simulators.xray.reference import EmceeSettings
 from simulators.xray.model import XrayPowerLaw
 
 pytest.importorskip("emcee")
@@ -14,14 +15,14 @@ pytest.importorskip("emcee")
 @pytest.mark.slow
 def test_emcee_posterior_matches_laplace_on_a_well_constrained_spectrum():
     sim = XrayPowerLaw(device="cpu", dtype=torch.float64, exposure=4e5)  # ~10x the counts
-    sim.mcmc_walkers, sim.mcmc_burn, sim.mcmc_thin = 24, 600, 5
+    sim.mcmc = EmceeSettings(walkers=24, burn=600, thin=5)
     truth = torch.tensor([[0.3, 2.0, -3.7]], dtype=torch.float64)
     x = sim.simulate(truth, generator=torch.Generator().manual_seed(0))
     post = sim.reference_posterior(x, 400, generator=torch.Generator().manual_seed(1))[:, 0]
     assert post.shape == (400, 3) and sim.prior.within_support(post).all()
     # the chain was run (extended) to >= 50 autocorrelation times, and its halves agree
     (diag,) = sim.last_mcmc_diagnostics
-    assert diag["chain_over_tau"] >= 50 and diag["steps"] <= sim.mcmc_max_steps
+    assert diag["chain_over_tau"] >= 50 and diag["steps"] <= sim.mcmc.max_steps
     assert diag["split_rhat"] < 1.05 and 0.2 < diag["acceptance"] < 0.8
 
     def nll(p):

@@ -11,7 +11,8 @@ import torch
 from scipy.integrate import quad
 
 from simulators.xray import _mekal as mk
-from simulators.xray.model import XrayThermal, mekal_table
+from simulators.xray.mekal_table import mekal_table
+from simulators.xray.model import XrayThermal
 
 D = torch.float64
 RY_KEV = 0.0136057
