@@ -13,7 +13,7 @@ renders; it draws nothing into HTML itself.
 
 Analyses are found only through the entry-point group ``sbi_astro.analyses``, the built-in
 ones exactly like a plugin's (a simulator plugin contributes the analyses that know its
-parameters, e.g. ``dynamics`` of ``cluster_gravothermal``)::
+parameters)::
 
     [project.entry-points."sbi_astro.analyses"]
     my_analysis = "my_package.analysis:my_analysis"

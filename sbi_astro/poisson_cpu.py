@@ -18,6 +18,16 @@ of Python threads (their hand-over competes with torch's spinning OpenMP workers
 
 ``numba`` is a dependency; if it cannot be imported, :func:`available` is False and
 ``RowRandom.poisson`` keeps its torch path.
+
+Example:
+    >>> import torch
+    >>> from sbi_astro.random import RowRandom, fold
+    >>> keys = fold(torch.tensor(3), torch.arange(4))
+    >>> lam = torch.tensor([[0.5, 30.0], [2.0, 700.0], [0.0, 5.0], [12.0, 1e-3]],
+    ...                    dtype=torch.float64)
+    >>> counts = RowRandom(keys).poisson(lam)          # this module's loop, on CPU
+    >>> counts.shape, bool((counts[2, 0] == 0).item())
+    (torch.Size([4, 2]), True)
 """
 
 from __future__ import annotations

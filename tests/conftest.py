@@ -1,4 +1,4 @@
-"""Shared fixtures: ``--device`` runs the same tests on CUDA."""
+"""Shared fixtures of the test suite (options and collection: the repository's conftest.py)."""
 
 from __future__ import annotations
 
@@ -6,22 +6,10 @@ import pytest
 import torch
 
 
-def pytest_addoption(parser):
-    parser.addoption("--device", default="cpu", help="device for tensor tests: cpu or cuda")
-
-
 @pytest.fixture
 def device(request) -> torch.device:
+    """The device the tensor tests run on (``pytest --device cuda``)."""
     dev = torch.device(request.config.getoption("--device"))
     if dev.type == "cuda" and not torch.cuda.is_available():
         pytest.skip("CUDA not available")
     return dev
-
-
-def pytest_collection_modifyitems(config, items):
-    if torch.cuda.is_available():
-        return
-    skip = pytest.mark.skip(reason="needs CUDA")
-    for item in items:
-        if "gpu" in item.keywords:
-            item.add_marker(skip)

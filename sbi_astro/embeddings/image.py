@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError, ShapeError
-from . import register
+from .registry import register
 
 
 def _norm(channels: int) -> nn.GroupNorm:

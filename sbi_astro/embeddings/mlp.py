@@ -6,7 +6,7 @@ import math
 
 from torch import Tensor, nn
 
-from . import register
+from .registry import register
 
 
 @register("mlp")

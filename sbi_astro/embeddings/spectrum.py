@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-from . import register
+from .registry import register
 
 
 @register("conv1d")

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ShapeError
-from . import register
+from .registry import register
 
 
 @register("timeseries")

@@ -32,7 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError, ShapeError
-from . import register
+from .registry import register
 
 
 @register("conv3d")

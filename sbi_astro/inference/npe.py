@@ -26,8 +26,15 @@ class NPEEstimator(TrainedEstimator):
     """A trained NPE flow.
 
     Example:
-        >>> # est = sbi_astro.inference.train(theta, x, sim)   # see docs/inference.md
-        >>> # samples = est.sample(1000, x_obs)                 # (1000, *B, D)
+        >>> import torch
+        >>> from sbi_astro import load_simulator
+        >>> from sbi_astro.inference import TrainingConfig, train
+        >>> sim = load_simulator("two_moons", device="cpu")
+        >>> theta, x = sim.sample_joint(500, generator=torch.Generator().manual_seed(0))
+        >>> est = train(theta, x, sim, TrainingConfig(max_epochs=2, device="cpu"))
+        >>> s = est.sample(300, x[:4], generator=torch.Generator().manual_seed(1))
+        >>> tuple(s.shape), bool(sim.prior.within_support(s).all())  # no leakage
+        ((300, 4, 2), True)
     """
 
     method = "npe"

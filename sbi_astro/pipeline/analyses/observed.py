@@ -1,7 +1,7 @@
 """Study analysis ``observed``: the posterior of the simulator's real observation.
 
-For a simulator that ships a real observation (:meth:`Simulator.observed`, e.g. the Chandra
-and XMM spectra of ``xray_thermal``), this section shows
+For a simulator that has a real observation (:meth:`Simulator.observed`, e.g. an X-ray
+spectrum), this section shows
 
 * the amortised posterior of the data, next to the simulator's reference posterior (MCMC on
   the exact likelihood) when it has one, with a C2ST between the two (0.5: indistinguishable);
