@@ -42,14 +42,7 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
-import os
-import warnings
-import zlib
 from pathlib import Path
-from typing import Any
 
 import h5py
 import numpy as np
@@ -58,80 +51,14 @@ from torch import Tensor
 
 from .atomic import ExclusiveLock, publish_exclusive, remove_stale_temporaries, temporary_name
 from .errors import DataFormatError, ShapeError, StoreError
-
-FORMAT = "sbi-astro-simulation-store"
-FORMAT_VERSION = 2
-#: Versions this sbi-astro reads: 1 (no metadata checksum; read with a warning) and 2.
-READABLE_VERSIONS = (1, 2)
-_MAX_CHUNK_BYTES = 4 * 2**20
-
-
-@dataclasses.dataclass(frozen=True)
-class StoreMetadata:
-    """What a store holds and how it was produced (all JSON-serialisable).
-
-    Attributes:
-        simulator: registered simulator name.
-        options: simulator options.
-        seed: campaign seed (row ``i`` uses keys derived from ``(seed, i)``).
-        num_simulations: number of rows ``N``.
-        chunk_size: rows per campaign chunk.
-        param_names, param_units: one per parameter.
-        event_shape: shape of one ``x``.
-        prior: the prior's ``to_dict()``.
-        dtype: numpy dtype name of ``theta`` and ``x``.
-        versions: package versions at creation.
-    """
-
-    simulator: str
-    options: dict[str, Any]
-    seed: int
-    num_simulations: int
-    chunk_size: int
-    param_names: list[str]
-    param_units: list[str]
-    event_shape: list[int]
-    prior: list[dict[str, Any]]
-    dtype: str = "float32"
-    versions: dict[str, str] = dataclasses.field(default_factory=dict)
-
-    @property
-    def num_chunks(self) -> int:
-        return -(-self.num_simulations // self.chunk_size)
-
-    def campaign_identity(self) -> dict[str, Any]:
-        """The fields that must match for a campaign to resume into this store."""
-        return {"simulator": self.simulator, "options": self.options, "seed": self.seed,
-                "num_simulations": self.num_simulations, "chunk_size": self.chunk_size,
-                "event_shape": list(self.event_shape), "dtype": self.dtype}
-
-
-def _fsync(f: h5py.File) -> None:
-    f.flush()
-    try:
-        fd = f.id.get_vfd_handle()
-    except (AttributeError, ValueError, RuntimeError):  # pragma: no cover - non-sec2 drivers
-        return
-    if isinstance(fd, int):
-        os.fsync(fd)
-
-
-def _crc(theta: np.ndarray, x: np.ndarray) -> int:
-    return zlib.crc32(np.ascontiguousarray(x).tobytes(),
-                      zlib.crc32(np.ascontiguousarray(theta).tobytes())) & 0xFFFFFFFF
-
-
-def _create_early(f: h5py.File, name: str, shape: tuple[int, ...], dtype: np.dtype,
-                  chunks: tuple[int, ...] | None) -> None:
-    """A dataset whose storage is allocated at creation (no later metadata writes)."""
-    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
-    if chunks is not None:
-        dcpl.set_chunk(chunks)
-    dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
-    dcpl.set_fill_time(h5py.h5d.FILL_TIME_ALLOC)
-    space = h5py.h5s.create_simple(shape, shape)
-    h5py.h5d.create(f.id, name.encode(), h5py.h5t.py_create(np.dtype(dtype)), space, dcpl=dcpl)
-
+from .store_format import (
+    StoreMetadata,
+    crc,
+    first_line,
+    fsync,
+    read_metadata,
+    write_empty,
+)
 
 class SimulationStore:
     """Handle to an open store file.  Use :meth:`create` or :meth:`open`.
@@ -171,7 +98,7 @@ class SimulationStore:
             remove_stale_temporaries(path)
             tmp = temporary_name(path)
             try:
-                _write_empty(tmp, metadata)
+                write_empty(tmp, metadata)
             except BaseException:
                 tmp.unlink(missing_ok=True)
                 raise
@@ -221,10 +148,10 @@ class SimulationStore:
         except OSError as err:
             raise DataFormatError(
                 f"{path} is not a readable HDF5 file (corrupted, truncated or of another "
-                f"format: {_first_line(err)}); re-run the campaign into a new file"
+                f"format: {first_line(err)}); re-run the campaign into a new file"
             ) from err
         try:
-            meta = _read_metadata(f, path)
+            meta = read_metadata(f, path)
         except BaseException:
             f.close()
             raise
@@ -294,10 +221,10 @@ class SimulationStore:
         f = self._file
         f["theta"][start:stop] = th
         f["x"][start:stop] = xx
-        f["chunk_crc32"][chunk] = _crc(th, xx)
-        _fsync(f)
+        f["chunk_crc32"][chunk] = crc(th, xx)
+        fsync(f)
         f["chunk_done"][chunk] = 1
-        _fsync(f)
+        fsync(f)
         self._verified.add(chunk)
 
     def stored_checksum(self, chunk: int) -> int:
@@ -313,7 +240,7 @@ class SimulationStore:
             self.chunk_bounds(c)
             self._file["chunk_done"][c] = 0
             self._verified.discard(c)
-        _fsync(self._file)
+        fsync(self._file)
 
     # -- reading ------------------------------------------------------------------------
     def load(self, *, device: torch.device | str = "cpu", allow_incomplete: bool = False,
@@ -359,12 +286,12 @@ class SimulationStore:
 
     def _check_spans(self, spans: list[tuple[int, int, int]], theta: np.ndarray,
                      x: np.ndarray, n: int) -> None:
-        crc = self._file["chunk_crc32"][...]
+        stored = self._file["chunk_crc32"][...]
         bad = []
         for c, a, b in spans:
             if c in self._verified or b > len(theta):
                 continue  # checked already, or a chunk cut by num_rows (checked on its own)
-            if _crc(theta[a:b], x[a:b]) != int(crc[c]):
+            if crc(theta[a:b], x[a:b]) != int(stored[c]):
                 bad.append(c)
             else:
                 self._verified.add(c)
@@ -377,11 +304,11 @@ class SimulationStore:
         """Recomputes the checksums of committed chunks (all, or ``chunks``); returns the
         chunks whose rows do not match."""
         bad = []
-        crc = self._file["chunk_crc32"][...]
+        stored = self._file["chunk_crc32"][...]
         todo = self.completed_chunks() if chunks is None else chunks
         for c in todo:
             a, b = self.chunk_bounds(c)
-            if _crc(self._file["theta"][a:b], self._file["x"][a:b]) != int(crc[c]):
+            if crc(self._file["theta"][a:b], self._file["x"][a:b]) != int(stored[c]):
                 bad.append(c)
             else:
                 self._verified.add(c)
@@ -401,75 +328,3 @@ def damaged_message(path: Path, chunks: list[int], store: SimulationStore) -> st
     return (f"{path}: chunk(s) {shown}{more} do not match their checksums (the file was "
             f"damaged after they were written); their rows were not used. Run `sbi-astro "
             f"verify {path} --repair` to re-simulate them from their seeds")
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
-
-
-def metadata_checksum(text: str) -> str:
-    """SHA-256 (hex) of a store's metadata JSON text."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def _write_empty(tmp: Path, metadata: StoreMetadata) -> None:
-    """Writes an empty store (every dataset allocated, no chunk committed) to ``tmp``."""
-    n, ev = metadata.num_simulations, tuple(metadata.event_shape)
-    d = len(metadata.param_names)
-    dtype = np.dtype(metadata.dtype)
-    row_bytes = max(1, int(np.prod(ev, dtype=np.int64)) * dtype.itemsize)
-    rows = int(max(1, min(metadata.chunk_size, n, _MAX_CHUNK_BYTES // row_bytes)))
-    text = json.dumps(dataclasses.asdict(metadata))
-    with h5py.File(tmp, "w", libver="earliest") as f:
-        f.attrs["format"] = FORMAT
-        f.attrs["format_version"] = FORMAT_VERSION
-        f.attrs["metadata"] = text
-        f.attrs["metadata_sha256"] = metadata_checksum(text)
-        _create_early(f, "theta", (n, d), dtype, (rows, d))
-        _create_early(f, "x", (n, *ev), dtype, (rows, *ev))
-        _create_early(f, "chunk_done", (metadata.num_chunks,), np.dtype(np.uint8), None)
-        _create_early(f, "chunk_crc32", (metadata.num_chunks,), np.dtype(np.uint32), None)
-        _fsync(f)
-
-
-def _read_metadata(f: h5py.File, path: Path) -> StoreMetadata:
-    """The checked metadata of an open store file."""
-    try:
-        if f.attrs.get("format") != FORMAT:
-            raise DataFormatError(f"{path} is an HDF5 file but not an sbi-astro simulation "
-                                  "store (no 'format' marker); create stores with "
-                                  "`sbi-astro simulate`")
-        version = int(f.attrs.get("format_version", -1))
-        if version not in READABLE_VERSIONS:
-            raise DataFormatError(f"{path} has store format version {version}; this "
-                                  f"sbi-astro reads versions {READABLE_VERSIONS}")
-        text = f.attrs["metadata"]
-        if version >= 2:
-            if metadata_checksum(text) != f.attrs.get("metadata_sha256"):
-                raise DataFormatError(
-                    f"{path}: the store's metadata (simulator, options, seed, prior...) does "
-                    "not match the checksum written with it: it was changed after the "
-                    "simulations were made, so they cannot be trusted to be what it says. "
-                    "Re-run the campaign into a new file")
-        else:
-            warnings.warn(f"{path} is a version-1 store: its metadata has no checksum and "
-                          "cannot be checked against relabelling", UserWarning, stacklevel=4)
-        doc = json.loads(text)
-        if not isinstance(doc, dict):
-            raise TypeError("metadata is not a JSON object")
-        meta = StoreMetadata(**doc)
-        for name in ("theta", "x", "chunk_done", "chunk_crc32"):
-            if name not in f:
-                raise DataFormatError(f"{path} lacks the dataset '/{name}'; the file is "
-                                      "damaged")
-        if f["theta"].shape != (meta.num_simulations, len(meta.param_names)) or \
-                f["x"].shape != (meta.num_simulations, *meta.event_shape) or \
-                f["chunk_done"].shape != (meta.num_chunks,):
-            raise DataFormatError(f"{path}: dataset shapes disagree with its metadata")
-    except DataFormatError:
-        raise
-    except (KeyError, TypeError, ValueError, OSError) as err:
-        raise DataFormatError(f"{path}: unreadable store metadata ({_first_line(err)}); the "
-                              "file is damaged or not an sbi-astro store") from err
-    return meta

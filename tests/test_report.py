@@ -16,7 +16,7 @@ from sbi_astro import load_simulator
 from sbi_astro.errors import ShapeError
 from sbi_astro.analysis import Section
 from sbi_astro.pipeline.calibration import CalibrationResult, calibrate
-from sbi_astro.report.figures import figure, png
+from sbi_astro.report.figures import figure
 
 ROOT = Path(__file__).resolve().parents[1]
 

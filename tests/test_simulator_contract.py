@@ -1,4 +1,5 @@
-"""One contract test over every registered simulator (the house style's contract)."""
+"""One contract test over every registered simulator (the house style's contract), on the
+device the suite is given (``pytest --device cuda``)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,10 @@ NAMES = list_simulators()
 
 @pytest.fixture(scope="module", params=NAMES)
 def sim(request):
-    return load_simulator(request.param, device="cpu")
+    dev = torch.device(request.config.getoption("--device"))
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        pytest.skip("CUDA not available")
+    return load_simulator(request.param, device=dev)
 
 
 def test_builtin_validation_tasks_are_registered():
@@ -22,7 +26,7 @@ def test_builtin_validation_tasks_are_registered():
 
 def test_prior_shapes_and_support(sim):
     theta = sim.prior.sample((7,), generator=torch.Generator().manual_seed(0))
-    assert theta.shape == (7, sim.dim)
+    assert theta.shape == (7, sim.dim) and theta.device == sim.device
     assert sim.prior.within_support(theta).all()
     assert torch.isfinite(sim.prior.log_prob(theta)).all()
     assert len(sim.param_names) == len(sim.param_units) == sim.dim
@@ -32,7 +36,7 @@ def test_prior_shapes_and_support(sim):
 def test_simulate_shapes_finite(sim, batch):
     theta = sim.prior.sample(batch, generator=torch.Generator().manual_seed(1))
     x = sim.simulate(theta, generator=torch.Generator().manual_seed(2))
-    assert x.shape == (*batch, *sim.event_shape)
+    assert x.shape == (*batch, *sim.event_shape) and x.device == sim.device
     assert torch.isfinite(x).all()
 
 
@@ -51,7 +55,7 @@ def test_keys_make_rows_independent_of_chunking(sim):
     from sbi_astro.random import fold
 
     theta = sim.prior.sample((6,), generator=torch.Generator().manual_seed(6))
-    keys = fold(torch.tensor(11), torch.arange(6))
+    keys = fold(torch.tensor(11, device=sim.device), torch.arange(6, device=sim.device))
     whole = sim.simulate(theta, keys=keys)
     parts = torch.cat([sim.simulate(theta[:4], keys=keys[:4]),
                        sim.simulate(theta[4:], keys=keys[4:])])

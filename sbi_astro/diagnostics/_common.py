@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from ..errors import NonFiniteError, ShapeError
+from ..errors import ConfigError, NonFiniteError, ShapeError
 
 
 def check_samples_theta(samples: Tensor, theta: Tensor, what: str = "diagnostic") -> None:
@@ -78,3 +79,26 @@ def ks_uniform(u: Tensor) -> tuple[float, float]:
 def normal_quantile(p: float) -> float:
     """Inverse standard normal CDF."""
     return math.sqrt(2.0) * torch.erfinv(torch.tensor(2.0 * p - 1.0, dtype=torch.float64)).item()
+
+
+def as_series(x: np.ndarray | list[float], name: str = "x", min_len: int = 16) -> np.ndarray:
+    """``x`` as a finite float64 1-D series of at least ``min_len`` samples."""
+    arr = np.asarray(x, dtype=np.float64)
+    if arr.ndim != 1:
+        raise ShapeError(f"{name} must be a 1-D time series, got shape {arr.shape}; "
+                         "pass one component at a time")
+    if arr.size < min_len:
+        raise ShapeError(f"{name} needs at least {min_len} samples, got {arr.size}")
+    if not np.isfinite(arr).all():
+        raise NonFiniteError(f"{name} contains NaN or infinite values; remove or interpolate them")
+    return arr
+
+
+def numpy_rng(seed: int | np.random.Generator | None) -> np.random.Generator:
+    """A numpy Generator from a seed or a Generator (``None`` is refused: no global state)."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is None:
+        raise ConfigError("pass seed= (an int or numpy Generator): surrogate tests are random "
+                          "and sbi-astro never uses global random state")
+    return np.random.default_rng(seed)

@@ -47,6 +47,22 @@ def _init(gen: torch.Generator, k: int, fan_in: int, fan_out: int, dtype: torch.
     return w.to(dtype), b.to(dtype)
 
 
+def _stratified_folds(label: Tensor, n1: int, n2: int, n_folds: int, gen: torch.Generator
+                      ) -> tuple[Tensor, Tensor]:
+    """Test masks ``(K, N)`` (each class shuffled and dealt round-robin into the folds) and
+    training weights ``(K, N)`` (rows sum to 1, each class carrying half within a fold)."""
+    device, dtype = label.device, label.dtype
+    fold = torch.empty(n1 + n2, dtype=torch.int64)
+    fold[torch.randperm(n1, generator=gen)] = torch.arange(n1) % n_folds
+    fold[n1 + torch.randperm(n2, generator=gen)] = torch.arange(n2) % n_folds
+    fold = fold.to(device)
+    test = fold[None, :] == torch.arange(n_folds, device=device)[:, None]  # (K, N)
+    train = (~test).to(dtype)
+    w_pos = train * label / (train * label).sum(1, keepdim=True)
+    w_neg = train * (1 - label) / (train * (1 - label)).sum(1, keepdim=True)
+    return test, 0.5 * (w_pos + w_neg)
+
+
 def c2st_scores(X: Tensor, Y: Tensor, *, seed: int = 0, n_folds: int = 5,
                 hidden: int | None = None, steps: int = 300, batch_size: int = 512,
                 lr: float = 3e-3,
@@ -89,18 +105,7 @@ def c2st_scores(X: Tensor, Y: Tensor, *, seed: int = 0, n_folds: int = 5,
     label = torch.cat([torch.zeros(n1), torch.ones(n2)]).to(device, dtype)
     n, d = data.shape
     gen = make_generator(seed, _SALT)
-    # Stratified folds: each class is shuffled and dealt round-robin into the folds.
-    fold = torch.empty(n, dtype=torch.int64)
-    fold[torch.randperm(n1, generator=gen)] = torch.arange(n1) % n_folds
-    fold[n1 + torch.randperm(n2, generator=gen)] = torch.arange(n2) % n_folds
-    fold = fold.to(device)
-    test = fold[None, :] == torch.arange(n_folds, device=device)[:, None]  # (K, N)
-    train = (~test).to(dtype)
-    # Balanced loss: each class carries half the weight within each fold's training set.
-    w_pos = train * label / (train * label).sum(1, keepdim=True)
-    w_neg = train * (1 - label) / (train * (1 - label)).sum(1, keepdim=True)
-    weight = 0.5 * (w_pos + w_neg)  # (K, N), rows sum to 1
-
+    test, weight = _stratified_folds(label, n1, n2, n_folds, gen)
     h = hidden if hidden is not None else min(max(10 * d, 32), 128)
     params = []
     for fan_in, fan_out in ((d, h), (h, h), (h, 1)):

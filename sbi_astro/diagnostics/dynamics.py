@@ -27,7 +27,8 @@ import numpy as np
 
 from ..errors import ConfigError, SbiAstroError
 from .sindy import SindyFit, fit_sindy, forecast_skill
-from .topology import SurrogateTestResult, TopologyResult, embed_and_persist, surrogate_test
+from .surrogates import SurrogateTestResult, surrogate_test
+from .topology import TopologyResult, embed_and_persist
 
 __all__ = ["CATEGORIES", "SeriesDiagnostics", "analyse_series", "dynamics_verdict",
            "heating_verdict", "mean_period", "verdict_category"]
@@ -221,7 +222,7 @@ def analyse_series(label: str, theta: list[float], times: np.ndarray, x: np.ndar
         seed: seeds the surrogates.
         post_start: analyse ``times >= post_start`` only (e.g. after a transient).
         n_surrogates, n_perm, max_points: see
-            :func:`sbi_astro.diagnostics.topology.surrogate_test`.
+            :func:`sbi_astro.diagnostics.surrogates.surrogate_test`.
         alpha: significance level of the surrogate test.
         sindy_degree: polynomial degree of the SINDy library.
         sindy_channels: channels forming the SINDy state (channels that are functions of

@@ -9,11 +9,8 @@ Tralie, Saul & Bar-On 2018), on greedy landmarks (``n_perm``) for large clouds.
 
 Loops (H1 bars) in the embedding are the signature of (quasi-)periodic or chaotic
 recurrence.  Whether a series has *more* structure than linear stochastic noise is tested
-against surrogates that keep its power spectrum (phase randomisation, Theiler et al. 1992)
-and its amplitude distribution (AAFT, IAAFT: Schreiber & Schmitz 1996).  The test statistic
-is the longest H1 lifetime; the p-value is the rank of the data among the surrogates.
-
-Randomness (surrogates) comes from an explicit :class:`numpy.random.Generator` or seed.
+against surrogates that keep its power spectrum and amplitude distribution
+(:mod:`.surrogates`).
 
 Example:
     >>> import numpy as np
@@ -27,8 +24,6 @@ References:
     Takens (1981), "Detecting strange attractors in turbulence", LNM 898.
     Fraser & Swinney (1986), Phys. Rev. A 33, 1134 (mutual information delay).
     Kennel, Brown & Abarbanel (1992), Phys. Rev. A 45, 3403 (false nearest neighbours).
-    Theiler et al. (1992), Physica D 58, 77 (surrogate data).
-    Schreiber & Schmitz (1996), Phys. Rev. Lett. 77, 635 (IAAFT surrogates).
     Bauer (2021), J. Appl. Comput. Topol. 5, 391 (Ripser).
     Cavanna, Jahanseir & Sheehy (2015), arXiv:1506.03797 (greedy permutations, sparse Rips).
     Pasquato et al. (2023), arXiv:2311.16306 (these diagnostics on star-cluster dynamics).
@@ -42,7 +37,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.spatial import cKDTree
 
-from ..errors import ConfigError, NonFiniteError, ShapeError
+from ..errors import ConfigError, ShapeError
+from ._common import as_series
 
 __all__ = [
     "mutual_information",
@@ -55,33 +51,9 @@ __all__ = [
     "longest_lifetime",
     "persistence_entropy",
     "betti_curve",
-    "surrogate",
-    "surrogate_test",
     "embed_and_persist",
     "TopologyResult",
-    "SurrogateTestResult",
 ]
-
-
-def _series(x: np.ndarray | list[float], name: str = "x", min_len: int = 16) -> np.ndarray:
-    arr = np.asarray(x, dtype=np.float64)
-    if arr.ndim != 1:
-        raise ShapeError(f"{name} must be a 1-D time series, got shape {arr.shape}; "
-                         "pass one component at a time")
-    if arr.size < min_len:
-        raise ShapeError(f"{name} needs at least {min_len} samples, got {arr.size}")
-    if not np.isfinite(arr).all():
-        raise NonFiniteError(f"{name} contains NaN or infinite values; remove or interpolate them")
-    return arr
-
-
-def _rng(seed: int | np.random.Generator | None) -> np.random.Generator:
-    if isinstance(seed, np.random.Generator):
-        return seed
-    if seed is None:
-        raise ConfigError("pass seed= (an int or numpy Generator): surrogate tests are random "
-                          "and sbi-astro never uses global random state")
-    return np.random.default_rng(seed)
 
 
 # -- delay and dimension -----------------------------------------------------------------
@@ -93,7 +65,7 @@ def mutual_information(x: np.ndarray, lag: int, bins: int = 16) -> float:
         lag: non-negative delay in samples, ``< T``.
         bins: histogram bins per axis (equal width over the range of ``x``).
     """
-    x = _series(x)
+    x = as_series(x)
     if not 0 <= lag < x.size - 1:
         raise ConfigError(f"lag must be in [0, {x.size - 2}], got {lag}")
     a, b = x[: x.size - lag], x[lag:]
@@ -119,7 +91,7 @@ def mutual_information_delay(x: np.ndarray, max_lag: int | None = None, bins: in
     Returns:
         the delay ``tau >= 1`` in samples.
     """
-    x = _series(x)
+    x = as_series(x)
     max_lag = max(2, x.size // 10) if max_lag is None else int(max_lag)
     ami = np.array([mutual_information(x, k, bins) for k in range(max_lag + 1)])
     for k in range(1, max_lag):
@@ -139,7 +111,7 @@ def delay_embed(x: np.ndarray, dim: int, delay: int) -> np.ndarray:
                [2., 4.],
                [3., 5.]])
     """
-    x = _series(x, min_len=2)
+    x = as_series(x, min_len=2)
     if dim < 1 or delay < 1:
         raise ConfigError(f"dim and delay must be >= 1, got dim={dim}, delay={delay}")
     n = x.size - (dim - 1) * delay
@@ -160,7 +132,7 @@ def false_nearest_neighbours(x: np.ndarray, delay: int, max_dim: int = 8,
     Returns:
         ``(max_dim,)`` fractions, entry ``d - 1`` for dimension ``d``.
     """
-    x = _series(x)
+    x = as_series(x)
     std = x.std()
     out = np.ones(max_dim)
     for d in range(1, max_dim + 1):
@@ -313,7 +285,7 @@ def embed_and_persist(x: np.ndarray, *, delay: int | None = None, dim: int | Non
         fnn_threshold: false-neighbour fraction accepted by :func:`embedding_dimension`.
         max_dim: largest dimension tried by the FNN test.
     """
-    x = _series(x)
+    x = as_series(x)
     z = (x - x.mean()) / (x.std() + 1e-300)
     tau = mutual_information_delay(z) if delay is None else int(delay)
     m = embedding_dimension(z, tau, max_dim, fnn_threshold) if dim is None else int(dim)
@@ -327,111 +299,3 @@ def embed_and_persist(x: np.ndarray, *, delay: int | None = None, dim: int | Non
         summaries[f"longest_H{k}"] = longest_lifetime(d)
         summaries[f"entropy_H{k}"] = persistence_entropy(d)
     return TopologyResult(tau, m, cloud, dgms, summaries)
-
-
-# -- surrogates ---------------------------------------------------------------------------
-def _phase_randomise(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    n = x.size
-    spec = np.fft.rfft(x - x.mean())
-    phases = rng.uniform(0.0, 2.0 * math.pi, spec.size)
-    phases[0] = 0.0
-    if n % 2 == 0:
-        phases[-1] = 0.0  # the Nyquist term must stay real
-    return np.fft.irfft(np.abs(spec) * np.exp(1j * phases), n) + x.mean()
-
-
-def surrogate(x: np.ndarray, kind: str = "iaaft", *, seed: int | np.random.Generator | None,
-              iterations: int = 100) -> np.ndarray:
-    """One surrogate series of the linear-Gaussian null hypothesis.
-
-    Args:
-        x: series ``(T,)``.
-        kind: ``"phase"`` (same power spectrum, Gaussian values), ``"aaft"`` (amplitude
-            adjusted: same values, approximately the same spectrum) or ``"iaaft"``
-            (iteratively refined AAFT: same values, spectrum matched to convergence).
-        seed: int or numpy Generator (required).
-        iterations: maximum IAAFT iterations.
-    """
-    x = _series(x)
-    rng = _rng(seed)
-    if kind == "phase":
-        return _phase_randomise(x, rng)
-    sorted_x = np.sort(x)
-    if kind == "aaft":
-        ranks = np.argsort(np.argsort(x))
-        gauss = np.sort(rng.standard_normal(x.size))[ranks]
-        shuffled = _phase_randomise(gauss, rng)
-        return sorted_x[np.argsort(np.argsort(shuffled))]
-    if kind == "iaaft":
-        amp = np.abs(np.fft.rfft(x))
-        y = rng.permutation(x)
-        prev = None
-        for _ in range(iterations):
-            spec = np.fft.rfft(y)
-            y = np.fft.irfft(amp * np.exp(1j * np.angle(spec)), x.size)
-            ranks = np.argsort(np.argsort(y))
-            y = sorted_x[ranks]
-            if prev is not None and np.array_equal(ranks, prev):
-                break
-            prev = ranks
-        return y
-    raise ConfigError(f"unknown surrogate kind {kind!r}; use 'phase', 'aaft' or 'iaaft'")
-
-
-@dataclass
-class SurrogateTestResult:
-    """Outcome of :func:`surrogate_test`.
-
-    Attributes:
-        statistic: the statistic of the data (longest H1 lifetime of the standardised
-            embedding by default).
-        null: the statistic of each surrogate ``(n_surrogates,)``.
-        p_value: ``(1 + #{null >= statistic}) / (1 + n_surrogates)`` (one-sided rank test);
-            its smallest value is ``1 / (1 + n_surrogates)``.
-        delay, dim: the embedding used for the data and every surrogate.
-    """
-
-    statistic: float
-    null: np.ndarray
-    p_value: float
-    delay: int
-    dim: int
-
-
-def surrogate_test(x: np.ndarray, *, seed: int | np.random.Generator | None,
-                   n_surrogates: int = 99, kind: str = "iaaft", delay: int | None = None,
-                   dim: int | None = None, homology: int = 1, max_points: int = 1000,
-                   n_perm: int | None = 200) -> SurrogateTestResult:
-    """Tests "more topological structure than linear stochastic noise".
-
-    The data and ``n_surrogates`` surrogates (same spectrum and amplitude distribution) are
-    embedded with the *same* delay and dimension (chosen on the data), and the longest
-    lifetime in homology dimension ``homology`` is compared.  A small p-value rejects the
-    null hypothesis of a stationary linear Gaussian process seen through a monotone
-    measurement function.
-
-    Args:
-        x: series ``(T,)``.
-        seed: int or numpy Generator (required).
-        n_surrogates: number of surrogates; ``p < 0.01`` needs at least 99.
-        kind: surrogate kind (see :func:`surrogate`).
-        delay, dim: embedding parameters (default: chosen on ``x``).
-        homology: homology dimension of the statistic.
-        max_points, n_perm: cloud thinning and ripser landmarks (per series).
-    """
-    if n_surrogates < 1:
-        raise ConfigError(f"n_surrogates must be >= 1, got {n_surrogates}")
-    x = _series(x)
-    rng = _rng(seed)
-    base = embed_and_persist(x, delay=delay, dim=dim, max_points=max_points, n_perm=n_perm,
-                             maxdim=homology)
-    key = f"longest_H{homology}"
-    null = np.empty(n_surrogates)
-    for i in range(n_surrogates):
-        s = surrogate(x, kind, seed=rng)
-        res = embed_and_persist(s, delay=base.delay, dim=base.dim, max_points=max_points,
-                                n_perm=n_perm, maxdim=homology)
-        null[i] = res.summaries[key]
-    stat = base.summaries[key]
-    p = (1.0 + float((null >= stat).sum())) / (1.0 + n_surrogates)
-    return SurrogateTestResult(stat, null, p, base.delay, base.dim)

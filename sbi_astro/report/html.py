@@ -94,6 +94,7 @@ def _fig(png: str, caption: str) -> str:
 def render_html(metrics: dict[str, Any], figures: dict[str, str],
                 extra_sections: tuple[str, ...] | list[str] = ()) -> str:
     """The report page from ``metrics``, base64 PNG ``figures`` and extra section HTML."""
+    # one page template, top to bottom: reads better whole
     v = metrics["verdict"]
     colour = _COLOURS.get(v["label"], "#344054")
     reasons = "".join(f"<li>{html.escape(r)}</li>" for r in v["reasons"])

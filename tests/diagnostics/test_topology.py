@@ -18,9 +18,8 @@ from sbi_astro.diagnostics.topology import (
     mutual_information_delay,
     persistence_diagrams,
     persistence_entropy,
-    surrogate,
-    surrogate_test,
 )
+from sbi_astro.diagnostics.surrogates import surrogate, surrogate_test
 from sbi_astro.errors import ConfigError, NonFiniteError, ShapeError
 
 pytest.importorskip("ripser")

@@ -66,6 +66,29 @@ def _plot_ppc(x_obs: Tensor, x_rep: Tensor) -> Any:
     return fig
 
 
+def _parameter_rows(npe: Tensor, ref: Tensor | None, names: tuple[str, ...],
+                    units: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Per parameter: mean, std and 5-95 % of the NPE samples (and of the reference)."""
+    s_npe = _summary(npe)
+    s_ref = _summary(ref) if ref is not None else None
+    rows = []
+    for k, name in enumerate(names):
+        row: dict[str, Any] = {
+            "parameter": name, "unit": units[k] or "-",
+            "NPE mean": s_npe["mean"][k].item(), "NPE std": s_npe["std"][k].item(),
+            "NPE 5-95 %": f"{s_npe['q05'][k].item():.4g} - {s_npe['q95'][k].item():.4g}"}
+        if s_ref is not None:
+            row.update({
+                "reference mean": s_ref["mean"][k].item(),
+                "reference std": s_ref["std"][k].item(),
+                "reference 5-95 %": f"{s_ref['q05'][k].item():.4g} - "
+                                    f"{s_ref['q95'][k].item():.4g}",
+                "mean shift / reference std": ((s_npe["mean"][k] - s_ref["mean"][k])
+                                               / s_ref["std"][k]).item()})
+        rows.append(row)
+    return rows
+
+
 def observed_analysis(est: Any, out_dir: Path, *, seed: int, log=print, num_samples: int = 5000,
                       reference: bool = True, ppc_draws: int = 500) -> Section:
     """Posterior of the shipped real observation, its reference, and its predictive check."""
@@ -89,23 +112,7 @@ def observed_analysis(est: Any, out_dir: Path, *, seed: int, log=print, num_samp
         ref = sim.reference_posterior(x_obs[None], num_samples, generator=gen)[:, 0]
         ref = ref.to(npe)
         metrics["c2st_vs_reference"] = c2st(npe, ref, seed=seed)
-    s_npe = _summary(npe)
-    s_ref = _summary(ref) if ref is not None else None
-    rows = []
-    for k, name in enumerate(names):
-        row: dict[str, Any] = {
-            "parameter": name, "unit": units[k] or "-",
-            "NPE mean": s_npe["mean"][k].item(), "NPE std": s_npe["std"][k].item(),
-            "NPE 5-95 %": f"{s_npe['q05'][k].item():.4g} - {s_npe['q95'][k].item():.4g}"}
-        if s_ref is not None:
-            row.update({
-                "reference mean": s_ref["mean"][k].item(),
-                "reference std": s_ref["std"][k].item(),
-                "reference 5-95 %": f"{s_ref['q05'][k].item():.4g} - "
-                                    f"{s_ref['q95'][k].item():.4g}",
-                "mean shift / reference std": ((s_npe["mean"][k] - s_ref["mean"][k])
-                                               / s_ref["std"][k]).item()})
-        rows.append(row)
+    rows = _parameter_rows(npe, ref, names, units)
     metrics["parameters"] = rows
 
     # posterior predictive check over the data
