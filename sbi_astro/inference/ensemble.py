@@ -7,7 +7,7 @@ at least as wide as its members where they disagree, so ensembles counter the ty
 overconfidence of a single NPE trained on a limited budget (Hermans et al. 2022); training
 costs ``K`` times one member.
 
-A run directory of an ensemble is an ordinary one: ``estimator.pt`` is the state dict of the
+A run directory of an ensemble is an ordinary one: its weights file is the state dict of the
 members as an ``nn.ModuleList`` (keys ``"0.*"``, ``"1.*"``, ...), ``run.json`` records
 ``ensemble: K`` in the training config.
 
