@@ -5,7 +5,7 @@ Usage::
     python docs/render_report.py [OUT_DIR]
 
 Builds the report of the exact ``gaussian_linear`` posterior (calibrated) with
-:func:`sbi_astro.report.calibrate` into ``OUT_DIR`` (default ``reports/example``), then runs
+:func:`sbi_astro.pipeline.calibrate` into ``OUT_DIR`` (default ``reports/example``), then runs
 ``chromium --headless --screenshot`` on ``report.html`` (offline: the page needs no network)
 and writes ``OUT_DIR/screenshot.png``.  Needs Chromium (``apt-get install -y chromium``).
 """

@@ -237,6 +237,13 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}; see '{self.prog} --help'\n")
 
 
+def _simulation_flags(s: argparse.ArgumentParser) -> None:
+    """Where and how a command simulates: ``--device``, ``--workers``, ``--no-progress``."""
+    s.add_argument("--device", default=None)
+    s.add_argument("--workers", type=int, default=1)
+    s.add_argument("--no-progress", action="store_true")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="sbi-astro", description="Simulation-based inference for "
                                 "astrophysics.")
@@ -253,9 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=_seed, default=0)
     s.add_argument("--chunk-size", type=int, default=1000)
     s.add_argument("--option", action="append", default=[], metavar="KEY=VALUE")
-    s.add_argument("--device", default=None)
-    s.add_argument("--workers", type=int, default=1)
-    s.add_argument("--no-progress", action="store_true")
+    _simulation_flags(s)
     s.set_defaults(fn=cmd_simulate, interrupted="stopped; completed chunks are kept in the "
                    "store: re-run the same command to resume")
 
@@ -296,9 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "(--repair: re-simulate damaged chunks from their seeds)")
     s.add_argument("store")
     s.add_argument("--repair", action="store_true")
-    s.add_argument("--device", default=None)
-    s.add_argument("--workers", type=int, default=1)
-    s.add_argument("--no-progress", action="store_true")
+    _simulation_flags(s)
     s.set_defaults(fn=cmd_verify, interrupted="stopped; the store is consistent (re-run "
                    "verify --repair to finish)")
 

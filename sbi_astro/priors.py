@@ -65,6 +65,11 @@ class Marginal:
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, **asdict(self)}
 
+    def _assign(self, **fields: Any) -> None:
+        """Sets the fields of the frozen dataclass (its constructors validate first)."""
+        for key, value in fields.items():
+            object.__setattr__(self, key, value)
+
 
 @dataclass(frozen=True)
 class _Bounded(Marginal):
@@ -78,11 +83,8 @@ class _Bounded(Marginal):
         if not self._valid(float(lower), float(upper)):
             raise ConfigError(f"{type(self).__name__} prior of {name!r} needs "
                               f"{self._requirement}, got [{lower}, {upper}]")
-        object.__setattr__(self, "name", name)
-        object.__setattr__(self, "unit", unit)
-        object.__setattr__(self, "description", description)
-        object.__setattr__(self, "lower", float(lower))
-        object.__setattr__(self, "upper", float(upper))
+        self._assign(name=name, unit=unit, description=description, lower=float(lower),
+                     upper=float(upper))
 
     _requirement = "finite lower < upper"
 
@@ -146,11 +148,8 @@ class Normal(Marginal):
         if not (math.isfinite(loc) and math.isfinite(scale) and scale > 0):
             raise ConfigError(f"Normal prior of {name!r} needs finite loc and scale > 0, "
                               f"got loc={loc}, scale={scale}")
-        object.__setattr__(self, "name", name)
-        object.__setattr__(self, "unit", unit)
-        object.__setattr__(self, "description", description)
-        object.__setattr__(self, "loc", float(loc))
-        object.__setattr__(self, "scale", float(scale))
+        self._assign(name=name, unit=unit, description=description, loc=float(loc),
+                     scale=float(scale))
 
     def icdf(self, u: Tensor) -> Tensor:
         return self.loc + self.scale * math.sqrt(2.0) * torch.erfinv(2.0 * u - 1.0)

@@ -13,9 +13,9 @@ Example:
     >>> from sbi_astro.inference import TrainingConfig, train
     >>> sim = load_simulator("gaussian_linear", device="cpu", dim=2)
     >>> theta, x = sim.sample_joint(500, generator=torch.Generator().manual_seed(0))
-    >>> est = train(theta, x, sim, TrainingConfig(max_epochs=3, device="cpu"))
-    >>> est.sample(100, x[:4]).shape
-    torch.Size([100, 4, 2])
+    >>> est = train(theta, x, sim, TrainingConfig(method="nre", max_epochs=2, device="cpu"))
+    >>> est.log_prob(theta[None, :4], x[:4]).shape      # unnormalised: ratio + log prior
+    torch.Size([1, 4])
 """
 
 from __future__ import annotations

@@ -39,8 +39,8 @@ class NPEEnsemble(TrainedEstimator):
         >>> import torch
         >>> from sbi_astro import load_simulator
         >>> from sbi_astro.inference import TrainingConfig, train
-        >>> sim = load_simulator("gaussian_linear", device="cpu", dim=2)
-        >>> theta, x = sim.sample_joint(500, generator=torch.Generator().manual_seed(0))
+        >>> sim = load_simulator("two_moons", device="cpu")
+        >>> theta, x = sim.sample_joint(400, generator=torch.Generator().manual_seed(1))
         >>> est = train(theta, x, sim, TrainingConfig(max_epochs=2, ensemble=2, device="cpu"))
         >>> len(est.members), est.sample(50, x[:3]).shape, est.log_prob(theta[None, :3], x[:3]).shape
         (2, torch.Size([50, 3, 2]), torch.Size([1, 3]))
