@@ -1,4 +1,4 @@
-"""Extracts sbibm's published C2ST values into ``sbibm_published_c2st.csv`` and ``sbibm_published.csv``.
+"""Extracts sbibm's published C2ST values into ``sbibm_published_c2st.csv`` and a summary.
 
 Run once (the outputs are committed); provenance in ``PROVENANCE.md`` next to this file::
 

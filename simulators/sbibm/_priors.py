@@ -119,7 +119,7 @@ class GaussianPrior(Prior):
         tril = self._tril64.to(z.device)
         return (self._loc64.to(z.device) + matvec(tril, z)).to(self._device, self._dtype)
 
-    def sample(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size(), *,
+    def sample(self, sample_shape: torch.Size | tuple[int, ...] = (), *,
                generator: torch.Generator | None = None) -> Tensor:
         """Samples of shape ``(*sample_shape, D)``."""
         gen_device = generator.device if generator is not None else self._device

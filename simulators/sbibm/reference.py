@@ -39,7 +39,7 @@ NUM_OBSERVATIONS = 10
 QUANT_LEVELS = 65535  # uint16 codes 0..65535 span [lo, hi]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_task_data(stem: str) -> dict[str, np.ndarray]:
     """The arrays of ``data/<stem>.npz`` (read once, cached; never unpickled)."""
     path = DATA_DIR / f"{stem}.npz"
