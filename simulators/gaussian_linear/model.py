@@ -19,7 +19,6 @@ import math
 import torch
 from torch import Tensor
 
-from sbi_astro.errors import NotAvailableError
 from sbi_astro.priors import Normal, Prior
 from sbi_astro.random import RowRandom
 from sbi_astro.simulator import Simulator
@@ -53,10 +52,11 @@ class GaussianLinear(SbibmReference, Simulator):
     Options = GaussianLinearOptions
     sbibm_data = "gaussian_linear"
 
-    def _sbibm_available(self) -> None:
+    def _sbibm_unavailable(self) -> str | None:
         if self.options.dim != 10:
-            raise NotAvailableError(f"sbibm's gaussian_linear observations are 10-dimensional; "
-                                    f"this simulator has dim={self.options.dim}: use dim=10")
+            return (f"sbibm's gaussian_linear observations are 10-dimensional; this simulator "
+                    f"has dim={self.options.dim}: use dim=10")
+        return None
 
     def build_prior(self) -> Prior:
         scale = math.sqrt(PRIOR_VARIANCE)

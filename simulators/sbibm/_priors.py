@@ -56,6 +56,11 @@ class LogNormal(Marginal):
     def icdf(self, u: Tensor) -> Tensor:
         return torch.exp(self.loc + self.scale * math.sqrt(2.0) * torch.erfinv(2.0 * u - 1.0))
 
+    def to_dict(self) -> dict:
+        """``kind``, name, unit, ``loc``, ``scale`` and the support ``lower = 0``, ``upper =
+        inf`` (listings that show bounded marginals as ``kind[lower, upper]`` need them)."""
+        return {**super().to_dict(), "lower": 0.0, "upper": math.inf}
+
     def log_prob(self, v: Tensor) -> Tensor:
         pos = v > 0
         logv = torch.log(torch.where(pos, v, torch.ones_like(v)))

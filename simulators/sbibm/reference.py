@@ -69,11 +69,19 @@ class SbibmReference:
     sbibm_observation_key: ClassVar[str] = "observations"
     num_observations: ClassVar[int] = NUM_OBSERVATIONS
 
-    def _sbibm_available(self) -> None:
-        """Raises NotAvailableError when the options differ from sbibm's (override)."""
+    def _sbibm_unavailable(self) -> str | None:
+        """Why sbibm's data do not apply to this instance (its options differ from sbibm's),
+        or ``None`` when they do (override)."""
+        return None
+
+    @property
+    def has_observation(self) -> bool:
+        return self._sbibm_unavailable() is None
 
     def _sbibm_array(self, key: str, i: int) -> np.ndarray:
-        self._sbibm_available()
+        reason = self._sbibm_unavailable()
+        if reason is not None:
+            raise NotAvailableError(reason)
         if isinstance(i, bool) or not isinstance(i, int | np.integer) or not (
                 1 <= i <= self.num_observations):
             raise ConfigError(f"observation number must be an integer in 1..{self.num_observations}"

@@ -107,3 +107,8 @@ def test_reference_sample_rounding_is_below_1e3_posterior_sd():
     sim = load_simulator("sir", device="cpu")
     sd = torch.stack([sim.reference_samples(i).double().std(0) for i in range(1, 11)])
     assert (torch.from_numpy(width) / 131070 / sd < 1e-3).all()
+
+
+def test_has_observation_follows_the_options():
+    assert load_simulator("gaussian_linear", device="cpu").has_observation
+    assert not load_simulator("gaussian_linear", device="cpu", dim=3).has_observation
