@@ -73,9 +73,16 @@ def matvec(matrix: Tensor, v: Tensor) -> Tensor:
     """``matrix @ v`` for ``v (..., K)`` as an elementwise product and a sum over ``K``.
 
     Unlike a BLAS ``matmul``, every row is reduced in the same order whatever the batch
-    size, so seeded outputs do not depend on how many rows are computed together.
+    size, so seeded outputs do not depend on how many rows are computed together.  Rows
+    are processed in chunks that keep the ``(rows, *matrix.shape)`` temporary near 32 MB.
     """
-    return (v[..., None, :] * matrix).sum(-1)
+    rows = max(1, (1 << 22) // matrix.numel())
+    flat = v.reshape(-1, v.shape[-1])
+    if flat.shape[0] <= rows:
+        return (v[..., None, :] * matrix).sum(-1)
+    out = torch.cat([(flat[i:i + rows, None, :] * matrix).sum(-1)
+                     for i in range(0, flat.shape[0], rows)])
+    return out.reshape(*v.shape[:-1], matrix.shape[0])
 
 
 class GaussianPrior(Prior):
