@@ -4,6 +4,9 @@ Prior ``theta ~ N(0, 0.1 I_D)``; likelihood ``x | theta ~ N(theta, 0.1 I_D)`` (v
 not standard deviations), ``D = 10`` by default.  The posterior is conjugate:
 ``theta | x ~ N(x / 2, 0.05 I_D)``.
 
+sbibm's 10 observations, true parameters and reference samples (``D = 10``) come with the
+task (``simulators/sbibm/reference.py``).
+
 References:
     Lueckmann et al. (2021), "Benchmarking simulation-based inference", AISTATS (sbibm).
 """
@@ -19,6 +22,7 @@ from torch import Tensor
 from sbi_astro.priors import Normal, Prior
 from sbi_astro.random import RowRandom
 from sbi_astro.simulator import Simulator
+from simulators.sbibm.reference import SbibmReference
 
 PRIOR_VARIANCE = 0.1
 NOISE_VARIANCE = 0.1
@@ -37,11 +41,22 @@ class GaussianLinearOptions:
             raise ValueError(f"dim must be >= 1, got {self.dim}")
 
 
-class GaussianLinear(Simulator):
-    """Gaussian linear task: ``x = theta + noise``, conjugate Gaussian posterior."""
+class GaussianLinear(SbibmReference, Simulator):
+    """Gaussian linear task: ``x = theta + noise``, conjugate Gaussian posterior.
+
+    With the default ``dim = 10`` it carries sbibm's 10 observations and reference samples
+    (``observation(i)``, ``reference_samples(i)``, ``observed()``).
+    """
 
     name = "gaussian_linear"
     Options = GaussianLinearOptions
+    sbibm_data = "gaussian_linear"
+
+    def _sbibm_unavailable(self) -> str | None:
+        if self.options.dim != 10:
+            return (f"sbibm's gaussian_linear observations are 10-dimensional; this simulator "
+                    f"has dim={self.options.dim}: use dim=10")
+        return None
 
     def build_prior(self) -> Prior:
         scale = math.sqrt(PRIOR_VARIANCE)

@@ -23,14 +23,20 @@ from torch import Tensor
 from sbi_astro.priors import Prior, Uniform
 from sbi_astro.random import RowRandom
 from sbi_astro.simulator import Simulator
+from simulators.sbibm.reference import SbibmReference
 
 R_MEAN, R_STD = 0.1, 0.01
 
 
-class TwoMoons(Simulator):
-    """Two-moons task: a crescent-shaped, bimodal posterior in two dimensions."""
+class TwoMoons(SbibmReference, Simulator):
+    """Two-moons task: a crescent-shaped, bimodal posterior in two dimensions.
+
+    Carries sbibm's 10 observations and reference samples (``observation(i)``,
+    ``reference_samples(i)``, ``observed()``).
+    """
 
     name = "two_moons"
+    sbibm_data = "two_moons"
 
     def build_prior(self) -> Prior:
         return Prior([Uniform("theta_1", -1.0, 1.0), Uniform("theta_2", -1.0, 1.0)])
