@@ -23,7 +23,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parent
 collect_ignore_glob = ["tests/simulators/xray/data/*", "docs/render_report.py", "benchmarks/*",
-                       ".venv/*", "build/*"]
+                       ".venv/*", "build/*",
+                       "simulators/sbibm/crosscheck_sbibm.py"]  # needs sbibm (its own venv)
 _BLOCK = re.compile(r"(?:<!-- not run: (?P<why>[^>]*?) -->\s*\n)?```python\n(?P<code>.*?)```",
                     re.S)
 

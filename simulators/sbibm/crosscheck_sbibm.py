@@ -43,13 +43,13 @@ import pyro.distributions as pdist  # noqa: E402
 import sbibm  # noqa: E402
 
 from sbi_astro.diagnostics.c2st import c2st  # noqa: E402
-from simulators.gaussian_linear.model import GaussianLinear  # noqa: E402
+from simulators.sbibm.gaussian_linear import GaussianLinear  # noqa: E402
 from simulators.sbibm.bernoulli_glm import BernoulliGLM, BernoulliGLMRaw, design_matrix  # noqa: E402
 from simulators.sbibm.gaussian import GaussianLinearUniform, GaussianMixture  # noqa: E402
 from simulators.sbibm.lotka_volterra import LotkaVolterra, populations  # noqa: E402
 from simulators.sbibm.sir import SIR, infected_fraction  # noqa: E402
 from simulators.sbibm.slcp import SLCP, SLCPDistractors, distractor_mixture  # noqa: E402
-from simulators.two_moons.model import TwoMoons  # noqa: E402
+from simulators.sbibm.two_moons import TwoMoons  # noqa: E402
 
 OURS = {"gaussian_linear": GaussianLinear, "gaussian_linear_uniform": GaussianLinearUniform,
         "gaussian_mixture": GaussianMixture, "two_moons": TwoMoons, "slcp": SLCP,

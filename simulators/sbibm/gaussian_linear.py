@@ -22,7 +22,7 @@ from torch import Tensor
 from sbi_astro.priors import Normal, Prior
 from sbi_astro.random import RowRandom
 from sbi_astro.simulator import Simulator
-from simulators.sbibm.reference import SbibmReference
+from .reference import SbibmReference
 
 PRIOR_VARIANCE = 0.1
 NOISE_VARIANCE = 0.1

@@ -23,7 +23,7 @@ from torch import Tensor
 from sbi_astro.priors import Prior, Uniform
 from sbi_astro.random import RowRandom
 from sbi_astro.simulator import Simulator
-from simulators.sbibm.reference import SbibmReference
+from .reference import SbibmReference
 
 R_MEAN, R_STD = 0.1, 0.01
 
