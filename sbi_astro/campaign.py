@@ -41,6 +41,31 @@ from .simulator import Simulator
 from .store import SimulationStore, StoreMetadata, damaged_message
 
 
+def simulator_from_spec(spec: dict[str, Any], *, device: str | torch.device | None = None
+                        ) -> Simulator:
+    """The simulator a :meth:`~sbi_astro.simulator.Simulator.spec` describes."""
+    return load_simulator(spec["name"], device=device, prior=spec.get("prior") or None,
+                          **spec.get("options", {}))
+
+
+def store_simulator(store: SimulationStore, *, device: str | torch.device | None = None
+                    ) -> Simulator:
+    """The simulator that made ``store`` (name, options and prior from its metadata).
+
+    Raises:
+        StoreError: the installed simulator has another prior, parameters or event shape
+            than the store's (its rows would be mislabelled).
+    """
+    meta = store.metadata
+    sim = load_simulator(meta.simulator, device=device, prior=meta.prior_overrides or None,
+                         **meta.options)
+    if sim.prior.to_dict() != meta.prior or list(sim.event_shape) != list(meta.event_shape):
+        raise StoreError(f"{store.path}: the simulator {meta.simulator!r} installed now has "
+                         "another prior or event shape than the one that made this store; "
+                         "train on simulations of the installed version")
+    return sim
+
+
 def row_keys(seed: int, start: int, stop: int, device: torch.device | str = "cpu") -> Tensor:
     """Keys of campaign rows ``[start, stop)`` for ``seed``: ``(stop - start,)`` int64."""
     root = key_from_seed(seed).to(device)
@@ -64,6 +89,7 @@ def _metadata(sim: Simulator, num_simulations: int, seed: int, chunk_size: int
               ) -> StoreMetadata:
     return StoreMetadata(
         simulator=sim.name, options=sim.options_dict(), seed=int(seed),
+        prior_overrides=dict(sim.prior_overrides), data_files=sim.data_files(),
         num_simulations=int(num_simulations), chunk_size=int(chunk_size),
         param_names=list(sim.param_names), param_units=list(sim.param_units),
         event_shape=list(sim.event_shape), prior=sim.prior.to_dict(),
@@ -115,10 +141,10 @@ def _open_or_create(path: Path, meta: StoreMetadata) -> SimulationStore:
     return store
 
 
-def _worker_init(name: str, options: dict[str, Any], device: str) -> None:
+def _worker_init(spec: dict[str, Any], device: str) -> None:
     global _WORKER_SIM
     torch.set_num_threads(1)
-    _WORKER_SIM = load_simulator(name, device=device, **options)
+    _WORKER_SIM = simulator_from_spec(spec, device=device)
 
 
 def _worker_chunk(seed: int, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
@@ -201,7 +227,7 @@ def _fill(store: SimulationStore, sim: Simulator, seed: int, workers: int,
         else:
             ctx = mp.get_context("spawn")
             with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
-                                        initargs=(sim.name, sim.options_dict(), "cpu")) as pool:
+                                        initargs=(sim.spec(), "cpu")) as pool:
                 futures = {pool.submit(_worker_chunk, seed, *store.chunk_bounds(c)): c
                            for c in pending}
                 for fut in cf.as_completed(futures):
@@ -231,7 +257,7 @@ def repair_store(path: str | Path, *, device: str | torch.device | None = None,
             return {}
         meta = store.metadata
         original = {c: store.stored_checksum(c) for c in bad}
-        sim = load_simulator(meta.simulator, device=device, **meta.options)
+        sim = store_simulator(store, device=device)
         if list(sim.event_shape) != list(meta.event_shape) or \
                 list(sim.param_names) != list(meta.param_names):
             raise StoreError(f"{path}: the installed simulator {meta.simulator!r} has other "

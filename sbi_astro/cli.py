@@ -34,7 +34,11 @@ def _parse_pairs(pairs: list[str], flag: str, convert: Any = str) -> dict[str, A
         if "=" not in pair:
             raise ConfigError(f"{flag} expects KEY=VALUE, got {pair!r}")
         key, value = pair.split("=", 1)
-        out[key.strip()] = convert(value)
+        try:
+            out[key.strip()] = convert(value)
+        except ValueError as err:  # yaml.YAMLError is one
+            raise ConfigError(f"{flag} {key.strip()}: cannot read {value!r} "
+                              f"({' '.join(str(err).split())[:150]})") from None
     return out
 
 
@@ -105,10 +109,16 @@ def cmd_simulators(args: argparse.Namespace) -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     from .campaign import check_store_path, run_campaign
 
+    import yaml
+
+    from .registry import load_simulator
+
     check_store_path(args.output)
-    store = run_campaign(args.output, args.name, num_simulations=args.num, seed=args.seed,
-                         chunk_size=args.chunk_size, options=_parse_pairs(args.option, "--option"),
-                         device=args.device, workers=args.workers,
+    prior = _parse_pairs(args.prior, "--prior", yaml.safe_load) or None
+    sim = load_simulator(args.name, device=args.device, prior=prior,
+                         **_parse_pairs(args.option, "--option"))
+    store = run_campaign(args.output, sim, num_simulations=args.num, seed=args.seed,
+                         chunk_size=args.chunk_size, workers=args.workers,
                          progress=not args.no_progress)
     print(f"{store.num_completed} simulations of {args.name} in {store.path}")
     store.close()
@@ -120,8 +130,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from .inference import TrainingConfig, initial_state
     from .outputs import check_output_dir
+    from .campaign import store_simulator
     from .pipeline.training import train_run
-    from .registry import load_simulator
     from .store import SimulationStore
 
     run_dir = check_output_dir(args.output, kind="run", overwrite=args.overwrite)
@@ -133,10 +143,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         values["seed"] = args.seed
     config = TrainingConfig.from_dict(values)
     if config.init_from is not None:
-        initial_state(config.init_from)
+        initial_state(config.init_from)  # its prior is checked against the store's in train()
     with SimulationStore.open(args.store) as store:
         meta = store.metadata
-        sim = load_simulator(meta.simulator, device=config.device, **meta.options)
+        sim = store_simulator(store, device=config.device)
         theta, x = store.load()
     est = train_run(theta, x, sim, config, run_dir,
                     provenance={"store": str(Path(args.store).resolve()), "seed": meta.seed},
@@ -260,6 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=_seed, default=0)
     s.add_argument("--chunk-size", type=int, default=1000)
     s.add_argument("--option", action="append", default=[], metavar="KEY=VALUE")
+    s.add_argument("--prior", action="append", default=[], metavar="PARAM=SPEC",
+                   help="your prior for a parameter, SPEC a YAML mapping, e.g. "
+                        "'nH={kind: truncnormal, loc: 0.05, scale: 0.01, lower: 0}'")
     _simulation_flags(s)
     s.set_defaults(fn=cmd_simulate, interrupted="stopped; completed chunks are kept in the "
                    "store: re-run the same command to resume")

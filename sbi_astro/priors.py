@@ -159,8 +159,80 @@ class Normal(Marginal):
         return -0.5 * z * z - math.log(self.scale) - 0.5 * math.log(2 * math.pi)
 
 
+@dataclass(frozen=True, init=False)
+class TruncatedNormal(Marginal):
+    """Normal ``N(loc, scale^2)`` restricted to ``[lower, upper]`` (either may be infinite),
+    e.g. a column density measured as ``0.05 +- 0.01`` and physically ``>= 0``."""
+
+    loc: float = 0.0
+    scale: float = 1.0
+    lower: float = -math.inf
+    upper: float = math.inf
+    kind = "truncnormal"
+
+    def __init__(self, name: str, loc: float, scale: float, lower: float = -math.inf,
+                 upper: float = math.inf, *, unit: str = "", description: str = ""):
+        loc, scale, lower, upper = float(loc), float(scale), float(lower), float(upper)
+        if not (math.isfinite(loc) and math.isfinite(scale) and scale > 0 and lower < upper):
+            raise ConfigError(f"TruncatedNormal prior of {name!r} needs finite loc, scale > 0 "
+                              f"and lower < upper, got loc={loc}, scale={scale}, "
+                              f"[{lower}, {upper}]")
+        a, b = (lower - loc) / scale, (upper - loc) / scale
+        if _tail_mass(a, b) < 1e-300:
+            raise ConfigError(f"TruncatedNormal prior of {name!r}: [{lower}, {upper}] holds no "
+                              f"probability of N({loc}, {scale}^2); move the bounds or the loc")
+        self._assign(name=name, unit=unit, description=description, loc=loc, scale=scale,
+                     lower=lower, upper=upper)
+
+    @property
+    def low(self) -> float:
+        return self.lower
+
+    @property
+    def high(self) -> float:
+        return self.upper
+
+    def _ab(self) -> tuple[float, float, bool]:
+        """Standardised bounds, mirrored into the lower tail when both lie above the mean
+        (so that CDF differences never cancel)."""
+        a, b = (self.lower - self.loc) / self.scale, (self.upper - self.loc) / self.scale
+        return (-b, -a, True) if a > 0 else (a, b, False)
+
+    def icdf(self, u: Tensor) -> Tensor:
+        a, b, flip = self._ab()
+        u64 = u.to(torch.float64)
+        pa, pb = _ndtr(a), _ndtr(b)
+        z = torch.special.ndtri((pa + (u64 if not flip else 1 - u64) * (pb - pa))
+                                .clamp(1e-300, 1.0))
+        z = -z if flip else z
+        out = self.loc + self.scale * z
+        return out.clamp(self.lower, self.upper).to(u.dtype)
+
+    def log_prob(self, v: Tensor) -> Tensor:
+        a, b, _ = self._ab()
+        z = (v - self.loc) / self.scale
+        lp = (-0.5 * z * z - math.log(self.scale) - 0.5 * math.log(2 * math.pi)
+              - math.log(_tail_mass(a, b)))
+        inside = (v >= self.lower) & (v <= self.upper)
+        return torch.where(inside, lp, -math.inf)
+
+
+def _ndtr(x: float) -> float:
+    return 0.5 * math.erfc(-x / math.sqrt(2.0))
+
+
+def _tail_mass(a: float, b: float) -> float:
+    """``Phi(b) - Phi(a)`` computed in the tail where it does not cancel."""
+    if a > 0:
+        a, b = -b, -a
+    return _ndtr(b) - _ndtr(a)
+
+
 _KINDS: dict[str, type[Marginal]] = {"uniform": Uniform, "loguniform": LogUniform,
-                                     "normal": Normal}
+                                     "normal": Normal, "truncnormal": TruncatedNormal}
+#: The parameters of each kind, in constructor order (what a prior specification gives).
+KIND_PARAMETERS = {"uniform": ("lower", "upper"), "loguniform": ("lower", "upper"),
+                   "normal": ("loc", "scale"), "truncnormal": ("loc", "scale", "lower", "upper")}
 
 
 def marginal_from_dict(spec: dict[str, Any]) -> Marginal:
@@ -170,9 +242,8 @@ def marginal_from_dict(spec: dict[str, Any]) -> Marginal:
     if kind not in _KINDS:
         raise ConfigError(f"unknown prior kind {kind!r}; expected one of {sorted(_KINDS)}")
     name = spec.pop("name")
-    if kind == "normal":
-        return Normal(name, spec.pop("loc"), spec.pop("scale"), **spec)
-    return _KINDS[kind](name, spec.pop("lower"), spec.pop("upper"), **spec)
+    args = [spec.pop(p) for p in KIND_PARAMETERS[kind] if p in spec]
+    return _KINDS[kind](name, *args, **spec)
 
 
 class Prior(Distribution):
@@ -228,6 +299,10 @@ class Prior(Distribution):
     @property
     def device(self) -> torch.device:
         return self._device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self._dtype
 
     def to(self, device: torch.device | str) -> Prior:
         """The same prior returning tensors on ``device``."""

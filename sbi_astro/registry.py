@@ -58,12 +58,15 @@ def simulator_class(name: str) -> type[Simulator]:
     return cls
 
 
-def load_simulator(name: str, *, device: Any = None, **options: Any) -> Simulator:
+def load_simulator(name: str, *, device: Any = None, prior: Any = None,
+                   **options: Any) -> Simulator:
     """Instantiates the simulator registered under ``name`` with validated ``options``.
 
     Args:
         name: registered name (see :func:`list_simulators`).
         device: ``"cpu"``, ``"cuda"`` or ``None`` (CUDA if available).
+        prior: your own prior for any parameters, ``{name: {kind: ..., ...}}`` (see
+            :mod:`sbi_astro.user_priors`).
         **options: model options; unknown ones raise :class:`~sbi_astro.errors.ConfigError`.
     """
-    return simulator_class(name)(device=device, **options)
+    return simulator_class(name)(device=device, prior=prior, **options)

@@ -38,6 +38,7 @@ from .device import resolve_device
 from .errors import ConfigError, NonFiniteError, NotAvailableError, ShapeError
 from .priors import Prior
 from .random import RowRandom, keys_from_generator
+from .user_priors import apply_overrides, normalize_overrides
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,6 +121,8 @@ class Simulator(ABC):
         device: where tensors are created; ``None`` picks CUDA if available, else CPU.
             Computation follows the device of the input ``theta``.
         dtype: floating dtype of simulated data.
+        prior: the user's prior overrides, ``{parameter: {kind: ..., ...}}`` (see
+            :mod:`sbi_astro.user_priors`), checked against :meth:`physical_support`.
         **options: model options, validated against the class's ``Options`` dataclass.
 
     Class attributes:
@@ -134,11 +137,18 @@ class Simulator(ABC):
     x_standardization: ClassVar[str] = "independent"
 
     def __init__(self, *, device: torch.device | str | None = None,
-                 dtype: torch.dtype = torch.float32, **options: Any):
+                 dtype: torch.dtype = torch.float32, prior: Mapping[str, Any] | None = None,
+                 **options: Any):
         self.device = resolve_device(device)
         self.dtype = dtype
         self.options = self._parse_options(options)
-        self._prior = self.build_prior().to(self.device)
+        base = self.build_prior()
+        self._default_prior = base
+        self.prior_overrides = normalize_overrides(prior, base)
+        if self.prior_overrides:
+            base = apply_overrides(base, self.prior_overrides, self.physical_support(),
+                                   simulator=self.name)
+        self._prior = base.to(self.device)
         self._constants: dict[tuple[str, torch.device, torch.dtype], Tensor] = {}
 
     # -- options ------------------------------------------------------------------------
@@ -159,6 +169,32 @@ class Simulator(ABC):
             if isinstance(err, ConfigError):
                 raise
             raise ConfigError(f"invalid options for simulator {cls.name!r}: {err}") from err
+
+    def spec(self) -> dict[str, Any]:
+        """What rebuilds this simulator: ``{"name", "options", "prior"}`` (JSON; ``prior`` the
+        user's overrides, ``{}`` for the simulator's own prior)."""
+        return {"name": self.name, "options": self.options_dict(),
+                "prior": dict(self.prior_overrides)}
+
+    def on_device(self, device: torch.device | str) -> Simulator:
+        """This simulator (same options and prior) on ``device``; itself when already there."""
+        device = resolve_device(device)
+        if device == self.device:
+            return self
+        return type(self)(device=device, dtype=self.dtype, prior=self.prior_overrides or None,
+                          **self.options_dict())
+
+    def data_files(self) -> dict[str, dict[str, Any]]:
+        """The observation files this simulator was built from, ``{role: {"path", "sha256",
+        "bytes"}}`` (see :func:`sbi_astro.provenance.file_record`); ``{}`` when it reads none.
+        Stores, runs and reports record them, so a result says which data it is about."""
+        return {}
+
+    def physical_support(self) -> dict[str, tuple[float, float]]:
+        """Per parameter, the range where the model is defined: the bounds a user's prior
+        must stay inside.  Default: the simulator's own prior's support (narrowing is
+        always allowed); plugins whose physics extends further override it."""
+        return {m.name: (m.low, m.high) for m in self._default_prior.marginals}
 
     def options_dict(self) -> dict[str, Any]:
         """The options as JSON-friendly values."""
@@ -301,7 +337,17 @@ class Simulator(ABC):
 
     def reference_posterior(self, x: Tensor, num_samples: int, *,
                             generator: torch.Generator | None = None) -> Tensor:
-        """Exact posterior samples ``(S, *B, D)`` for observations ``x (*B, *event_shape)``."""
+        """Exact posterior samples ``(S, *B, D)`` for observations ``x (*B, *event_shape)``.
+
+        Raises:
+            NotAvailableError: no reference sampler, or one that assumes the simulator's own
+                prior while this instance has a user prior.
+        """
+        if not self.has_reference_posterior:
+            raise NotAvailableError(
+                f"simulator {self.name!r} has no reference posterior sampler" + (
+                    " for a user prior (its sampler assumes the simulator's own prior)"
+                    if self.prior_overrides else ""))
         x = self.check_x(x)
         batch = x.shape[: x.dim() - len(self.event_shape)]
         flat = x.reshape(-1, *self.event_shape)
@@ -337,9 +383,14 @@ class Simulator(ABC):
     def has_likelihood(self) -> bool:
         return type(self)._log_likelihood is not Simulator._log_likelihood
 
+    #: Whether ``_reference_posterior`` samples under ``self.prior`` whatever it is (e.g. MCMC
+    #: on the likelihood), rather than under the simulator's own prior (a closed form).
+    reference_follows_prior: ClassVar[bool] = False
+
     @property
     def has_reference_posterior(self) -> bool:
-        return type(self)._reference_posterior is not Simulator._reference_posterior
+        own = type(self)._reference_posterior is not Simulator._reference_posterior
+        return own and (not self.prior_overrides or self.reference_follows_prior)
 
     def describe(self) -> dict[str, Any]:
         """JSON-friendly description: name, options, parameters with units and bounds."""
@@ -348,6 +399,8 @@ class Simulator(ABC):
             "options": self.options_dict(),
             "event_shape": list(self.event_shape),
             "parameters": self._prior.to_dict(),
+            "prior_overrides": dict(self.prior_overrides),
+            "data_files": self.data_files(),
             "likelihood": self.has_likelihood,
             "reference_posterior": self.has_reference_posterior,
         }

@@ -66,6 +66,8 @@ class StoreMetadata:
     prior: list[dict[str, Any]]
     dtype: str = "float32"
     versions: dict[str, str] = dataclasses.field(default_factory=dict)
+    prior_overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
+    data_files: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def num_chunks(self) -> int:
@@ -75,7 +77,8 @@ class StoreMetadata:
         """The fields that must match for a campaign to resume into this store."""
         return {"simulator": self.simulator, "options": self.options, "seed": self.seed,
                 "num_simulations": self.num_simulations, "chunk_size": self.chunk_size,
-                "event_shape": list(self.event_shape), "dtype": self.dtype}
+                "event_shape": list(self.event_shape), "dtype": self.dtype,
+                "prior": self.prior}
 
 
 def fsync(f: h5py.File) -> None:

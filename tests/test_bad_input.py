@@ -400,7 +400,7 @@ def test_read_only_output_is_refused_before_training(ws, monkeypatch, capsys, tm
             pytest.skip("no unwritable folder available to this user")
     monkeypatch.chdir(ws)
     called = []
-    monkeypatch.setattr("sbi_astro.inference.train", lambda *a, **k: called.append(1))
+    monkeypatch.setattr("sbi_astro.pipeline.training.train", lambda *a, **k: called.append(1))
     code = main(["train", "gl.h5", "-o", str(target)])
     err = capsys.readouterr().err
     assert code == 2 and "cannot write to" in err and not called

@@ -87,7 +87,7 @@ def test_save_load_roundtrip_uses_weights_only(gl2, tmp_path, monkeypatch):
     x = sim.simulate(theta[0], generator=torch.Generator().manual_seed(6))
     assert torch.allclose(again.log_prob(theta, x), est.log_prob(theta, x), atol=1e-5)
     doc = json.loads((tmp_path / "run" / "run.json").read_text())
-    assert doc["simulator"] == {"name": "gaussian_linear", "options": {"dim": 2}}
+    assert doc["simulator"] == {"name": "gaussian_linear", "options": {"dim": 2}, "prior": {}}
     assert doc["metadata"]["num_simulations"] == 4000
 
 

@@ -94,7 +94,8 @@ class TrainedEstimator(ABC):
         doc = {
             "format": RUN_FORMAT, "format_version": RUN_FORMAT_VERSION,
             "method": self.method, "config": self.config.to_dict(),
-            "simulator": {"name": self.simulator.name, "options": self.simulator.options_dict()},
+            "simulator": self.simulator.spec(),
+            "data_files": self.simulator.data_files(),
             "prior": self.simulator.prior.to_dict(),
             "param_names": list(self.simulator.param_names),
             "param_units": list(self.simulator.param_units),

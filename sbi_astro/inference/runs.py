@@ -56,12 +56,19 @@ def load_run(run_dir: str | Path, *, device: str | torch.device | None = None,
                 sim_doc.get("options", {}), dict):
             raise ConfigError("'simulator' must be {name: str, options: {...}}")
         options = sim_doc.get("options", {})
+        overrides = sim_doc.get("prior") or {}
         sim = simulator
-        if sim is None or sim.name != sim_doc["name"] or sim.options_dict() != options or \
-                sim.device != dev:
-            sim = load_simulator(sim_doc["name"], device=dev, **options)
+        if sim is None or sim.spec() != {"name": sim_doc["name"], "options": options,
+                                         "prior": overrides}:
+            sim = load_simulator(sim_doc["name"], device=dev, prior=overrides or None,
+                                 **options)
+        sim = sim.on_device(dev)
     except SbiAstroError as err:
         raise DataFormatError(f"{meta_path} is malformed: {err}") from err
+    if "prior" in doc and sim.prior.to_dict() != doc["prior"]:
+        raise DataFormatError(f"{run_dir}: the prior of the simulator {sim.name!r} rebuilt now "
+                              "differs from the one the run was trained under (another "
+                              "version of the plugin?); retrain the run")
     if list(sim.event_shape) != doc["event_shape"] or list(sim.param_names) != doc["param_names"]:
         raise DataFormatError(f"{run_dir}: the simulator {sim.name!r} installed now has other "
                               "parameters or event shape than the one the run was trained on")

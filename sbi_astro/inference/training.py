@@ -21,6 +21,7 @@ from torch import Tensor
 from ..device import resolve_device
 from ..embeddings import build_embedding
 from ..errors import ConfigError, DataFormatError
+from ..priors import Prior
 from ..simulator import Simulator
 from . import sbi_adapter
 from .config import TrainingConfig
@@ -82,7 +83,8 @@ def train(theta: Tensor, x: Tensor, simulator: Simulator, config: TrainingConfig
             builder = sbi_adapter.density_builder(config.method, config, embedding,
                                                   simulator.x_standardization)
         if config.init_from is not None:
-            builder = sbi_adapter.starting_from(builder, initial_state(config.init_from))
+            builder = sbi_adapter.starting_from(builder, initial_state(config.init_from,
+                                                                       simulator.prior))
         inference = sbi_adapter.trainer(config.method, prior, builder, device, config)
         net, summary = sbi_adapter.train(inference, theta, x, config, on_epoch)
     metadata = {
@@ -91,18 +93,26 @@ def train(theta: Tensor, x: Tensor, simulator: Simulator, config: TrainingConfig
         "sbi_version": sbi_adapter.sbi_version(),
         **(provenance or {}),
     }
-    sim = simulator if simulator.device == device else type(simulator)(
-        device=device, **simulator.options_dict())
+    sim = simulator.on_device(device)
     return estimator_class(config.method)(net.to(device), sim, config, spec, metadata)
 
 
-def initial_state(run_dir: str) -> dict[str, Tensor]:
+def initial_state(run_dir: str, prior: Prior | None = None) -> dict[str, Tensor]:
     """The checked weights of a saved run, for ``TrainingConfig.init_from`` (no unpickling).
 
+    Args:
+        run_dir: the run directory.
+        prior: the prior of the training that starts from it: a run trained under another
+            prior is refused (its posterior is not this one's).
+
     Raises:
-        ConfigError: ``run_dir`` is not a loadable run directory (the message says why).
+        ConfigError: ``run_dir`` is not a loadable run directory, or has another prior.
     """
     try:
-        return read_run(run_dir)[1]
+        doc, state = read_run(run_dir)
     except (FileNotFoundError, DataFormatError) as err:
         raise ConfigError(f"init_from: {err}") from None
+    if prior is not None and "prior" in doc and doc["prior"] != prior.to_dict():
+        raise ConfigError(f"init_from: {run_dir} was trained under another prior than this "
+                          "training's; start from a run with the same prior")
+    return state

@@ -41,7 +41,8 @@ from .training import train_run
 def run_study(study: Study, *, output: str | Path | None = None, progress: bool = True,
               log: Callable[[str], Any] = print) -> dict[str, Any]:
     """Runs a study; returns the paths of its store, run, report and metrics, and the verdict."""
-    sim = load_simulator(study.simulator, device=study.device, **study.options)
+    sim = load_simulator(study.simulator, device=study.device, prior=study.prior or None,
+                         **study.options)
     out = check_output_dir(output if output is not None else study.output, kind="study",
                            overwrite=True)
     out.mkdir(parents=True, exist_ok=True)

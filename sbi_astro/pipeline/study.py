@@ -4,6 +4,7 @@ Schema (every key optional except ``simulator.name``; unknown keys are errors)::
 
     name: demo
     simulator: {name: gaussian_linear, options: {dim: 10}, device: null}
+    prior: {theta_0: {kind: normal, loc: 0.1, scale: 0.2}}   # your own prior for any parameter
     simulate: {num_simulations: 10000, seed: 1, chunk_size: 1000, workers: 1}
     train: {method: npe, flow: nsf, ...}          # any TrainingConfig field
     fine_tune: [{learning_rate: 1.0e-4}]            # further stages, each from the last weights
@@ -53,8 +54,8 @@ from ..random import check_seed
 #: The study key of a training stage that is not a training option: how many of the store's
 #: simulations (its first rows) the stage trains on.
 STAGE_KEY = "num_simulations"
-_TOP_KEYS = {"name", "simulator", "simulate", "train", "fine_tune", "snapshot_ensemble",
-             "calibrate", "analyses", "output"}
+_TOP_KEYS = {"name", "simulator", "prior", "simulate", "train", "fine_tune",
+             "snapshot_ensemble", "calibrate", "analyses", "output"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,11 +100,17 @@ class Study:
     analyses: tuple[dict[str, Any], ...] = ()
     fine_tune: tuple[dict[str, Any], ...] = ()
     snapshot_ensemble: bool | int = False  # int: the last N stages
+    prior: dict[str, Any] = dataclasses.field(default_factory=dict)  # user prior overrides
     source: str = dataclasses.field(default="study", repr=False, compare=False)  # for messages
     stages: tuple[Stage, ...] = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         where = self.source
+        if not isinstance(self.prior, dict) or not all(
+                isinstance(v, dict) for v in self.prior.values()):
+            raise ConfigError(f"{where}: 'prior' must map parameter names to specifications, "
+                              "e.g. {nH: {kind: truncnormal, loc: 0.05, scale: 0.01, lower: 0}}, "
+                              f"got {self.prior!r}")
         for label, section in (("simulate", self.simulate), ("calibrate", self.calibrate)):
             _check_section(section, label, where)
         object.__setattr__(self, "stages", _check_stages(self, where))
@@ -169,7 +176,8 @@ class Study:
                                       source),
                    output=Path(top.get("output", "study-output")), analyses=tuple(analyses),
                    fine_tune=tuple(dict(v) for v in fine_tune),
-                   snapshot_ensemble=top.get("snapshot_ensemble", False), source=source)
+                   snapshot_ensemble=top.get("snapshot_ensemble", False),
+                   prior=top.get("prior") or {}, source=source)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> Study:

@@ -81,6 +81,29 @@ font-size:12px}
 """
 
 
+def _prior_text(sim: dict[str, Any]) -> str:
+    """``name [unit]: kind(parameters)`` per marginal, user priors marked."""
+    from ..priors import KIND_PARAMETERS
+
+    user = sim.get("prior_overrides") or {}
+    parts = []
+    for m in sim.get("parameters", []):
+        args = ", ".join(f"{k}={m[k]:g}" for k in KIND_PARAMETERS.get(m.get("kind"), ())
+                         if isinstance(m.get(k), int | float))
+        unit = f" [{m['unit']}]" if m.get("unit") else ""
+        mark = " (user prior)" if m.get("name") in user else ""
+        parts.append(f"{m.get('name')}{unit}: {m.get('kind')}({args}){mark}")
+    return "; ".join(parts)
+
+
+def _files_text(files: dict[str, Any]) -> str:
+    """``role: path (sha256 abcd1234...)`` per data file, or "none"."""
+    if not files:
+        return "none (the simulator reads no observation files)"
+    return "; ".join(f"{role}: {f.get('path')} (sha256 {str(f.get('sha256'))[:16]}...)"
+                     for role, f in files.items())
+
+
 def _card(value: str, key: str) -> str:
     return f'<div class="card"><div class="v">{html.escape(value)}</div>' \
            f'<div class="k">{html.escape(key)}</div></div>'
@@ -147,6 +170,8 @@ def render_html(metrics: dict[str, Any], figures: dict[str, str],
         "simulator": sim["name"],
         "options": json.dumps(sim.get("options", {})),
         "parameters": ", ".join(p["name"] for p in params),
+        "prior": _prior_text(sim),
+        "data files": _files_text(sim.get("data_files") or {}),
         "test simulations": prov.get("n_test"), "posterior samples": prov.get("num_samples"),
         "seed": prov.get("seed"), "device": prov.get("device"),
         "posterior": prov.get("posterior"),

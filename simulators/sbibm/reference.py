@@ -100,12 +100,17 @@ class SbibmReference:
         return self._as_tensor(self._sbibm_array("true_parameters", i))
 
     def reference_samples(self, i: int, num_samples: int | None = None) -> Tensor:
-        """sbibm's reference posterior samples ``(S, D)`` for observation ``i``.
+        """sbibm's reference posterior samples ``(S, D)`` for observation ``i`` (under
+        sbibm's prior: refused when the simulator has a user prior).
 
         Args:
             i: observation number, 1..10.
             num_samples: the first ``S`` of the 10,000 stored samples (all by default).
         """
+        if self.prior_overrides:  # type: ignore[attr-defined]
+            raise NotAvailableError(f"sbibm's reference samples are posteriors under sbibm's "
+                                    f"prior; this {self.name} has your prior "  # type: ignore[attr-defined]
+                                    f"{sorted(self.prior_overrides)}")  # type: ignore[attr-defined]
         codes = self._sbibm_array("reference_codes", i)
         if num_samples is not None:
             if not 1 <= num_samples <= codes.shape[0]:
