@@ -36,10 +36,16 @@ def _parse_pairs(pairs: list[str], flag: str, convert: Any = str) -> dict[str, A
         key, value = pair.split("=", 1)
         try:
             out[key.strip()] = convert(value)
-        except ValueError as err:  # yaml.YAMLError is one
+        except (ValueError, TypeError, _yaml_error()) as err:
             raise ConfigError(f"{flag} {key.strip()}: cannot read {value!r} "
                               f"({' '.join(str(err).split())[:150]})") from None
     return out
+
+
+def _yaml_error() -> type[Exception]:
+    import yaml
+
+    return yaml.YAMLError
 
 
 def _load_observation(path: Path, sim: Any) -> Any:
