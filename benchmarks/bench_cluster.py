@@ -31,7 +31,7 @@ from simulators.cluster.oscillations import count_peaks
 
 
 def _gas_rows(quick: bool) -> list[dict]:
-    from simulators.cluster._physics import SolverSettings, evolve
+    from simulators.cluster.solver import SolverSettings, evolve
 
     settings = SolverSettings(n_shells=60, target_change=0.08, dt_trc=30.0, dt_max=0.2,
                               max_steps=40000)

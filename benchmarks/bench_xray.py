@@ -47,7 +47,7 @@ def _sbi_astro(sim_name: str, observation: str, n: int, **opts: Any) -> dict[str
 
 def _numpy_loop(observation: str, n: int) -> dict[str, Any]:
     """Per-spectrum absorbed power law folded with scipy.sparse, Poisson from numpy."""
-    from simulators.xray.model import absorption_table
+    from simulators.xray.absorption import absorption_table
     from simulators.xray.observations import build_response, load_observation
 
     obs = load_observation(observation)

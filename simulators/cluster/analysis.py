@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,8 +55,6 @@ DEFAULT_CASES: tuple[dict[str, Any], ...] = (
 DEFAULT_SERIES: dict[str, Any] = {"preset": "science", "t_start": 15.0, "t_end": 65.0,
                                   "n_times": 1501}
 VARIABLES = ["log_rho_c", "log_sigma_c"]
-
-
 
 
 def _figure(nrows: int, ncols: int, size: tuple[float, float]):
@@ -132,6 +131,19 @@ def _plot_posteriors(samples: np.ndarray, labels: list[str], names: tuple[str, .
 
 
 # -- the analysis ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Inference:
+    """Step 4 of :func:`dynamics`: posteriors at the cases and the TARP test."""
+
+    post: np.ndarray  # posterior samples (num_samples, cases, D)
+    tarp: TarpResult
+    intervals: dict[str, tuple[float, float, float]]  # noise parameter: mean, 5 %, 95 %
+    heating: str  # heating_verdict of the intervals
+    low: np.ndarray  # prior bounds (D,)
+    high: np.ndarray
+    seconds: float
+
+
 def dynamics(est: Any, out_dir: Path, *, seed: int, log=print,
              cases: list[dict[str, Any]] | None = None, series: dict[str, Any] | None = None,
              post_start: float = 25.0, n_surrogates: int = 99, n_perm: int | None = 300,
@@ -160,6 +172,45 @@ def dynamics(est: Any, out_dir: Path, *, seed: int, log=print,
     t_all = time.perf_counter()
     sim = est.simulator
     names = tuple(sim.param_names)
+    cases = _checked_cases(cases, names, noise_param, sim.name)
+    opts = {**DEFAULT_SERIES, **(series or {})}
+    labels = [str(c["label"]) for c in cases]
+    theta = torch.tensor([c["theta"] for c in cases], dtype=torch.float32)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # one generator, in this order: the long series, then the inference's simulations
+    gen = torch.Generator().manual_seed(seed)
+    times, x_long, sim_s = _simulate_series(sim, theta, labels, opts, gen, out_dir, log)
+    diags = _series_diagnostics(labels, theta, times, x_long, seed=seed, log=log,
+                                post_start=post_start, n_surrogates=n_surrogates,
+                                n_perm=n_perm, max_points=max_points, alpha=alpha,
+                                sindy_degree=sindy_degree)
+    inf = _inference(est, theta, labels, gen, seed=seed, n_tarp=n_tarp,
+                     num_samples=num_samples, noise_param=noise_param, log=log)
+    overall, lines = _conclusion(diags, inf, n_tarp, noise_param, sim_s)
+    figures = [
+        (_plot_series(diags), "Post-collapse log central density and the SINDy forecast of "
+                              "the held-out half (model fitted on the first half)."),
+        (_plot_embeddings(diags), "Two-dimensional lag embeddings (delay from the mutual "
+                                  "information)."),
+        (_plot_persistence(diags), "Persistence diagrams (ripser on greedy landmarks) and the "
+                                   "longest H1 lifetime against its IAAFT-surrogate null."),
+        (_plot_posteriors(inf.post, labels, names, theta.numpy(), inf.low, inf.high),
+         "Posteriors of the trained estimator for the same parameters (dashed: truth)."),
+        (inf.tarp, f"TARP coverage on {n_tarp} fresh prior simulations."),
+    ]
+    metrics = _metrics(diags, inf, overall, opts, post_start, n_surrogates, sim_s, t_all)
+    write_text(out_dir / "dynamics.json", json.dumps(metrics, indent=2, default=float))
+    table = [d.row() | {f"posterior {noise_param} (90%)":
+                        "{:.2f} [{:.2f}, {:.2f}]".format(*inf.intervals[d.label])}
+             for d in diags]
+    return Section("Post-collapse dynamics: chaos or noise? (Pasquato et al. 2023)",
+                   text="\n\n".join(lines), figures=figures, metrics=metrics, table=table)
+
+
+def _checked_cases(cases: list[dict[str, Any]] | None, names: tuple[str, ...],
+                   noise_param: str, sim_name: str) -> list[dict[str, Any]]:
+    """Copies of the cases (default :data:`DEFAULT_CASES`), each checked against ``names``."""
     cases = [dict(c) for c in (cases or DEFAULT_CASES)]
     for c in cases:
         if set(c) != {"label", "theta"} or len(c["theta"]) != len(names):
@@ -167,36 +218,48 @@ def dynamics(est: Any, out_dir: Path, *, seed: int, log=print,
                               f"{len(names)} values ({', '.join(names)}), got {c}")
     if noise_param not in names:
         raise ConfigError(f"dynamics: noise_param {noise_param!r} is not a parameter of "
-                          f"{sim.name} ({', '.join(names)})")
-    opts = {**DEFAULT_SERIES, **(series or {})}
-    labels = [str(c["label"]) for c in cases]
-    theta = torch.tensor([c["theta"] for c in cases], dtype=torch.float32)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+                          f"{sim_name} ({', '.join(names)})")
+    return cases
 
-    # 1. long series
+
+def _simulate_series(sim: Any, theta: torch.Tensor, labels: list[str], opts: dict[str, Any],
+                     gen: torch.Generator, out_dir: Path, log
+                     ) -> tuple[np.ndarray, np.ndarray, float]:
+    """Step 1: the long series at the cases, with the ``series`` options, saved to
+    ``dynamics_series.npz``; returns ``times (T,)``, ``x (cases, channels, T)`` and the
+    wall time [s]."""
     t0 = time.perf_counter()
     long_sim = load_simulator(sim.name, device=sim.device, **opts)
-    gen = torch.Generator().manual_seed(seed)
     x_long = long_sim.simulate(theta.to(sim.device), generator=gen).double().cpu().numpy()
     times = long_sim.times.numpy()
     sim_s = time.perf_counter() - t0
-    log(f"      dynamics: {len(cases)} series of {times.size} times ({opts}) in {sim_s:.0f} s")
+    log(f"      dynamics: {len(labels)} series of {times.size} times ({opts}) in {sim_s:.0f} s")
     with atomic_write(out_dir / "dynamics_series.npz") as tmp, open(tmp, "wb") as f:
         np.savez_compressed(f, times=times, x=x_long, theta=theta.numpy(),
                             labels=np.array(labels))
+    return times, x_long, sim_s
 
-    # 2-3. topology, surrogates, SINDy
+
+def _series_diagnostics(labels: list[str], theta: torch.Tensor, times: np.ndarray,
+                        x_long: np.ndarray, *, seed: int, log, **options: Any
+                        ) -> list[SeriesDiagnostics]:
+    """Steps 2-3: topology, surrogates and SINDy of each series (``options``: those of
+    :func:`analyse_series`); series ``i`` is seeded with ``seed + 1 + i``."""
     diags = []
     for i, (lab, th) in enumerate(zip(labels, theta.tolist(), strict=True)):
-        d = analyse_series(lab, th, times, x_long[i], seed=seed + 1 + i, post_start=post_start,
-                           n_surrogates=n_surrogates, n_perm=n_perm, max_points=max_points,
-                           alpha=alpha, sindy_degree=sindy_degree, variable_names=VARIABLES)
+        d = analyse_series(lab, th, times, x_long[i], seed=seed + 1 + i,
+                           variable_names=VARIABLES, **options)
         log(f"      {lab}: p = {d.surrogates.p_value:.3f}, R^2 = "
             f"{d.skill['derivative_r2']:.2f} ({d.seconds:.0f} s): {d.verdict}")
         diags.append(d)
+    return diags
 
-    # 4. inference: posteriors at the cases, TARP on fresh simulations
+
+def _inference(est: Any, theta: torch.Tensor, labels: list[str], gen: torch.Generator, *,
+               seed: int, n_tarp: int, num_samples: int, noise_param: str, log) -> _Inference:
+    """Step 4: the estimator's posteriors at the cases (simulated again with ``gen``) and a
+    TARP test on ``n_tarp`` fresh simulations from the prior."""
+    sim = est.simulator
     t0 = time.perf_counter()
     x_obs = sim.simulate(theta.to(sim.device), generator=gen)
     with torch.no_grad():
@@ -210,46 +273,48 @@ def dynamics(est: Any, out_dir: Path, *, seed: int, log=print,
     tarp_res: TarpResult = tarp(samples_t.to(theta_t), theta_t, bounds=(prior.low, prior.high),
                                 seed=seed)
     inf_s = time.perf_counter() - t0
-    k = names.index(noise_param)
+    k = tuple(sim.param_names).index(noise_param)
     low, high = prior.low.double().cpu().numpy(), prior.high.double().cpu().numpy()
     intervals = {lab: (float(post[:, c, k].mean()), float(np.quantile(post[:, c, k], 0.05)),
                        float(np.quantile(post[:, c, k], 0.95))) for c, lab in enumerate(labels)}
     heat_v = heating_verdict(intervals, float(high[k] - low[k]))
-    calibrated = bool(tarp_res.diagonal_in_band)
     log(f"      inference ({inf_s:.0f} s): {heat_v}; TARP ATC {tarp_res.atc:+.3f}, "
         f"KS p {tarp_res.ks_pvalue:.2g}")
+    return _Inference(post, tarp_res, intervals, heat_v, low, high, inf_s)
 
-    # conclusion, computed from the numbers above
+
+def _conclusion(diags: list[SeriesDiagnostics], inf: _Inference, n_tarp: int,
+                noise_param: str, sim_s: float) -> tuple[str, list[str]]:
+    """The answer (chaos or noise, per verdict category) and the paragraphs of the text,
+    computed from the numbers of the steps."""
     groups: dict[str, list[str]] = {}
     for d in diags:
         groups.setdefault(verdict_category(d.verdict), []).append(d.label)
     overall = "; ".join(f"{CATEGORIES[c]} for {', '.join(labs)}" for c, labs in groups.items())
-    tarp_text = (f"TARP on {n_tarp} fresh simulations: ATC {tarp_res.atc:+.3f}, KS p "
-                 f"{tarp_res.ks_pvalue:.2g}, diagonal {'inside' if calibrated else 'outside'} "
-                 f"the {tarp_res.confidence:.0%} band, so the posterior is "
+    calibrated = bool(inf.tarp.diagonal_in_band)
+    tarp_text = (f"TARP on {n_tarp} fresh simulations: ATC {inf.tarp.atc:+.3f}, KS p "
+                 f"{inf.tarp.ks_pvalue:.2g}, diagonal {'inside' if calibrated else 'outside'} "
+                 f"the {inf.tarp.confidence:.0%} band, so the posterior is "
                  f"{'consistent with calibration' if calibrated else 'not calibrated'}")
     lines = [f"Answer. Low-dimensional chaos vs noise: {overall}.",
-             f"Deterministic vs stochastic heating amplitude ({noise_param}): {heat_v}.",
+             f"Deterministic vs stochastic heating amplitude ({noise_param}): {inf.heating}.",
              f"{tarp_text}.", "Per series:"]
     lines += [f"{d.label} (θ = {d.theta}): {d.verdict}." for d in diags]
     lines.append(f"Pasquato et al. (2023) reached, on N-body series, 'not purely noise' from "
                  f"TARP and no low-dimensional ODE from SINDy. Wall time: series {sim_s:.0f} s, "
-                 f"diagnostics {sum(d.seconds for d in diags):.0f} s, inference {inf_s:.0f} s.")
-    figures = [
-        (_plot_series(diags), "Post-collapse log central density and the SINDy forecast of "
-                              "the held-out half (model fitted on the first half)."),
-        (_plot_embeddings(diags), "Two-dimensional lag embeddings (delay from the mutual "
-                                  "information)."),
-        (_plot_persistence(diags), "Persistence diagrams (ripser on greedy landmarks) and the "
-                                   "longest H1 lifetime against its IAAFT-surrogate null."),
-        (_plot_posteriors(post, labels, names, theta.numpy(), low, high),
-         "Posteriors of the trained estimator for the same parameters (dashed: truth)."),
-        (tarp_res, f"TARP coverage on {n_tarp} fresh prior simulations."),
-    ]
-    metrics: dict[str, Any] = {
+                 f"diagnostics {sum(d.seconds for d in diags):.0f} s, inference "
+                 f"{inf.seconds:.0f} s.")
+    return overall, lines
+
+
+def _metrics(diags: list[SeriesDiagnostics], inf: _Inference, overall: str,
+             opts: dict[str, Any], post_start: float, n_surrogates: int, sim_s: float,
+             t_all: float) -> dict[str, Any]:
+    """The numbers of the analysis (``dynamics.json`` and the section's metrics)."""
+    return {
         "answer": overall, "categories": {d.label: verdict_category(d.verdict) for d in diags},
-        "heating": heat_v, "tarp_atc": tarp_res.atc,
-        "tarp_ks_pvalue": tarp_res.ks_pvalue, "tarp_calibrated": calibrated,
+        "heating": inf.heating, "tarp_atc": inf.tarp.atc,
+        "tarp_ks_pvalue": inf.tarp.ks_pvalue, "tarp_calibrated": bool(inf.tarp.diagonal_in_band),
         "series_options": opts, "post_start": post_start, "n_surrogates": n_surrogates,
         "cases": {d.label: {"theta": d.theta, "delay": d.topology.delay, "dim": d.topology.dim,
                             "longest_H1": d.surrogates.statistic,
@@ -257,13 +322,8 @@ def dynamics(est: Any, out_dir: Path, *, seed: int, log=print,
                             "surrogate_p": d.surrogates.p_value,
                             "sindy_equations": d.sindy.equations() if d.sindy else [],
                             **{f"sindy_{k}": v for k, v in d.skill.items()},
-                            "posterior_noise": intervals[d.label],
+                            "posterior_noise": inf.intervals[d.label],
                             "verdict": d.verdict} for d in diags},
         "seconds": {"series": sim_s, "diagnostics": sum(d.seconds for d in diags),
-                    "inference": inf_s, "total": time.perf_counter() - t_all},
+                    "inference": inf.seconds, "total": time.perf_counter() - t_all},
     }
-    write_text(out_dir / "dynamics.json", json.dumps(metrics, indent=2, default=float))
-    table = [d.row() | {f"posterior {noise_param} (90%)":
-                        "{:.2f} [{:.2f}, {:.2f}]".format(*intervals[d.label])} for d in diags]
-    return Section("Post-collapse dynamics: chaos or noise? (Pasquato et al. 2023)",
-                   text="\n\n".join(lines), figures=figures, metrics=metrics, table=table)

@@ -5,10 +5,10 @@ at ~15-18 initial half-mass relaxation times, and is then powered by three-body 
 Above ``N ~ 7,000`` stars the post-collapse core does not expand smoothly but oscillates
 chaotically (gravothermal oscillations; Bettwieser & Sugimoto 1984; Goodman 1987).  The
 model is the conducting gas sphere of Lynden-Bell & Eggleton (1980) with binary heating
-(Heggie & Ramamani 1989; Breen & Heggie 2012), solved with a fully implicit Newton scheme
-on Lagrangian shells (:mod:`simulators.cluster._physics`).  Binary heating in a real
-cluster comes in discrete events: a stochastic modulation of the heating rate, of
-amplitude ``noise_amp``, spans deterministic (0) to noisy dynamics.
+(Heggie & Ramamani 1989; Breen & Heggie 2012; :mod:`simulators.cluster._physics`), solved
+with a fully implicit Newton scheme on Lagrangian shells (:mod:`simulators.cluster.solver`).
+Binary heating in a real cluster comes in discrete events: a stochastic modulation of the
+heating rate, of amplitude ``noise_amp``, spans deterministic (0) to noisy dynamics.
 
 Parameters (prior):
     ``log10_N``: number of stars, ``U(3, 5)``.
@@ -60,7 +60,7 @@ from sbi_astro.priors import LogUniform, Prior, Uniform
 from sbi_astro.random import RowRandom
 from sbi_astro.simulator import EmbeddingSpec, Simulator
 
-from ._physics import SolverSettings, evolve
+from .solver import SolverSettings, evolve
 
 PRESETS: dict[str, dict[str, float | int]] = {
     "fast": {"n_shells": 24, "m_inner": 1e-3, "target_change": 0.4, "dt_max": 0.5,

@@ -10,17 +10,15 @@ import torch
 
 from sbi_astro import load_simulator
 from sbi_astro.errors import ConfigError
-from simulators.cluster.oscillations import count_peaks
 from simulators.cluster._physics import (
     PLUMMER_A,
-    SolverSettings,
-    banded_jacobian,
     density,
-    evolve,
     make_grid,
     plummer_state,
     residual,
 )
+from simulators.cluster.oscillations import count_peaks
+from simulators.cluster.solver import SolverSettings, banded_jacobian, evolve
 
 F64 = torch.float64
 

@@ -13,7 +13,9 @@ import torch
 DOC = Path(__file__).resolve().parents[3] / "docs" / "simulators" / "lensing.md"
 
 
-@pytest.mark.parametrize("name", ["simulators.lensing.model", "sbi_astro.embeddings.image"])
+@pytest.mark.parametrize("name", ["simulators.lensing.base", "simulators.lensing.noise",
+                                  "simulators.lensing.sie", "simulators.lensing.pixelated",
+                                  "sbi_astro.embeddings.image"])
 def test_docstring_examples(name):
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.failed == 0 and result.attempted > 0

@@ -8,7 +8,8 @@ import importlib
 import pytest
 
 MODULES = ["simulators.xray.ogip", "simulators.xray.observations", "simulators.xray._physics",
-           "simulators.xray.model", "sbi_astro.embeddings.spectrum"]
+           "simulators.xray.absorption", "simulators.xray.base", "simulators.xray.powerlaw",
+           "simulators.xray.thermal", "sbi_astro.embeddings.spectrum"]
 
 
 @pytest.mark.parametrize("name", MODULES)

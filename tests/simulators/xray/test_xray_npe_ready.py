@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from sbi_astro.inference import TrainingConfig, load_run, train
-from simulators.xray.model import XrayPowerLaw
+from simulators.xray.powerlaw import XrayPowerLaw
 
 
 @pytest.mark.slow

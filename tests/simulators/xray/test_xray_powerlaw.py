@@ -11,7 +11,8 @@ from scipy.optimize import minimize, minimize_scalar
 
 from sbi_astro.errors import ConfigError
 from simulators.xray import _physics as phys
-from simulators.xray.model import XrayPowerLaw, absorption_table
+from simulators.xray.absorption import absorption_table
+from simulators.xray.powerlaw import XrayPowerLaw
 
 D = torch.float64
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 from scipy.optimize import minimize
 
+from simulators.xray.powerlaw import XrayPowerLaw
 from simulators.xray.reference import EmceeSettings
-from simulators.xray.model import XrayPowerLaw
 
 pytest.importorskip("emcee")
 

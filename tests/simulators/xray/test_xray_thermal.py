@@ -12,7 +12,7 @@ from scipy.integrate import quad
 
 from simulators.xray import _mekal as mk
 from simulators.xray.mekal_table import mekal_table
-from simulators.xray.model import XrayThermal
+from simulators.xray.thermal import XrayThermal
 
 D = torch.float64
 RY_KEV = 0.0136057

@@ -1,4 +1,8 @@
-"""Strong gravitational lensing simulators: ``lensing_sie`` and ``lensing_pixelated``.
+"""The shared imaging of the strong-lensing simulators: :class:`LensingOptions` and
+:class:`LensingImaging` (grid, PSF, noise, likelihood).
+
+The simulators are ``lensing_sie`` (:mod:`simulators.lensing.sie`) and ``lensing_pixelated``
+(:mod:`simulators.lensing.pixelated`).
 
 Both render a square image of ``num_pix`` pixels of ``pixel_scale`` arcsec, with
 ``supersampling x supersampling`` rays per pixel, a Gaussian PSF of FWHM ``psf_fwhm``
@@ -7,7 +11,8 @@ see the light just outside the field), and noise: exact Poisson counts of the so
 over ``exposure_time`` plus Gaussian background of rms ``background_rms``
 (``noise="poisson"``, the default), or lenstronomy's Gaussian approximation of the same
 (``noise="gaussian"``: normal noise of variance ``background_rms^2 + mu / exposure_time``,
-what ``lenstronomy.Util.image_util.add_poisson`` + ``add_background`` draw; its noise costs ~1/5 of exact counts' on CPU).
+what ``lenstronomy.Util.image_util.add_poisson`` + ``add_background`` draw; its noise costs
+~1/5 of exact counts' on CPU; the noise functions are in :mod:`simulators.lensing.noise`).
 Images are in electrons per second per pixel.
 
 * ``lensing_sie``: singular isothermal ellipsoid + external shear (lens centred in the
@@ -15,16 +20,19 @@ Images are in electrons per second per pixel.
 * ``lensing_pixelated``: the same pipeline through pixel maps, for learned inverse solvers:
   a convergence map (an SIE plus a Gaussian subhalo, rasterised on the image pixels; its
   deflection is computed by FFT) and a source map (two Gaussian blobs rasterised on a
-  source-plane grid and sampled bilinearly); 14 parameters.  :meth:`LensingPixelated.maps`
-  returns both maps, the targets of an image-to-map network.
+  source-plane grid and sampled bilinearly); 14 parameters.
+  :meth:`~simulators.lensing.pixelated.LensingPixelated.maps` returns both maps, the targets
+  of an image-to-map network.
 
 Example:
-    >>> import torch
     >>> from sbi_astro import load_simulator
-    >>> sim = load_simulator("lensing_sie", device="cpu", num_pix=32)
-    >>> theta = sim.prior.sample((2,), generator=torch.Generator().manual_seed(0))
-    >>> sim.simulate(theta, generator=torch.Generator().manual_seed(1)).shape
-    torch.Size([2, 32, 32])
+    >>> sim = load_simulator("lensing_pixelated", device="cpu", num_pix=32)
+    >>> isinstance(sim, LensingImaging), sim.event_shape, sim.margin  # margin: half the PSF
+    (True, (32, 32), 3)
+    >>> LensingOptions(noise="uniform")
+    Traceback (most recent call last):
+        ...
+    sbi_astro.errors.ConfigError: noise must be one of ('poisson', 'gaussian'), got 'uniform'
 """
 
 from __future__ import annotations
@@ -36,14 +44,12 @@ import torch
 from torch import Tensor
 
 from sbi_astro.errors import ConfigError
-from sbi_astro.priors import LogUniform, Prior, Uniform
-from sbi_astro.random import RowRandom, box_muller
+from sbi_astro.random import RowRandom
 from sbi_astro.simulator import EmbeddingSpec, Simulator
 
 from . import _physics as ph
+from .noise import counts_plus_background, gaussian_noise
 
-FLUX_UNIT = "electron / s"
-SB_UNIT = "electron / (s arcsec2)"
 NOISE_MODELS = ("poisson", "gaussian")
 
 
@@ -87,27 +93,7 @@ class LensingOptions:
             raise ConfigError(f"psf_fwhm must be >= 0 (0 disables the PSF), got {self.psf_fwhm}")
 
 
-def _gaussian_noise(key: Tensor, mu: Tensor, rms2: float, inv_exposure: float) -> Tensor:
-    """``mu + sqrt(rms2 + mu / exposure) * z`` for images ``mu (N, n, n)`` [e-/s], ``z``
-    the row stream's float32 normals (:func:`sbi_astro.random.box_muller` of ``key (N,)``).
-    One function so that ``compile=True`` fuses hashing, Box-Muller and the noise model
-    into one kernel (~5x cheaper than the ~30 tensor passes of the eager path)."""
-    z = box_muller(key, mu.shape[-2] * mu.shape[-1]).reshape(mu.shape).to(mu.dtype)
-    var = rms2 + mu.clamp_min(0.0) * inv_exposure
-    return mu + torch.sqrt(var) * z
-
-
-def _counts_plus_background(key: Tensor, counts: Tensor, exposure: float, rms: float
-                             ) -> Tensor:
-    """``counts / exposure + rms * z`` [e-/s] for float32 Poisson counts ``(N, n, n)``,
-    ``z`` the row stream's normals from ``key (N,)`` (what ``rng.normal`` draws): the tail
-    of the exact-Poisson noise, one function for ``compile=True`` to fuse with its
-    Box-Muller (eager, ~40 us of a 64 x 64 image's ~280 us on 2 cores)."""
-    z = box_muller(key, counts.shape[-2] * counts.shape[-1]).reshape(counts.shape)
-    return counts / exposure + rms * z.to(counts.dtype)
-
-
-class _LensingImaging(Simulator):
+class LensingImaging(Simulator):
     """Grid, PSF, noise and likelihood shared by the lensing simulators."""
 
     Options = LensingOptions
@@ -230,10 +216,10 @@ class _LensingImaging(Simulator):
                 noise = rng.normal(tuple(mu.shape[1:]), dtype=mu.dtype)
                 return counts / o.exposure_time + o.background_rms * noise
             # the stream key that rng.normal would use next, hence the same numbers
-            return self._noise_fn(_counts_plus_background)(
+            return self._noise_fn(counts_plus_background)(
                 rng.split().keys, counts, o.exposure_time, o.background_rms)
         # the stream key that rng.normal would use next, hence the same numbers
-        return self._noise_fn(_gaussian_noise)(
+        return self._noise_fn(gaussian_noise)(
             rng.split().keys, mu, o.background_rms ** 2, 1.0 / o.exposure_time)
 
     def _noise_fn(self, fn):  # noqa: ANN001, ANN202
@@ -265,175 +251,3 @@ class _LensingImaging(Simulator):
         var = self.variance(mu)
         r = x.to(mu.dtype) - mu
         return -0.5 * (r * r / var + torch.log(2.0 * math.pi * var)).sum(dim=(-2, -1))
-
-
-@dataclasses.dataclass(frozen=True)
-class SIEOptions(LensingOptions):
-    """Options of ``lensing_sie``: imaging options, plus
-
-    Attributes:
-        compile: trace the ray-shooting and Sersic evaluation with ``torch.compile`` (one
-            fused kernel instead of ~50 tensor operations: ~9x faster on CPU once compiled;
-            the first call of each chunk size compiles for ~20-30 s and needs a C++
-            compiler).  Results agree with the eager path to float32 round-off (~1e-5).
-    """
-
-    compile: bool = False
-
-
-def _sie_sersic_sb(theta: Tensor, x: Tensor, y: Tensor) -> Tensor:
-    """Source surface brightness ``(N, S, S)`` at the rays ``x, y (S, S)`` of ``lensing_sie``."""
-    p = [ph.bcast(v, x) for v in theta.unbind(-1)]
-    ax, ay = ph.sie(x, y, p[0], p[1], p[2])
-    sx, sy = ph.shear(x, y, p[3], p[4])
-    return ph.sersic(x - ax - sx, y - ay - sy, *p[5:])
-
-
-def _sie_sersic_pixels(theta: Tensor, x: Tensor, y: Tensor, supersampling: int) -> Tensor:
-    """:func:`_sie_sersic_sb` averaged over each pixel's ``supersampling^2`` rays (one
-    kernel under ``torch.compile``: the binning costs no extra pass over the rays)."""
-    return ph.bin_pixels(_sie_sersic_sb(theta, x, y), supersampling)
-
-
-class LensingSIE(_LensingImaging):
-    """SIE + external shear lens (centred on the cutout) and an elliptical Sersic source.
-
-    Parameters (lenstronomy conventions): ``theta_E`` (arcsec), ``e1, e2`` of the lens,
-    ``gamma1, gamma2`` of the shear (zero deflection at the centre), and the source's
-    ``amp`` (surface brightness at ``R_sersic``), ``R_sersic`` (circularised half-light
-    radius), ``n_sersic``, ``e1_s, e2_s``, ``x_s, y_s``.
-    """
-
-    name = "lensing_sie"
-    Options = SIEOptions
-    _compiled = None
-
-    @property
-    def compiles(self) -> bool:
-        return self.options.compile
-
-    def build_prior(self) -> Prior:
-        return Prior([
-            Uniform("theta_E", 0.6, 1.8, unit="arcsec", description="SIE Einstein radius"),
-            Uniform("e1", -0.3, 0.3, description="lens ellipticity"),
-            Uniform("e2", -0.3, 0.3, description="lens ellipticity"),
-            Uniform("gamma1", -0.1, 0.1, description="external shear"),
-            Uniform("gamma2", -0.1, 0.1, description="external shear"),
-            LogUniform("amp", 2.0, 50.0, unit=SB_UNIT,
-                       description="source surface brightness at R_sersic"),
-            Uniform("R_sersic", 0.05, 0.5, unit="arcsec",
-                    description="source half-light radius (circularised)"),
-            Uniform("n_sersic", 0.5, 4.0, description="source Sersic index"),
-            Uniform("e1_s", -0.3, 0.3, description="source ellipticity"),
-            Uniform("e2_s", -0.3, 0.3, description="source ellipticity"),
-            Uniform("x_s", -0.3, 0.3, unit="arcsec", description="source position"),
-            Uniform("y_s", -0.3, 0.3, unit="arcsec", description="source position"),
-        ])
-
-    def source_positions(self, theta: Tensor) -> tuple[Tensor, Tensor]:
-        """Lens equation on the ray grid: ``beta = theta - alpha``, each ``(N, S, S)``."""
-        x, y = self.ray_grid(theta)
-        p = [ph.bcast(v, x) for v in theta.unbind(-1)]
-        ax, ay = ph.sie(x, y, p[0], p[1], p[2])
-        sx, sy = ph.shear(x, y, p[3], p[4])
-        return x - ax - sx, y - ay - sy
-
-    def _expected_rows(self, theta: Tensor) -> Tensor:
-        x, y = self.ray_grid(theta)
-        fn = _sie_sersic_pixels
-        if self.options.compile:
-            if self._compiled is None:
-                self._compiled = torch.compile(_sie_sersic_pixels, dynamic=False)
-            fn = self._compiled
-        return self.render_pixels(fn(theta, x, y, self.options.supersampling))
-
-
-@dataclasses.dataclass(frozen=True)
-class PixelatedOptions(LensingOptions):
-    """Options of ``lensing_pixelated``: imaging options plus the source-plane grid.
-
-    Attributes:
-        source_num_pix: side of the source map, pixels.
-        source_pixel_scale: arcsec per source pixel.
-    """
-
-    supersampling: int = 1
-    source_num_pix: int = 48
-    source_pixel_scale: float = 0.04
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.source_num_pix < 4 or not self.source_pixel_scale > 0:
-            raise ConfigError("source_num_pix must be >= 4 and source_pixel_scale > 0")
-
-
-class LensingPixelated(_LensingImaging):
-    """Lensing through pixel maps: a convergence map and a source map.
-
-    The maps come from 14 parameters: an SIE (``theta_E, e1, e2``) plus a Gaussian subhalo
-    (``m_sub`` = its mass in units of ``pi arcsec^2 Sigma_crit``, i.e. the Einstein radius^2
-    of an equal point mass, width 0.1 arcsec, at ``x_sub, y_sub``) rasterised on the image
-    pixels (the SIE's ``kappa`` sampled at pixel centres, zero outside the field), and two
-    Gaussian source blobs (``flux_i`` in electrons/s, ``sigma_i``, ``x_i, y_i``) rasterised on
-    the source grid.  Deflections are the FFT convolution of the convergence map, bilinearly
-    interpolated to the rays; source light is bilinearly interpolated from the source map.
-    """
-
-    name = "lensing_pixelated"
-    Options = PixelatedOptions
-    SUBHALO_SIGMA = 0.1
-
-    def build_prior(self) -> Prior:
-        blobs = []
-        for i in (1, 2):
-            blobs += [
-                LogUniform(f"flux_{i}", 0.5, 5.0, unit=FLUX_UNIT, description="blob flux"),
-                Uniform(f"sigma_{i}", 0.04, 0.15, unit="arcsec", description="blob width"),
-                Uniform(f"x_{i}", -0.3, 0.3, unit="arcsec", description="blob position"),
-                Uniform(f"y_{i}", -0.3, 0.3, unit="arcsec", description="blob position"),
-            ]
-        return Prior([
-            Uniform("theta_E", 0.6, 1.6, unit="arcsec", description="SIE Einstein radius"),
-            Uniform("e1", -0.3, 0.3, description="lens ellipticity"),
-            Uniform("e2", -0.3, 0.3, description="lens ellipticity"),
-            Uniform("m_sub", 0.0, 0.05, unit="arcsec2",
-                    description="subhalo mass / (pi Sigma_crit)"),
-            Uniform("x_sub", -1.5, 1.5, unit="arcsec", description="subhalo position"),
-            Uniform("y_sub", -1.5, 1.5, unit="arcsec", description="subhalo position"),
-            *blobs,
-        ])
-
-    def maps(self, theta: Tensor) -> tuple[Tensor, Tensor]:
-        """Convergence ``(N, n, n)`` on the image pixels and source surface brightness
-        ``(N, ns, ns)`` on the source grid, for flat ``theta (N, D)``."""
-        o = self.options
-        x, y = ph.pixel_grid(o.num_pix, o.pixel_scale)
-        x, y = self.constant("kappa_x", x, theta), self.constant("kappa_y", y, theta)
-        p = [ph.bcast(v, x) for v in theta.unbind(-1)]
-        kappa = ph.sie_convergence(x, y, p[0], p[1], p[2])
-        s2 = self.SUBHALO_SIGMA ** 2
-        dx, dy = x - p[4], y - p[5]
-        kappa = kappa + p[3] / (2.0 * s2) * torch.exp(-(dx * dx + dy * dy) / (2.0 * s2))
-        sx, sy = ph.pixel_grid(o.source_num_pix, o.source_pixel_scale)
-        sx, sy = self.constant("src_x", sx, theta), self.constant("src_y", sy, theta)
-        src = sum(ph.gaussian_light(sx, sy, p[6 + 4 * i], p[7 + 4 * i], p[8 + 4 * i],
-                                    p[9 + 4 * i]) for i in range(2))
-        return kappa, src
-
-    def _expected_rows(self, theta: Tensor) -> Tensor:
-        o = self.options
-        kappa, src = self.maps(theta)
-        kernels = ph.pixelated_deflection_kernel_fft(o.num_pix, o.num_pix, o.pixel_scale)
-        ctype = torch.complex64 if theta.dtype == torch.float32 else torch.complex128
-        like = theta.new_empty((), dtype=ctype)
-        kernels = (self.constant("kx_fft", kernels[0], like),
-                   self.constant("ky_fft", kernels[1], like))
-        ax, ay = ph.pixelated_deflection(kappa, kernels)
-        x, y = self.ray_grid(theta)
-        n = theta.shape[0]
-        xs, ys = x.expand(n, *x.shape), y.expand(n, *y.shape)
-        alpha = ph.bilinear(torch.stack([ax, ay], dim=1), xs, ys, o.pixel_scale,
-                            padding="border")
-        bx, by = xs - alpha[:, 0], ys - alpha[:, 1]
-        sb = ph.bilinear(src[:, None], bx, by, o.source_pixel_scale)[:, 0]
-        return self.render(sb)

@@ -1,7 +1,9 @@
-"""X-ray spectral simulators folded through real instrument responses.
+"""The shared base of the X-ray spectral simulators: :class:`XrayOptions` and
+:class:`XraySimulator`.
 
-``xray_powerlaw``: absorbed power law ``tbabs * zpowerlw``.
-``xray_thermal``: absorbed optically thin thermal plasma ``tbabs * (plasma [+ plasma])``.
+The models are :class:`simulators.xray.powerlaw.XrayPowerLaw` (``xray_powerlaw``, absorbed
+power law ``tbabs * zpowerlw``) and :class:`simulators.xray.thermal.XrayThermal`
+(``xray_thermal``, absorbed optically thin thermal plasma ``tbabs * (plasma [+ plasma])``).
 
 Both share :class:`XraySimulator`: the observation's ARF x RMF x EXPOSURE folding matrix
 (filtered and grouped, see :mod:`simulators.xray.observations`), Poisson source counts plus
@@ -11,62 +13,36 @@ output group (float).  Every parameter can be fixed with an option ``fix_<name>=
 parameters leave the prior (``theta`` only holds the free ones).
 
 Example:
-    >>> import torch
     >>> from sbi_astro import load_simulator
-    >>> sim = load_simulator("xray_powerlaw", device="cpu")
-    >>> sim.param_names
-    ('nH', 'photon_index', 'log10_norm')
-    >>> x = sim.simulate(sim.prior.sample((4,)), generator=torch.Generator().manual_seed(0))
-    >>> tuple(x.shape) == (4, *sim.event_shape)
-    True
+    >>> sim = load_simulator("xray_thermal", device="cpu")
+    >>> isinstance(sim, XraySimulator), sim.event_shape == (sim.response.num_groups,)
+    (True, True)
+    >>> XrayOptions(energy_range=(7.0, 0.5))
+    Traceback (most recent call last):
+        ...
+    ValueError: energy_range must be (low, high) keV, got (7.0, 0.5)
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
-import logging
 import math
 import warnings
 
 import numpy as np
 import torch
-from astropy.io import fits
 from torch import Tensor
 
-from sbi_astro.errors import ConfigError, NotAvailableError
-from sbi_astro.priors import LogUniform, Marginal, Prior, Uniform
+from sbi_astro.errors import ConfigError
+from sbi_astro.priors import Marginal, Prior
 from sbi_astro.random import RowRandom
 from sbi_astro.simulator import EmbeddingSpec, Simulator
 
 from . import _physics as phys
-from .mekal_table import log_table, mekal_table
-from .observations import OBSERVATIONS, InstrumentResponse, cached_response, data_path
+from .absorption import ABSORPTION_TABLES, absorption_table
+from .observations import OBSERVATIONS, InstrumentResponse, cached_response
 from .reference import EmceeSettings, emcee_posterior
-
-ABSORPTION_TABLES = {"tbabs": "absorption/xsect_tbabs_wilm.fits.gz",
-                     "phabs": "absorption/xsect_phabs_aspl.fits.gz"}
-
-#: Default prior range of log10_norm per observation: about +-1.5 dex around the level
-#: that reproduces the observed count rate (so that NPE trains where the data are).
-NORM_RANGE = {
-    "powerlaw": {"chandra_3c273": (-5.0, -2.5), "chandra_dgtau": (-6.0, -3.5),
-                 "xmm_ngc7793": (-4.5, -2.0)},
-    "thermal": {"chandra_3c273": (-4.5, -1.5), "chandra_dgtau": (-5.5, -2.5),
-                "xmm_ngc7793": (-4.0, -1.5)},
-}
-
-
-@functools.lru_cache(maxsize=4)
-def absorption_table(model: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(energy [keV], sigma [1e-22 cm^2 per H])`` of ``tbabs`` or ``phabs``."""
-    if model not in ABSORPTION_TABLES:
-        raise ConfigError(f"unknown absorption model {model!r}; use one of "
-                          f"{sorted(ABSORPTION_TABLES)}")
-    with fits.open(data_path(ABSORPTION_TABLES[model])) as hdul:
-        d = hdul[1].data
-        return np.asarray(d["ENERGY"], float), np.asarray(d["SIGMA"], float)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -290,189 +266,3 @@ class XraySimulator(Simulator):
     def observed(self) -> Tensor:
         """The real observed counts per group ``(G,)`` of the chosen observation."""
         return torch.as_tensor(self.response.observed, dtype=self.dtype, device=self.device)
-
-
-# -- power law ----------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class PowerLawOptions(XrayOptions):
-    """The :class:`XrayOptions`, and:
-
-    Attributes:
-        fix_nH, fix_photon_index, fix_log10_norm, fix_redshift: fix a parameter (``None`` =
-            free; ``redshift`` is fixed to 0 by default).
-    """
-
-    fix_nH: float | None = None
-    fix_photon_index: float | None = None
-    fix_log10_norm: float | None = None
-    fix_redshift: float | None = 0.0
-
-
-class XrayPowerLaw(XraySimulator):
-    """Absorbed power law ``tbabs * zpowerlw`` through a real response.
-
-    Parameters: ``nH`` [1e22 cm^-2], ``photon_index``, ``log10_norm`` (log10 of photons
-    keV^-1 cm^-2 s^-1 at 1 keV in the source frame), ``redshift`` (fixed to 0 by default).
-    """
-
-    name = "xray_powerlaw"
-    Options = PowerLawOptions
-
-    def _parameters(self) -> list[tuple[Marginal, float | None]]:
-        o = self.options
-        lo, hi = o.log10_norm_range or NORM_RANGE["powerlaw"][o.observation]
-        return [
-            (Uniform("nH", 0.0, o.nH_max, unit="1e22 cm-2",
-                     description="hydrogen column density"), o.fix_nH),
-            (Uniform("photon_index", 0.5, 3.5, description="photon index Gamma"),
-             o.fix_photon_index),
-            (Uniform("log10_norm", lo, hi, unit="log10(ph keV-1 cm-2 s-1)",
-                     description="log10 of the flux density at 1 keV"), o.fix_log10_norm),
-            (Uniform("redshift", 0.0, 2.0, description="cosmological redshift"),
-             o.fix_redshift),
-        ]
-
-    def _photon_flux(self, p: dict[str, Tensor], edges: Tensor,
-                     log_transmission: Tensor) -> Tensor:
-        z = None if self.options.fix_redshift == 0.0 else p["redshift"]
-        return phys.powerlaw_flux(edges, p["photon_index"], 10.0 ** p["log10_norm"], z,
-                                  log_scale=log_transmission)
-
-
-# -- thermal plasma -----------------------------------------------------------------------
-
-@dataclasses.dataclass(frozen=True)
-class ThermalOptions(XrayOptions):
-    """The :class:`XrayOptions` (default observation ``chandra_dgtau``, whose PHA has no
-    grouping), and:
-
-    Attributes:
-        components: 1 or 2 temperature components (the second adds ``kT2``,
-            ``log10_norm2``; both share ``abundance``, ``redshift`` and ``nH``).
-        fix_<name>: fix a parameter (``None`` = free); ``redshift`` is fixed to 0 by default.
-        kT_range: prior range of ``kT`` (and ``kT2``) [keV], log-uniform, inside 0.08-64 keV.
-        abundance_max: upper bound of the uniform ``abundance`` prior [solar].
-    """
-
-    observation: str = "chandra_dgtau"
-    components: int = 1
-    fix_nH: float | None = None
-    fix_kT: float | None = None
-    fix_abundance: float | None = None
-    fix_redshift: float | None = 0.0
-    fix_log10_norm: float | None = None
-    fix_kT2: float | None = None
-    fix_log10_norm2: float | None = None
-    kT_range: tuple[float, ...] = (0.2, 10.0)
-    abundance_max: float = 2.0
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.components not in (1, 2):
-            raise ValueError(f"components must be 1 or 2, got {self.components}")
-        lo, hi = self.kT_range
-        if not 0.08 <= lo < hi <= 64.0:
-            raise ValueError(f"kT_range must lie inside the table, 0.08-64 keV; got "
-                             f"{self.kT_range}")
-
-
-class XrayThermal(XraySimulator):
-    """Absorbed optically thin thermal plasma (MEKAL, CIE) through a real response.
-
-    Model: ``tbabs * (mekal(kT, abundance, z, norm) [+ mekal(kT2, abundance, z, norm2)])``.
-    Parameters: ``nH`` [1e22 cm^-2], ``kT`` [keV], ``abundance`` [solar, Anders & Grevesse
-    1989; scales C ... Ni, H and He fixed], ``redshift``, ``log10_norm`` with XSPEC's
-    ``norm = 1e-14 / (4 pi D_A^2 (1+z)^2) int n_e n_H dV`` [cm^-5].
-
-    The emissivity comes from the tabulated MEKAL model (``data/mekal_table.npz``): the
-    photon flux in an observed bin is ``1e14 norm / (1+z) * int_bin(1+z) [eps_HHe(kT) +
-    abundance * eps_metals(kT)] dE'``, the table interpolated linearly in ``log kT`` of the
-    log emissivity.  With the redshift fixed (the default) the table is pre-binned onto the
-    response grid once; a free redshift integrates the fine table on the fly.
-    """
-
-    name = "xray_thermal"
-    Options = ThermalOptions
-
-    def _parameters(self) -> list[tuple[Marginal, float | None]]:
-        o = self.options
-        lo, hi = o.log10_norm_range or NORM_RANGE["thermal"][o.observation]
-        kt_lo, kt_hi = o.kT_range
-        out = [
-            (Uniform("nH", 0.0, o.nH_max, unit="1e22 cm-2",
-                     description="hydrogen column density"), o.fix_nH),
-            (LogUniform("kT", kt_lo, kt_hi, unit="keV", description="plasma temperature"),
-             o.fix_kT),
-            (Uniform("abundance", 0.0, o.abundance_max, unit="solar",
-                     description="metal abundance (Anders & Grevesse 1989)"), o.fix_abundance),
-            (Uniform("redshift", 0.0, 1.0, description="cosmological redshift"),
-             o.fix_redshift),
-            (Uniform("log10_norm", lo, hi, unit="log10(cm-5)",
-                     description="log10 of the XSPEC norm 1e-14 EM / (4 pi D_A^2 (1+z)^2)"),
-             o.fix_log10_norm),
-        ]
-        if o.components == 2:
-            out += [
-                (LogUniform("kT2", kt_lo, kt_hi, unit="keV",
-                            description="temperature of the second component"), o.fix_kT2),
-                (Uniform("log10_norm2", lo, hi, unit="log10(cm-5)",
-                         description="log10 norm of the second component"), o.fix_log10_norm2),
-            ]
-        return out
-
-    def _tables(self, like: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """``log kT (T,)``, ``log eps_HHe`` and ``log eps_metals`` ``(T, E')`` where E' is the
-        response grid (fixed redshift) or the fine rest-frame grid (free redshift)."""
-        key = ("log_kt", like.device, like.dtype)
-        if key not in self._constants:
-            tab = mekal_table()
-            fine = tab["energy_edges"]
-            z = self.options.fix_redshift
-            comps = []
-            for name in ("hhe", "metals"):
-                v = tab[name].astype(np.float64)
-                if z is not None:
-                    cum = np.concatenate([np.zeros((v.shape[0], 1)), np.cumsum(v, axis=1)], 1)
-                    e = self.model_edges * (1.0 + z)
-                    at = np.stack([np.interp(e, fine, c) for c in cum])
-                    v = np.diff(at, axis=1) / (1.0 + z)
-                comps.append(log_table(v))
-            self.constant("log_kt", torch.as_tensor(np.log(tab["kt"].astype(np.float64))), like)
-            self.constant("log_hhe", torch.as_tensor(comps[0]), like)
-            self.constant("log_met", torch.as_tensor(comps[1]), like)
-            self.constant("fine_edges", torch.as_tensor(fine), like)
-        return (self._constants[key], self._constants[("log_hhe", like.device, like.dtype)],
-                self._constants[("log_met", like.device, like.dtype)])
-
-    def plasma_flux(self, kt: Tensor, abundance: Tensor, norm: Tensor, redshift: Tensor,
-                    edges: Tensor) -> Tensor:
-        """Photon flux per bin ``(N, E)`` [photons cm^-2 s^-1] of one plasma component."""
-        log_kt, log_hhe, log_met = self._tables(kt)
-        x = torch.log(kt)[:, None]
-        idx = torch.searchsorted(log_kt, x.contiguous()).clamp(1, log_kt.shape[0] - 1)
-        x0, x1 = log_kt[idx - 1], log_kt[idx]
-        w = ((x - x0) / (x1 - x0)).clamp(0.0, 1.0)
-        i0, i1 = idx[:, 0] - 1, idx[:, 0]
-
-        def interp(tab: Tensor) -> Tensor:
-            return torch.exp(tab[i0] + w * (tab[i1] - tab[i0]))
-
-        eps = interp(log_hhe) + abundance[:, None] * interp(log_met)
-        if self.options.fix_redshift is None:
-            fine = self._constants[("fine_edges", kt.device, kt.dtype)]
-            cum = torch.cat([eps.new_zeros(eps.shape[0], 1), torch.cumsum(eps, 1)], 1)
-            e = edges[None, :] * (1.0 + redshift[:, None])
-            at = phys.cumulative_interp(e, fine, cum)
-            eps = (at[:, 1:] - at[:, :-1]) / (1.0 + redshift[:, None])
-        return norm[:, None] * phys.xspec_plasma_norm_factor() * eps
-
-    def _photon_flux(self, p: dict[str, Tensor], edges: Tensor,
-                     log_transmission: Tensor) -> Tensor:
-        flux = self.plasma_flux(p["kT"], p["abundance"], 10.0 ** p["log10_norm"],
-                                p["redshift"], edges)
-        if self.options.components == 2:
-            flux = flux + self.plasma_flux(p["kT2"], p["abundance"], 10.0 ** p["log10_norm2"],
-                                           p["redshift"], edges)
-        return flux * torch.exp(log_transmission)
