@@ -77,6 +77,7 @@ def dopri5(f: Rhs, y0: Tensor, params: Tensor, t_out: Sequence[float], *, t0: fl
         RuntimeError: a row needed more than ``max_steps`` steps (its parameters make the
             problem too stiff for an explicit method).
     """
+    # one adaptive step loop (error control, step-size update, dense output): reads better whole
     n, k = y0.shape
     times = torch.as_tensor(list(t_out), dtype=y0.dtype, device=y0.device)
     if times.numel() == 0 or bool((times[1:] <= times[:-1]).any()) or float(times[0]) < t0:
