@@ -115,7 +115,7 @@ def check_store_path(path: str | Path | None) -> Path:
     return path
 
 
-def _open_or_create(path: Path, meta: StoreMetadata) -> SimulationStore:
+def _open_or_create(path: Path, meta: StoreMetadata, sim: Simulator) -> SimulationStore:
     try:
         return SimulationStore.create(path, meta)
     except StoreError:
@@ -124,6 +124,8 @@ def _open_or_create(path: Path, meta: StoreMetadata) -> SimulationStore:
     store = SimulationStore.open(path, mode="r+")
     try:
         have, want = store.metadata.campaign_identity(), meta.campaign_identity()
+        if have["simulator"] == sim.name:  # options an earlier version stored without defaults
+            have["options"] = sim.canonical_options(have["options"])
         if have != want:
             diff = {k: (have[k], want[k]) for k in want if have[k] != want[k]}
             details = "; ".join(f"{k}: stored {a!r}, requested {b!r}"
@@ -189,7 +191,7 @@ def run_campaign(path: str | Path, simulator: str | Simulator, *, num_simulation
         if options:
             raise ConfigError("options apply only when the simulator is given by name")
         sim = simulator
-    store = _open_or_create(path, _metadata(sim, num_simulations, seed, chunk_size))
+    store = _open_or_create(path, _metadata(sim, num_simulations, seed, chunk_size), sim)
     try:
         _fill(store, sim, seed, workers, progress)
     except BaseException:

@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import typing
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -62,6 +64,23 @@ class EmbeddingSpec:
         return {"kind": self.kind, "kwargs": dict(self.kwargs)}
 
 
+class FilePath(str):
+    """The type of a simulator option that names a file (an observation, a response, a PSF):
+    coerced to an absolute path (``~`` expanded, relative paths taken from the working
+    folder; a study YAML resolves them from its own folder first)."""
+
+
+def file_options(options_cls: type) -> list[str]:
+    """The names of the options of ``options_cls`` whose type admits a :class:`FilePath`."""
+    hints = typing.get_type_hints(options_cls)
+    out = []
+    for f in dataclasses.fields(options_cls):
+        ann = hints[f.name]
+        if ann is FilePath or FilePath in typing.get_args(ann):
+            out.append(f.name)
+    return out
+
+
 def _coerce(value: Any, annotation: Any, name: str, sim: str) -> Any:
     """Converts CLI/YAML strings to the declared option type."""
     origin = typing.get_origin(annotation)
@@ -86,6 +105,11 @@ def _coerce(value: Any, annotation: Any, name: str, sim: str) -> Any:
         inner = args[0] if args else str
         return tuple(_coerce(v, inner, name, sim) for v in value)
     try:
+        if annotation is FilePath:
+            if isinstance(value, bool) or not isinstance(value, str | os.PathLike) or \
+                    not os.fspath(value).strip():
+                raise ValueError(value)
+            return FilePath(Path(os.fspath(value)).expanduser().resolve())
         if annotation is bool:
             if isinstance(value, str):
                 low = value.strip().lower()
@@ -93,6 +117,8 @@ def _coerce(value: Any, annotation: Any, name: str, sim: str) -> Any:
                     return True
                 if low in ("0", "false", "no", "off"):
                     return False
+                raise ValueError(value)
+            if not isinstance(value, bool | int) or value not in (0, 1):
                 raise ValueError(value)
             return bool(value)
         if annotation is int:
@@ -108,8 +134,9 @@ def _coerce(value: Any, annotation: Any, name: str, sim: str) -> Any:
             return str(value)
     except (TypeError, ValueError) as err:
         raise ConfigError(
-            f"option {name!r} of simulator {sim!r} must be a finite {annotation.__name__}, "
-            f"got {value!r}"
+            f"option {name!r} of simulator {sim!r} must be "
+            f"{'a file path' if annotation is FilePath else 'a finite ' + annotation.__name__}"
+            f", got {value!r}"
         ) from err
     return value
 
@@ -142,6 +169,7 @@ class Simulator(ABC):
         self.device = resolve_device(device)
         self.dtype = dtype
         self.options = self._parse_options(options)
+        self._constants: dict[tuple[str, torch.device, torch.dtype], Tensor] = {}
         base = self.build_prior()
         self._default_prior = base
         self.prior_overrides = normalize_overrides(prior, base)
@@ -149,7 +177,6 @@ class Simulator(ABC):
             base = apply_overrides(base, self.prior_overrides, self.physical_support(),
                                    simulator=self.name)
         self._prior = base.to(self.device)
-        self._constants: dict[tuple[str, torch.device, torch.dtype], Tensor] = {}
 
     # -- options ------------------------------------------------------------------------
     @classmethod
@@ -169,6 +196,17 @@ class Simulator(ABC):
             if isinstance(err, ConfigError):
                 raise
             raise ConfigError(f"invalid options for simulator {cls.name!r}: {err}") from err
+
+    @classmethod
+    def canonical_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
+        """``options`` (as stored by an earlier version, say) with every default filled in, as
+        :meth:`options_dict` writes them; unchanged when they do not parse."""
+        try:
+            parsed = cls._parse_options(options)
+        except ConfigError:
+            return dict(options)
+        return {k: list(v) if isinstance(v, tuple) else v
+                for k, v in dataclasses.asdict(parsed).items()}
 
     def spec(self) -> dict[str, Any]:
         """What rebuilds this simulator: ``{"name", "options", "prior"}`` (JSON; ``prior`` the
@@ -198,10 +236,8 @@ class Simulator(ABC):
 
     def options_dict(self) -> dict[str, Any]:
         """The options as JSON-friendly values."""
-        out = {}
-        for k, v in dataclasses.asdict(self.options).items():
-            out[k] = list(v) if isinstance(v, tuple) else v
-        return out
+        return {k: list(v) if isinstance(v, tuple) else v
+                for k, v in dataclasses.asdict(self.options).items()}
 
     # -- metadata -----------------------------------------------------------------------
     @abstractmethod

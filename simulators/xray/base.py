@@ -29,6 +29,8 @@ import dataclasses
 import functools
 import math
 import warnings
+from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -36,12 +38,19 @@ from torch import Tensor
 
 from sbi_astro.errors import ConfigError
 from sbi_astro.priors import Marginal, Prior
+from sbi_astro.provenance import file_record
 from sbi_astro.random import RowRandom
-from sbi_astro.simulator import EmbeddingSpec, Simulator
+from sbi_astro.simulator import EmbeddingSpec, FilePath, Simulator
 
 from . import _physics as phys
 from .absorption import ABSORPTION_TABLES, absorption_table
-from .observations import OBSERVATIONS, InstrumentResponse, cached_response
+from .observations import (
+    OBSERVATIONS,
+    InstrumentResponse,
+    Observation,
+    ObservationFiles,
+    cached_response,
+)
 from .reference import EmceeSettings, emcee_posterior
 
 
@@ -50,30 +59,55 @@ class XrayOptions:
     """Options shared by the X-ray simulators.
 
     Attributes:
-        observation: shipped observation (``chandra_3c273``, ``chandra_dgtau``,
-            ``xmm_ngc7793``).
+        observation: a shipped observation (``chandra_3c273``, ``chandra_dgtau``,
+            ``xmm_ngc7793``; the default is the simulator's), or ``None`` with ``pha``.
+        pha: your own OGIP PHA (type I) spectrum, instead of ``observation``.  Its
+            ``RESPFILE``, ``ANCRFILE`` and ``BACKFILE`` are found relative to its folder, as
+            XSPEC does; ``EXPOSURE``, ``BACKSCAL``, ``AREASCAL``, ``GROUPING`` and ``QUALITY``
+            come from the file.
+        arf, rmf: override the PHA's ``ANCRFILE`` / ``RESPFILE``.
         energy_range: ``(low, high)`` [keV] of the channels kept.
         grouping: ``"file"`` (PHA GROUPING), ``"none"`` or ``"min:N"``.
         exposure: exposure override [s] (``None``: the observation's).
-        background: add the scaled observed background to the expected counts.
+        background: ``True``: add the scaled observed background (``BACKFILE``) to the
+            expected counts; ``False``: do not; a path: that background spectrum instead of
+            ``BACKFILE``.
         absorption: ``"tbabs"`` (Wilms abundances) or ``"phabs"``.
         nH_max: upper prior bound of nH [1e22 cm^-2].
-        log10_norm_range: prior range of log10_norm (``None``: per-observation default).
+        log10_norm_range: prior range of log10_norm (``None``: per-observation default for
+            a shipped observation; for your own spectrum, 1.5 dex either side of the norm
+            that reproduces its net count rate, see :meth:`XraySimulator.data_norm_center`).
     """
 
-    observation: str = "chandra_3c273"
+    #: the shipped observation used when neither ``observation`` nor ``pha`` is given
+    default_observation: ClassVar[str] = "chandra_3c273"
+
+    observation: str | None = None
     energy_range: tuple[float, ...] = (0.5, 7.0)
     grouping: str = "file"
     exposure: float | None = None
-    background: bool = True
+    background: bool | FilePath = True
     absorption: str = "tbabs"
     nH_max: float = 1.0
     log10_norm_range: tuple[float, ...] | None = None
+    pha: FilePath | None = None
+    arf: FilePath | None = None
+    rmf: FilePath | None = None
 
     def __post_init__(self) -> None:
-        if self.observation not in OBSERVATIONS:
-            raise ValueError(f"observation must be one of {sorted(OBSERVATIONS)}, got "
-                             f"{self.observation!r}")
+        if self.pha is not None and self.observation is not None:
+            raise ValueError(f"give either observation (a shipped one, here "
+                             f"{self.observation!r}) or pha (your own spectrum, here "
+                             f"{self.pha}), not both")
+        if self.pha is None:
+            if self.arf is not None or self.rmf is not None:
+                raise ValueError("arf and rmf override the files of your own spectrum: give "
+                                 "pha too")
+            if self.observation is None:
+                object.__setattr__(self, "observation", self.default_observation)
+            if self.observation not in OBSERVATIONS:
+                raise ValueError(f"observation must be one of {sorted(OBSERVATIONS)} (or give "
+                                 f"your own spectrum with pha=PATH), got {self.observation!r}")
         if len(self.energy_range) != 2 or not 0 <= self.energy_range[0] < self.energy_range[1]:
             raise ValueError(f"energy_range must be (low, high) keV, got {self.energy_range}")
         if self.absorption not in ABSORPTION_TABLES:
@@ -97,9 +131,63 @@ class XraySimulator(Simulator):
     #: rows simulated per chunk (memory/cache trade-off only; results do not depend on it)
     chunk_rows = 4096
 
+    #: per shipped observation, the default prior range of log10_norm (set by each model)
+    norm_range_table: ClassVar[dict[str, tuple[float, float]]] = {}
+    #: half-width [dex] of the log10_norm prior derived from your own spectrum
+    data_norm_halfwidth: ClassVar[float] = 1.5
+
     # -- parameters ---------------------------------------------------------------------
-    def _parameters(self) -> list[tuple[Marginal, float | None]]:  # pragma: no cover
+    def _parameters_for(self, norm_range: tuple[float, float]
+                        ) -> list[tuple[Marginal, float | None]]:  # pragma: no cover
+        """Every parameter as ``(marginal, fixed value or None)``, log10_norm on
+        ``norm_range``."""
         raise NotImplementedError
+
+    def _parameters(self) -> list[tuple[Marginal, float | None]]:
+        return self._parameters_for(self._norm_range())
+
+    def _norm_range(self) -> tuple[float, float]:
+        o = self.options
+        if o.log10_norm_range is not None:
+            return tuple(float(v) for v in o.log10_norm_range)
+        if o.pha is None:
+            return self.norm_range_table[o.observation]
+        c = self.data_norm_center()
+        return (c - self.data_norm_halfwidth, c + self.data_norm_halfwidth)
+
+    def data_norm_center(self) -> float:
+        """The log10_norm whose expected source counts equal the spectrum's net counts (its
+        counts minus the scaled background in the selected channels), the other free
+        parameters at the centres of their priors and the fixed ones at their values: the
+        centre of the default log10_norm prior for your own spectrum.
+
+        Raises:
+            ConfigError: no net counts in the selected channels.
+        """
+        r = self.response
+        net = float(r.observed.sum() - (r.background.sum() if self.options.background
+                                        is not False else 0.0))
+        if net <= 0:
+            raise ConfigError(f"{self.name}: the spectrum has no net counts in energy_range "
+                              f"{tuple(self.options.energy_range)} keV ({r.observed.sum():g} "
+                              f"counts, background {r.background.sum():g}); widen the range "
+                              "or give log10_norm_range")
+        params = self._parameters_for((-1.0, 1.0))  # log10_norm at its centre, 0
+        row = {m.name: torch.tensor([float(fixed) if fixed is not None else
+                                     float(m.icdf(torch.tensor(0.5, dtype=torch.float64)))],
+                                    dtype=torch.float64) for m, fixed in params}
+        edges, sigma, fold, _ = self._consts(torch.zeros((), dtype=torch.float64))
+        log_t = phys.log_transmission(row["nH"], sigma)
+        counts = float((self._photon_flux(row, edges, log_t).to(torch.float64) @ fold).sum())
+        return math.log10(net / counts)
+
+    def physical_support(self) -> dict[str, tuple[float, float]]:
+        """Where the models are defined: column densities, abundances and redshifts >= 0,
+        temperatures inside the MEKAL table (0.08-64 keV), any index and norm."""
+        inf = math.inf
+        return {"nH": (0.0, inf), "photon_index": (-inf, inf), "log10_norm": (-inf, inf),
+                "log10_norm2": (-inf, inf), "redshift": (0.0, inf), "abundance": (0.0, inf),
+                "kT": (0.08, 64.0), "kT2": (0.08, 64.0)}
 
     def build_prior(self) -> Prior:
         _ = self.response  # parse and cache the response at construction
@@ -124,11 +212,39 @@ class XraySimulator(Simulator):
         return out
 
     # -- instrument ---------------------------------------------------------------------
-    @functools.cached_property
-    def response(self) -> InstrumentResponse:
+    @property
+    def files(self) -> ObservationFiles:
+        """The observation's files (a shipped preset is the same mechanism)."""
         o = self.options
-        return cached_response(o.observation, tuple(float(v) for v in o.energy_range),
-                               o.grouping, o.exposure)
+        bkg = Path(o.background) if isinstance(o.background, str) else None
+        if o.pha is None:
+            return dataclasses.replace(ObservationFiles.preset(o.observation), background=bkg)
+        return ObservationFiles(Path(o.pha), arf=Path(o.arf) if o.arf else None,
+                                rmf=Path(o.rmf) if o.rmf else None, background=bkg)
+
+    @functools.cached_property
+    def _observation_and_response(self) -> tuple[Observation, InstrumentResponse]:
+        o = self.options
+        return cached_response(self.files, tuple(float(v) for v in o.energy_range),
+                               o.grouping, o.exposure, name=o.observation)
+
+    @property
+    def observation(self) -> Observation:
+        """The spectrum, background and responses read from the files."""
+        return self._observation_and_response[0]
+
+    @property
+    def response(self) -> InstrumentResponse:
+        """The folded, filtered and grouped response."""
+        return self._observation_and_response[1]
+
+    def data_files(self) -> dict[str, dict]:
+        """The PHA, ARF, RMF and background files read, with their SHA-256."""
+        obs = self.observation
+        paths = {"pha": obs.spectrum.path, "rmf": obs.rmf.path,
+                 "arf": obs.arf.path if obs.arf is not None else None,
+                 "background": obs.background.path if obs.background is not None else None}
+        return {k: file_record(v) for k, v in paths.items() if v is not None}
 
     @property
     def event_shape(self) -> tuple[int, ...]:
@@ -142,7 +258,7 @@ class XraySimulator(Simulator):
         to 0.5-7 keV, 608 of 2,067 for XMM NGC 7793), so the model is not evaluated there."""
         live = np.flatnonzero(np.any(self.response.fold_matrix != 0, axis=1))
         if live.size == 0:
-            raise ConfigError(f"{self.name}: the response of {self.options.observation!r} "
+            raise ConfigError(f"{self.name}: the response of {self.files.pha.name!r} "
                               f"folds no energy bin into the selected channels; widen "
                               f"energy_range (now {self.options.energy_range})")
         return slice(int(live[0]), int(live[-1]) + 1)
@@ -197,7 +313,7 @@ class XraySimulator(Simulator):
         """Expected total counts ``(N, G)`` in float64 (source, plus background if on)."""
         _, _, _, bkg = self._consts(theta)
         mu = self.source_counts(theta)
-        return mu + bkg if self.options.background else mu
+        return mu + bkg if self.options.background is not False else mu
 
     def _expected(self, theta: Tensor) -> Tensor:
         return self._mean_counts(theta).to(self.dtype)

@@ -1,4 +1,4 @@
-"""Shipped observations and the folded, filtered, grouped instrument response.
+"""Observations (shipped presets or your own OGIP files) and the folded, filtered, grouped instrument response.
 
 An :class:`Observation` bundles a source spectrum with its background, ARF and RMF (the
 companions named by ``RESPFILE``/``ANCRFILE``/``BACKFILE``).  :func:`build_response` turns it
@@ -9,7 +9,8 @@ observed counts and the scaled background on the same groups.
 
 Predicted counts (OGIP convention, cf. XSPEC): ``C_g = EXPOSURE * AREASCAL *
 sum_{c in g} sum_e F_e A_e R[e, c]`` plus the background ``B_g = sum_{c in g} b_c *
-(EXPOSURE * BACKSCAL) / (EXPOSURE_bkg * BACKSCAL_bkg)``.
+(EXPOSURE * BACKSCAL * AREASCAL) / (EXPOSURE_bkg * BACKSCAL_bkg * AREASCAL_bkg)``
+(per channel when BACKSCAL or AREASCAL are columns).
 
 Example:
     >>> resp = build_response(load_observation("chandra_3c273"), energy_range=(0.5, 7.0))
@@ -64,7 +65,10 @@ class Observation:
     rmf: RMF
 
 
-def _resolve(name: str, near: Path) -> Path:
+_OPTION = {"RESPFILE": "rmf", "ANCRFILE": "arf", "BACKFILE": "background"}
+
+
+def _resolve(name: str, near: Path, keyword: str) -> Path:
     """A companion file next to ``near``, accepting a gzip-compressed copy."""
     base = near.parent / name
     for cand in (base, Path(str(base) + ".gz")):
@@ -72,8 +76,9 @@ def _resolve(name: str, near: Path) -> Path:
             return cand
     if base.name.endswith(".gz") and Path(str(base)[:-3]).exists():
         return Path(str(base)[:-3])
-    raise DataFormatError(f"{near}: companion file {name!r} not found next to it (also tried "
-                          f"{name}.gz); copy it there or pass the path explicitly")
+    raise DataFormatError(f"{near}: {keyword} names {name!r}, which is not in {near.parent} "
+                          f"(also tried {name}.gz); copy it there or pass the file explicitly "
+                          f"({_OPTION[keyword]}=PATH)")
 
 
 def read_observation(pha_path: str | Path, *, name: str | None = None,
@@ -88,12 +93,12 @@ def read_observation(pha_path: str | Path, *, name: str | None = None,
     pha_path = Path(pha_path)
     spec = read_pha(pha_path)
     rmf_path = Path(rmf) if rmf is not None else (
-        _resolve(spec.respfile, pha_path) if spec.respfile else None)
+        _resolve(spec.respfile, pha_path, "RESPFILE") if spec.respfile else None)
     if rmf_path is None:
         raise DataFormatError(f"{pha_path}: RESPFILE is 'none'; pass rmf= explicitly")
     the_rmf = read_rmf(rmf_path)
     arf_path = Path(arf) if arf is not None else (
-        _resolve(spec.ancrfile, pha_path) if spec.ancrfile else None)
+        _resolve(spec.ancrfile, pha_path, "ANCRFILE") if spec.ancrfile else None)
     the_arf = read_arf(arf_path) if arf_path is not None else None
     if the_arf is not None:
         check_arf_matches_rmf(the_arf, the_rmf)
@@ -103,7 +108,7 @@ def read_observation(pha_path: str | Path, *, name: str | None = None,
     check_spectrum_matches_rmf(spec, the_rmf)
     bkg = None
     bkg_path = Path(background) if background is not None else (
-        _resolve(spec.backfile, pha_path) if spec.backfile else None)
+        _resolve(spec.backfile, pha_path, "BACKFILE") if spec.backfile else None)
     if bkg_path is not None:
         same = bkg_path.resolve() == pha_path.resolve() or (
             bkg_path.name.removesuffix(".gz") == pha_path.name.removesuffix(".gz"))
@@ -117,9 +122,7 @@ def read_observation(pha_path: str | Path, *, name: str | None = None,
 @functools.lru_cache(maxsize=8)
 def load_observation(name: str) -> Observation:
     """One of the shipped observations (parsed once per process, then cached)."""
-    if name not in OBSERVATIONS:
-        raise ConfigError(f"unknown observation {name!r}; available: {sorted(OBSERVATIONS)}")
-    return read_observation(data_path(OBSERVATIONS[name]), name=name)
+    return ObservationFiles.preset(name).read(name)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -247,9 +250,13 @@ def build_response(obs: Observation, *, energy_range: tuple[float, float] = (0.5
     ratio = 0.0
     if obs.background is not None:
         b = obs.background
-        src_bs = np.broadcast_to(spec.backscal, (spec.channel.size,))
-        bkg_bs = np.broadcast_to(b.backscal, (spec.channel.size,))
-        chan_ratio = (expo * src_bs) / (b.exposure * bkg_bs)
+        # XSPEC's convention: the background seen in the source region is the background
+        # counts times (t * BACKSCAL * AREASCAL)_source / (t * BACKSCAL * AREASCAL)_background
+        src = np.broadcast_to(np.asarray(spec.backscal) * np.asarray(spec.areascal),
+                              (spec.channel.size,))
+        other = np.broadcast_to(np.asarray(b.backscal) * np.asarray(b.areascal),
+                                (spec.channel.size,))
+        chan_ratio = (expo * src) / (b.exposure * other)
         bkg_counts = b.counts @ gm
         bkg = (b.counts * chan_ratio) @ gm
         ratio = float(np.mean(chan_ratio))
@@ -259,9 +266,47 @@ def build_response(obs: Observation, *, energy_range: tuple[float, float] = (0.5
         group_e_lo=g_lo[keep], group_e_hi=g_hi[keep], exposure=expo)
 
 
+@dataclasses.dataclass(frozen=True)
+class ObservationFiles:
+    """Where an observation's files are: the PHA, and the ARF, RMF and background that
+    override its ``ANCRFILE``/``RESPFILE``/``BACKFILE`` keywords (``None``: the keyword's
+    file, resolved next to the PHA as XSPEC does)."""
+
+    pha: Path
+    arf: Path | None = None
+    rmf: Path | None = None
+    background: Path | None = None
+
+    @classmethod
+    def preset(cls, name: str) -> ObservationFiles:
+        """The files of a shipped observation (``OBSERVATIONS``)."""
+        if name not in OBSERVATIONS:
+            raise ConfigError(f"unknown observation {name!r}; available: {sorted(OBSERVATIONS)}"
+                              " (or give your own spectrum with pha=PATH)")
+        return cls(data_path(OBSERVATIONS[name]))
+
+    def read(self, name: str | None = None) -> Observation:
+        """The :class:`Observation` of these files (checked, see :func:`read_observation`)."""
+        return read_observation(self.pha, name=name, rmf=self.rmf, arf=self.arf,
+                                background=self.background)
+
+    def key(self) -> tuple:
+        """A cache key that changes when a file changes (paths, sizes, modification times)."""
+        paths = [p for p in (self.pha, self.arf, self.rmf, self.background) if p is not None]
+        return (self, tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in paths))
+
+
 @functools.lru_cache(maxsize=32)
-def cached_response(name: str, energy_range: tuple[float, float], grouping: str,
-                    exposure: float | None) -> InstrumentResponse:
-    """:func:`build_response` of a shipped observation, cached per process."""
-    return build_response(load_observation(name), energy_range=energy_range,
-                          grouping=grouping, exposure=exposure)
+def _cached(key: tuple, name: str | None, energy_range: tuple[float, float], grouping: str,
+            exposure: float | None) -> tuple[Observation, InstrumentResponse]:
+    obs = key[0].read(name)
+    return obs, build_response(obs, energy_range=energy_range, grouping=grouping,
+                               exposure=exposure)
+
+
+def cached_response(files: ObservationFiles, energy_range: tuple[float, float], grouping: str,
+                    exposure: float | None, *, name: str | None = None
+                    ) -> tuple[Observation, InstrumentResponse]:
+    """The observation and its :func:`build_response`, cached per process (and re-read when
+    a file changes on disk)."""
+    return _cached(files.key(), name, energy_range, grouping, exposure)

@@ -52,9 +52,12 @@ class XrayPowerLaw(XraySimulator):
     name = "xray_powerlaw"
     Options = PowerLawOptions
 
-    def _parameters(self) -> list[tuple[Marginal, float | None]]:
+    norm_range_table = NORM_RANGE
+
+    def _parameters_for(self, norm_range: tuple[float, float]
+                        ) -> list[tuple[Marginal, float | None]]:
         o = self.options
-        lo, hi = o.log10_norm_range or NORM_RANGE[o.observation]
+        lo, hi = norm_range
         return [
             (Uniform("nH", 0.0, o.nH_max, unit="1e22 cm-2",
                      description="hydrogen column density"), o.fix_nH),

@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -42,7 +43,8 @@ class ThermalOptions(XrayOptions):
         abundance_max: upper bound of the uniform ``abundance`` prior [solar].
     """
 
-    observation: str = "chandra_dgtau"
+    default_observation: ClassVar[str] = "chandra_dgtau"
+
     components: int = 1
     fix_nH: float | None = None
     fix_kT: float | None = None
@@ -82,9 +84,12 @@ class XrayThermal(XraySimulator):
     name = "xray_thermal"
     Options = ThermalOptions
 
-    def _parameters(self) -> list[tuple[Marginal, float | None]]:
+    norm_range_table = NORM_RANGE
+
+    def _parameters_for(self, norm_range: tuple[float, float]
+                        ) -> list[tuple[Marginal, float | None]]:
         o = self.options
-        lo, hi = o.log10_norm_range or NORM_RANGE[o.observation]
+        lo, hi = norm_range
         kt_lo, kt_hi = o.kT_range
         out = [
             (Uniform("nH", 0.0, o.nH_max, unit="1e22 cm-2",
