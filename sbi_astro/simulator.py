@@ -37,7 +37,7 @@ import torch
 from torch import Tensor
 
 from .device import resolve_device
-from .errors import ConfigError, NonFiniteError, NotAvailableError, ShapeError
+from .errors import ConfigError, NonFiniteError, NotAvailableError, SbiAstroError, ShapeError
 from .priors import Prior
 from .random import RowRandom, keys_from_generator
 from .user_priors import apply_overrides, normalize_overrides
@@ -67,7 +67,7 @@ class EmbeddingSpec:
 class FilePath(str):
     """The type of a simulator option that names a file (an observation, a response, a PSF):
     coerced to an absolute path (``~`` expanded, relative paths taken from the working
-    folder; a study YAML resolves them from its own folder first)."""
+    folder, or in a study YAML from the YAML's own folder)."""
 
 
 def file_options(options_cls: type) -> list[str]:
@@ -193,7 +193,7 @@ class Simulator(ABC):
         try:
             return cls.Options(**values)
         except (TypeError, ValueError) as err:
-            if isinstance(err, ConfigError):
+            if isinstance(err, SbiAstroError):  # e.g. a bad data file: its own message
                 raise
             raise ConfigError(f"invalid options for simulator {cls.name!r}: {err}") from err
 
@@ -203,7 +203,7 @@ class Simulator(ABC):
         :meth:`options_dict` writes them; unchanged when they do not parse."""
         try:
             parsed = cls._parse_options(options)
-        except ConfigError:
+        except SbiAstroError:
             return dict(options)
         return {k: list(v) if isinstance(v, tuple) else v
                 for k, v in dataclasses.asdict(parsed).items()}
@@ -221,6 +221,11 @@ class Simulator(ABC):
             return self
         return type(self)(device=device, dtype=self.dtype, prior=self.prior_overrides or None,
                           **self.options_dict())
+
+    def prior_notes(self) -> dict[str, str]:
+        """``{parameter: note}`` on where a marginal's range came from when the data set it
+        (reports show the note beside the prior); ``{}`` by default."""
+        return {}
 
     def data_files(self) -> dict[str, dict[str, Any]]:
         """The observation files this simulator was built from, ``{role: {"path", "sha256",
@@ -436,6 +441,7 @@ class Simulator(ABC):
             "event_shape": list(self.event_shape),
             "parameters": self._prior.to_dict(),
             "prior_overrides": dict(self.prior_overrides),
+            "prior_notes": self.prior_notes(),
             "data_files": self.data_files(),
             "likelihood": self.has_likelihood,
             "reference_posterior": self.has_reference_posterior,

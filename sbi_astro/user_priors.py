@@ -132,16 +132,3 @@ def apply_overrides(base: Prior, overrides: Mapping[str, Mapping[str, Any]],
                 f"{simulator!r} declares for it{hint}")
         marginals[i] = new
     return Prior(marginals, device=base.device, dtype=base.dtype)
-
-
-def describe_prior(prior: Prior, overrides: Mapping[str, Any] | None = None) -> list[str]:
-    """One readable line per parameter, e.g. ``nH [1e22 cm-2]: truncnormal(loc=0.05,
-    scale=0.01, lower=0, upper=inf) (user prior)``."""
-    lines = []
-    for m in prior.marginals:
-        d = m.to_dict()
-        params = ", ".join(f"{k}={d[k]:g}" for k in KIND_PARAMETERS.get(m.kind, ()) if k in d)
-        unit = f" [{m.unit}]" if m.unit else ""
-        mark = " (user prior)" if overrides and m.name in overrides else ""
-        lines.append(f"{m.name}{unit}: {m.kind}({params}){mark}")
-    return lines

@@ -47,9 +47,11 @@ from typing import Any
 import yaml
 
 from ..analysis import check_analysis_options
-from ..errors import ConfigError
+from ..errors import ConfigError, SbiAstroError
 from ..inference import TrainingConfig, initial_state
 from ..random import check_seed
+from ..registry import simulator_class
+from ..simulator import file_options
 
 #: The study key of a training stage that is not a training option: how many of the store's
 #: simulations (its first rows) the stage trains on.
@@ -194,7 +196,25 @@ class Study:
         except UnicodeDecodeError:
             raise ConfigError(f"{path} is not a text file (not UTF-8); give the study's YAML "
                               "file") from None
-        return cls.from_dict(doc, source=str(path))
+        study = cls.from_dict(doc, source=str(path))
+        options = _files_relative_to(study.simulator, study.options, path.resolve().parent)
+        return dataclasses.replace(study, options=options) if options != study.options else study
+
+
+def _files_relative_to(simulator: str, options: dict[str, Any], folder: Path
+                       ) -> dict[str, Any]:
+    """``options`` with every relative path of a file option (an observation, a PSF, ...)
+    taken from ``folder``, the study file's own, so a study travels with its data."""
+    try:
+        names = file_options(simulator_class(simulator).Options)
+    except SbiAstroError:  # an unknown simulator is reported when the study runs
+        return options
+    out = dict(options)
+    for name in names:
+        value = out.get(name)
+        if isinstance(value, str) and value.strip() and not Path(value).expanduser().is_absolute():
+            out[name] = str(folder / value)
+    return out
 
 
 def training_options(stage: dict[str, Any]) -> dict[str, Any]:

@@ -82,16 +82,20 @@ font-size:12px}
 
 
 def _prior_text(sim: dict[str, Any]) -> str:
-    """``name [unit]: kind(parameters)`` per marginal, user priors marked."""
+    """``name [unit]: kind(parameters)`` per marginal, user priors and data-set ranges
+    marked."""
     from ..priors import KIND_PARAMETERS
 
     user = sim.get("prior_overrides") or {}
+    notes = sim.get("prior_notes") or {}
     parts = []
     for m in sim.get("parameters", []):
         args = ", ".join(f"{k}={m[k]:g}" for k in KIND_PARAMETERS.get(m.get("kind"), ())
                          if isinstance(m.get(k), int | float))
         unit = f" [{m['unit']}]" if m.get("unit") else ""
         mark = " (user prior)" if m.get("name") in user else ""
+        if m.get("name") in notes and m.get("name") not in user:
+            mark += f" ({notes[m.get('name')]})"
         parts.append(f"{m.get('name')}{unit}: {m.get('kind')}({args}){mark}")
     return "; ".join(parts)
 

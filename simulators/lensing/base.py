@@ -43,54 +43,130 @@ import math
 import torch
 from torch import Tensor
 
-from sbi_astro.errors import ConfigError
+from sbi_astro.errors import ConfigError, DataFormatError, NotAvailableError
+from sbi_astro.provenance import file_record
 from sbi_astro.random import RowRandom
-from sbi_astro.simulator import EmbeddingSpec, Simulator
+from sbi_astro.simulator import EmbeddingSpec, FilePath, Simulator
 
 from . import _physics as ph
+from .data import background_rms, read_image, read_mask, read_noise_map, read_psf
 from .noise import counts_plus_background, gaussian_noise
 
 NOISE_MODELS = ("poisson", "gaussian")
+
+
+#: the imaging of a synthetic cutout when no file says otherwise
+DEFAULTS = {"num_pix": 64, "pixel_scale": 0.08, "psf_fwhm": 0.1, "background_rms": 0.01,
+            "exposure_time": 1000.0}
 
 
 @dataclasses.dataclass(frozen=True)
 class LensingOptions:
     """Imaging options shared by the lensing simulators.
 
+    Without files, a synthetic cutout (the defaults in brackets); with your own data
+    (:mod:`simulators.lensing.data`), the grid, PSF and noise follow the files.
+
     Attributes:
-        num_pix: image side, pixels.
-        pixel_scale: arcsec per pixel.
+        num_pix: image side, pixels [64; with ``image``: the image's side].
+        pixel_scale: arcsec per pixel [0.08; with ``image``: from its WCS].
         supersampling: rays per pixel side (the pixel value is their mean).
-        psf_fwhm: FWHM of the Gaussian PSF, arcsec (0: no PSF).
-        background_rms: Gaussian background noise, electrons/s per pixel.
-        exposure_time: seconds, for the Poisson noise of the source.
+        psf_fwhm: FWHM of the Gaussian PSF, arcsec (0: no PSF) [0.1; not with ``psf``].
+        background_rms: Gaussian background noise, electrons/s per pixel [0.01; with
+            ``image`` and no ``noise_map``: estimated from the image's outer ring].
+        exposure_time: seconds, for the Poisson noise of the source [1000; with ``image``:
+            its ``EXPTIME``].
         noise: ``"poisson"``: exact Poisson counts of the source plus Gaussian background;
             ``"gaussian"``: lenstronomy's approximation, one normal draw per pixel of
             variance ``background_rms^2 + mu / exposure_time`` (the model of
             ``log_likelihood``; accurate where the counts ``mu * exposure_time`` are large
             or the background dominates, i.e. everywhere in the default setting).
+        image: your FITS image [e-/s per pixel], the lens at its centre (or see ``center``).
+        center: ``(RA, Dec)`` [deg] of the lens: cut ``cutout_pix`` pixels around it.
+        cutout_pix: side of that cutout, pixels.
+        psf: a FITS PSF kernel (odd side; normalised here) instead of ``psf_fwhm``.
+        psf_supersampling: how many times finer than the image the ``psf`` is sampled.
+        noise_map: FITS per-pixel background standard deviation instead of
+            ``background_rms`` (needs ``image``).
+        mask: FITS mask, non-zero where a pixel is used (needs ``image``).
     """
 
-    num_pix: int = 64
-    pixel_scale: float = 0.08
+    num_pix: int | None = None
+    pixel_scale: float | None = None
     supersampling: int = 2
-    psf_fwhm: float = 0.1
-    background_rms: float = 0.01
-    exposure_time: float = 1000.0
+    psf_fwhm: float | None = None
+    background_rms: float | None = None
+    exposure_time: float | None = None
     noise: str = "poisson"
+    image: FilePath | None = None
+    center: tuple[float, ...] | None = None
+    cutout_pix: int | None = None
+    psf: FilePath | None = None
+    psf_supersampling: int = 1
+    noise_map: FilePath | None = None
+    mask: FilePath | None = None
 
     def __post_init__(self) -> None:
         if self.noise not in NOISE_MODELS:
             raise ConfigError(f"noise must be one of {NOISE_MODELS}, got {self.noise!r}")
+        if self.image is None:
+            for name in ("noise_map", "mask", "center", "cutout_pix"):
+                if getattr(self, name) is not None:
+                    raise ConfigError(f"{name} describes your own image: give image=PATH too")
+        else:
+            self._from_image()
+        if self.psf is not None and self.psf_fwhm is not None:
+            raise ConfigError("give either psf_fwhm (a Gaussian PSF) or psf (your kernel), not "
+                              "both")
+        if self.psf is not None:  # checked now, before any simulation
+            read_psf(self.psf, self.psf_supersampling)
+        for name, value in DEFAULTS.items():
+            if getattr(self, name) is None and not (
+                    (name == "psf_fwhm" and self.psf is not None)
+                    or (name == "background_rms" and self.noise_map is not None)):
+                object.__setattr__(self, name, value)
         if self.num_pix < 4:
             raise ConfigError(f"num_pix must be >= 4, got {self.num_pix}")
-        if self.supersampling < 1:
-            raise ConfigError(f"supersampling must be >= 1, got {self.supersampling}")
+        if self.supersampling < 1 or self.psf_supersampling < 1:
+            raise ConfigError(f"supersampling and psf_supersampling must be >= 1, got "
+                              f"{self.supersampling} and {self.psf_supersampling}")
         for name in ("pixel_scale", "background_rms", "exposure_time"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
-        if self.psf_fwhm < 0:
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ConfigError(f"{name} must be > 0, got {value}")
+        if self.psf_fwhm is not None and self.psf_fwhm < 0:
             raise ConfigError(f"psf_fwhm must be >= 0 (0 disables the PSF), got {self.psf_fwhm}")
+
+    def _from_image(self) -> None:
+        """Fills the grid, exposure and background from the image's file, refusing values
+        given that disagree with it."""
+        img = read_image(self.image, center=self.center, size=self.cutout_pix)
+        n = img.image.shape[0]
+        if self.num_pix is not None and self.num_pix != n:
+            raise ConfigError(f"num_pix={self.num_pix} but the image {self.image} is {n} x {n} "
+                              "pixels; leave num_pix out (it follows the image)")
+        object.__setattr__(self, "num_pix", n)
+        if self.pixel_scale is None:
+            if img.pixel_scale is None:
+                raise DataFormatError(f"{self.image}: its header has no celestial WCS, so the "
+                                      "pixel scale is unknown; give pixel_scale (arcsec per "
+                                      "pixel) or add CDELT1/CDELT2 or a CD matrix")
+            object.__setattr__(self, "pixel_scale", img.pixel_scale)
+        elif img.pixel_scale is not None and abs(self.pixel_scale / img.pixel_scale - 1) > 1e-3:
+            raise ConfigError(f"pixel_scale={self.pixel_scale} but the WCS of {self.image} says "
+                              f"{img.pixel_scale:.6g} arcsec; leave pixel_scale out")
+        if self.exposure_time is None:
+            if img.exposure_time is None:
+                raise DataFormatError(f"{self.image}: its header has no EXPTIME; give "
+                                      "exposure_time (seconds)")
+            object.__setattr__(self, "exposure_time", img.exposure_time)
+        if self.noise_map is not None and self.background_rms is not None:
+            raise ConfigError("give either background_rms or noise_map, not both")
+        mask = read_mask(self.mask, (n, n)) if self.mask is not None else None
+        if self.noise_map is not None:
+            read_noise_map(self.noise_map, (n, n))
+        elif self.background_rms is None:
+            object.__setattr__(self, "background_rms", background_rms(img.image, mask))
 
 
 class LensingImaging(Simulator):
@@ -116,9 +192,61 @@ class LensingImaging(Simulator):
     def psf_kernel(self) -> Tensor | None:
         """The ``(k, k)`` PSF kernel (float64), ``None`` without PSF."""
         o = self.options
+        if o.psf is not None:
+            return torch.from_numpy(read_psf(o.psf, o.psf_supersampling))
         if o.psf_fwhm == 0:
             return None
         return ph.gaussian_psf_kernel(o.psf_fwhm, o.pixel_scale)
+
+    # -- your own data --------------------------------------------------------------------
+    @property
+    def has_observation(self) -> bool:
+        return self.options.image is not None
+
+    def observed(self) -> Tensor:
+        """Your image ``(n, n)`` [e-/s per pixel] (masked pixels set to 0), with ``image``."""
+        o = self.options
+        if o.image is None:
+            raise NotAvailableError(f"{self.name} has no observation: give your FITS image "
+                                    "with image=PATH")
+        img = read_image(o.image, center=o.center, size=o.cutout_pix).image
+        x = torch.tensor(img, dtype=self.dtype, device=self.device)
+        return self._apply_mask(x)
+
+    def pixel_mask(self, like: Tensor) -> Tensor | None:
+        """``(n, n)`` 1 where a pixel is used, 0 where masked (``like``'s dtype and device);
+        ``None`` without a mask."""
+        o = self.options
+        if o.mask is None:
+            return None
+        return self.constant("mask", torch.from_numpy(read_mask(o.mask, self.event_shape)
+                                                      ).double(), like)
+
+    def _apply_mask(self, x: Tensor) -> Tensor:
+        m = self.pixel_mask(x)
+        return x if m is None else x * m
+
+    def background_variance(self, like: Tensor) -> Tensor | float:
+        """Background variance per pixel: ``noise_map^2`` ``(n, n)`` in ``like``'s dtype
+        and device, or the scalar ``background_rms^2``."""
+        o = self.options
+        if o.noise_map is None:
+            return o.background_rms ** 2
+        sigma = torch.from_numpy(read_noise_map(o.noise_map, self.event_shape))
+        return self.constant("noise_var", sigma * sigma, like)
+
+    def _background_sigma(self, like: Tensor) -> Tensor | float:
+        o = self.options
+        if o.noise_map is None:
+            return o.background_rms
+        return self.constant("noise_sigma", torch.from_numpy(
+            read_noise_map(o.noise_map, self.event_shape)), like)
+
+    def data_files(self) -> dict[str, dict]:
+        """The image, PSF, noise map and mask files read, with their SHA-256."""
+        o = self.options
+        return {k: file_record(getattr(o, k)) for k in ("image", "psf", "noise_map", "mask")
+                if getattr(o, k) is not None}
 
     @property
     def margin(self) -> int:
@@ -205,22 +333,23 @@ class LensingImaging(Simulator):
             with torch.no_grad():
                 mu = self._expected(theta[i:j])
             out.append(self._add_noise(mu, RowRandom(keys[i:j])))
-        return out[0] if len(out) == 1 else torch.cat(out)
+        return self._apply_mask(out[0] if len(out) == 1 else torch.cat(out))
 
     def _add_noise(self, mu: Tensor, rng: RowRandom) -> Tensor:
         """A noisy image per row of ``mu (N, n, n)``, from the rows' streams ``rng``."""
         o = self.options
         if o.noise == "poisson":
             counts = rng.poisson(mu.clamp_min(0.0) * o.exposure_time)
+            sigma = self._background_sigma(mu)
             if mu.dtype != torch.float32:  # float64 normals come from the inverse CDF
                 noise = rng.normal(tuple(mu.shape[1:]), dtype=mu.dtype)
-                return counts / o.exposure_time + o.background_rms * noise
+                return counts / o.exposure_time + sigma * noise
             # the stream key that rng.normal would use next, hence the same numbers
             return self._noise_fn(counts_plus_background)(
-                rng.split().keys, counts, o.exposure_time, o.background_rms)
+                rng.split().keys, counts, o.exposure_time, sigma)
         # the stream key that rng.normal would use next, hence the same numbers
         return self._noise_fn(gaussian_noise)(
-            rng.split().keys, mu, o.background_rms ** 2, 1.0 / o.exposure_time)
+            rng.split().keys, mu, self.background_variance(mu), 1.0 / o.exposure_time)
 
     def _noise_fn(self, fn):  # noqa: ANN001, ANN202
         """``fn``, compiled once per simulator when :attr:`compiles`."""
@@ -240,14 +369,18 @@ class LensingImaging(Simulator):
         return False
 
     def variance(self, mu: Tensor) -> Tensor:
-        """Per-pixel noise variance ``background_rms^2 + mu / exposure_time``."""
-        o = self.options
-        return o.background_rms ** 2 + mu.clamp_min(0.0) / o.exposure_time
+        """Per-pixel noise variance ``background_rms^2 + mu / exposure_time`` (the noise
+        map's square in place of ``background_rms^2`` when given)."""
+        return self.background_variance(mu) + mu.clamp_min(0.0) / self.options.exposure_time
 
     def _log_likelihood(self, theta: Tensor, x: Tensor) -> Tensor:
         """Gaussian approximation with the noise map :meth:`variance` (Poisson -> normal);
-        exact for ``noise="gaussian"``."""
+        exact for ``noise="gaussian"``; masked pixels do not count."""
         mu = self._expected(theta)
         var = self.variance(mu)
         r = x.to(mu.dtype) - mu
-        return -0.5 * (r * r / var + torch.log(2.0 * math.pi * var)).sum(dim=(-2, -1))
+        terms = r * r / var + torch.log(2.0 * math.pi * var)
+        mask = self.pixel_mask(mu)
+        if mask is not None:
+            terms = terms * mask
+        return -0.5 * terms.sum(dim=(-2, -1))

@@ -181,6 +181,13 @@ class XraySimulator(Simulator):
         counts = float((self._photon_flux(row, edges, log_t).to(torch.float64) @ fold).sum())
         return math.log10(net / counts)
 
+    def prior_notes(self) -> dict[str, str]:
+        o = self.options
+        if o.pha is None or o.log10_norm_range is not None:
+            return {}
+        return {"log10_norm": f"range derived from the spectrum's net counts: "
+                              f"{self.data_norm_center():.3f} +/- {self.data_norm_halfwidth:g} dex"}
+
     def physical_support(self) -> dict[str, tuple[float, float]]:
         """Where the models are defined: column densities, abundances and redshifts >= 0,
         temperatures inside the MEKAL table (0.08-64 keV), any index and norm."""
