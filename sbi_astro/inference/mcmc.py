@@ -11,7 +11,10 @@ under affine maps, so correlated and badly scaled posteriors mix as well as isot
 Walkers start at the ``W`` most probable of ``init_factor * W`` prior draws per observation
 (distinct points near the mode; the ensemble needs spread), run ``warmup`` steps, then one
 sample per walker every ``thin`` steps until ``num_samples`` per observation are collected.
-Randomness comes from a ``torch.Generator``; the samples are a function of it alone.
+Randomness comes from a ``torch.Generator`` through one draw: each observation gets a key
+and its own counter-based stream (:class:`sbi_astro.random.RowRandom`), so an observation's
+samples do not depend on how many others are sampled with it (up to the last bits of
+batched network evaluations).
 
 Example:
     >>> import torch
@@ -39,13 +42,18 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError
+from ..random import RowRandom, keys_from_generator
 
 
-def _initial_walkers(log_prob: Callable[[Tensor], Tensor], prior, n: int, walkers: int,
-                     factor: int, generator: torch.Generator | None) -> Tensor:
-    """The ``walkers`` most probable of ``factor * walkers`` prior draws, per observation."""
-    draws = prior.sample((factor * walkers * n,), generator=generator)
-    draws = draws.reshape(factor * walkers, n, -1)
+def _initial_walkers(log_prob: Callable[[Tensor], Tensor], prior, keys: Tensor, walkers: int,
+                     factor: int) -> Tensor:
+    """The ``walkers`` most probable of ``factor * walkers`` prior draws, per observation
+    (observation ``i`` draws from a generator seeded by its key alone)."""
+    draws = []
+    for key in keys.tolist():
+        gen = torch.Generator().manual_seed(key & (2**63 - 1))
+        draws.append(prior.sample((factor * walkers,), generator=gen))
+    draws = torch.stack(draws, dim=1).to(keys.device)  # (M, N, D)
     lp = log_prob(draws)  # (M, N)
     lp = torch.where(torch.isfinite(lp), lp, torch.full_like(lp, -torch.inf))
     top = torch.topk(lp, walkers, dim=0).indices  # (W, N)
@@ -75,35 +83,33 @@ def ensemble_sample(log_prob: Callable[[Tensor], Tensor], prior, *, num_observat
     if num_samples < 1 or num_observations < 1 or warmup < 0 or thin < 1 or stretch <= 1:
         raise ConfigError("ensemble MCMC needs num_samples, num_observations, thin >= 1, "
                           "warmup >= 0 and stretch > 1")
-    d = prior.sample((1,), generator=generator).shape[-1]
+    d = prior.sample((1,)).shape[-1]
     w = walkers if walkers is not None else max(64, 8 * d)
     w += w % 2
     if w < 2 * d:
         raise ConfigError(f"ensemble MCMC needs at least 2 D = {2 * d} walkers, got {w}")
-    x = _initial_walkers(log_prob, prior, num_observations, w, init_factor, generator)
+    keys = keys_from_generator(num_observations, generator)
+    x = _initial_walkers(log_prob, prior, keys, w, init_factor)
     lp = log_prob(x)
     dev, dtype = x.device, x.dtype
+    rng = RowRandom(keys.to(dev))  # one counter-based stream per observation
     half = w // 2
     per_walker = math.ceil(num_samples / w)
     out = []
-
-    def uniform(*shape: int) -> Tensor:
-        return torch.rand(shape, generator=generator, dtype=dtype,
-                          device=generator.device if generator is not None else dev).to(dev)
 
     for step in range(warmup + per_walker * thin):
         for first in (True, False):
             moving = slice(0, half) if first else slice(half, w)
             others = x[half:] if first else x[:half]
-            u = uniform(half, num_observations)
+            u, v, a = rng.uniform((3, half), dtype=dtype).permute(1, 2, 0)  # each (half, N)
             z = ((stretch - 1.0) * u + 1.0) ** 2 / stretch  # g(z) ~ 1/sqrt(z) on [1/a, a]
-            pick = (uniform(half, num_observations) * half).long().clamp_max(half - 1)
+            pick = (v * half).long().clamp_max(half - 1)
             partner = torch.gather(others, 0, pick[..., None].expand(-1, -1, d))
             cur = x[moving]
             y = partner + z[..., None] * (cur - partner)
             lp_y = log_prob(y)
             log_accept = (d - 1) * torch.log(z) + lp_y - lp[moving]
-            accept = torch.log(uniform(half, num_observations)) < log_accept
+            accept = torch.log(a) < log_accept
             x[moving] = torch.where(accept[..., None], y, cur)
             lp[moving] = torch.where(accept, lp_y, lp[moving])
         if step >= warmup and (step - warmup + 1) % thin == 0:

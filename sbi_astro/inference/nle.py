@@ -11,6 +11,7 @@ from torch import Tensor
 
 from . import sbi_adapter
 from .estimator import TrainedEstimator
+from .mcmc import ensemble_sample
 
 
 class MCMCEstimator(TrainedEstimator):
@@ -26,8 +27,15 @@ class MCMCEstimator(TrainedEstimator):
 
     def sample(self, num_samples: int, x: Tensor, *, generator: torch.Generator | None = None
                ) -> Tensor:
-        """Posterior samples ``(S, *B, D)`` by sbi's vectorised slice sampling."""
+        """Posterior samples ``(S, *B, D)`` by MCMC on the learned log posterior:
+        ``mcmc_method="ensemble"``, every chain of every observation in one batched step
+        (:func:`~sbi_astro.inference.mcmc.ensemble_sample`; ``warmup_steps`` and ``thin``
+        apply, ``num_chains`` is the walkers per observation), or one of sbi's samplers
+        (``"slice_np_vectorized"``, the default, and the others sbi accepts)."""
         xf, batch = self._flatten_x(x, num_samples)
+        if self.config.mcmc_method == "ensemble":
+            out = self._ensemble(num_samples, xf, generator)
+            return out.reshape(num_samples, *batch, self.simulator.dim)
         seed = None if generator is None else int(torch.randint(0, 2**31, (), generator=generator))
         with torch.random.fork_rng(devices=[]):
             if seed is not None:
@@ -42,6 +50,24 @@ class MCMCEstimator(TrainedEstimator):
                 if seed is not None:
                     np.random.set_state(state)
         return out.reshape(num_samples, *batch, self.simulator.dim).to(self.device)
+
+    @torch.no_grad()
+    def _ensemble(self, num_samples: int, xf: Tensor, generator: torch.Generator | None
+                  ) -> Tensor:
+        c = self.config
+        walkers = max(c.num_chains, 4 * self.simulator.dim)
+
+        def log_post(th: Tensor) -> Tensor:  # (W, N, D) -> (W, N)
+            lp = self.prior.log_prob(th)
+            ok = torch.isfinite(lp)
+            safe = torch.where(ok[..., None], th, self.prior.sample((1,))[0].to(th))
+            return torch.where(ok, self._log_likelihood(safe, xf) + lp,
+                               torch.full_like(lp, -torch.inf))
+
+        return ensemble_sample(log_post, self.prior, num_observations=xf.shape[0],
+                               num_samples=num_samples, walkers=walkers,
+                               warmup=max(c.warmup_steps, 200), thin=max(c.thin, 5),
+                               generator=generator)
 
     @torch.no_grad()
     def log_prob(self, theta: Tensor, x: Tensor) -> Tensor:
