@@ -116,7 +116,8 @@ def load_score_model(path: str | Path, *, device: str | torch.device = "cpu") ->
     except (pickle.UnpicklingError, RuntimeError) as err:
         raise DataFormatError(f"{wfile} is not a plain state dict: {err}") from err
     model = ScoreModel(sde_from_config(doc["sde"]), doc["network"], eps=doc["eps"],
-                       ema_decay=doc["ema_decay"], data_std=doc["data_std"])
+                       ema_decay=doc["ema_decay"], data_std=doc["data_std"],
+                       time_power=doc["time_power"])
     try:
         model.load_state_dict(state)
     except RuntimeError as err:

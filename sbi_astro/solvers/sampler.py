@@ -118,7 +118,8 @@ def sample_posterior(prior: Any, likelihood: Any, y: Tensor, *, num_samples: int
     if hasattr(prior, "to"):
         prior = prior.to(dev)
     prior.eval()
-    likelihood = likelihood.to(dev)
+    if hasattr(likelihood, "to"):
+        likelihood = likelihood.to(dev)
     y_flat = y.reshape(-1, *obs_shape).to(dev)
     nb = y_flat.shape[0]
     root = key_from_seed(seed).to(dev)
