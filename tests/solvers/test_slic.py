@@ -119,3 +119,37 @@ def test_slic_needs_a_ve_noise_model_and_gain_of_a_blur():
     blur = lambda x: torch.nn.functional.conv1d(x[:, None], kernel[None, None], padding=1)[:, 0]  # noqa: E731
     gain = operator_gain(blur, (256,), probes=64)
     assert gain == pytest.approx(float(kernel.pow(2).sum().sqrt()), rel=0.02)
+
+
+def test_slic_on_read_noise_with_cosmic_rays():
+    """Non-Gaussian noise: read noise 0.1 plus cosmic-ray hits (3 % of pixels, exponential
+    deposits of mean 1).  Over 100 observations x 16 pixels drawn from the prior, the 90 %
+    central posterior intervals cover the truth at 0.9 +/- 0.04 with the learned noise
+    score (measured 0.897; 50 samples per posterior), while the Gaussian likelihood of the
+    same variance is too wide (> 0.95, measured 0.982) and its posterior mean is further
+    from the truth (RMS 0.197 against 0.184).  Coverage of the hit pixels alone is low with
+    both (a hit is rarely recognised as one): calibration here is marginal over pixels."""
+    torch.manual_seed(0)
+    kw = dict(sigma=0.1, rate=0.03, amplitude=1.0, streak=1)
+    model = ScoreModel(VESDE(0.01, 5.0), {"kind": "mlp", "dim": D, "hidden": 64},
+                       ema_decay=0.99, data_std=0.26)
+    train_score_model(model, noise_sampler(read_noise_with_cosmic_rays, (D,), **kw),
+                      steps=1000, batch_size=256, lr=2e-3, seed=0, device="cpu")
+    i = torch.arange(D, dtype=torch.float64)
+    cov = torch.exp(-(i[:, None] - i[None, :]).abs() / 3.0)
+    g = torch.Generator().manual_seed(5)
+    x0 = (torch.randn(100, D, generator=g, dtype=torch.float64)
+          @ torch.linalg.cholesky(cov).T).float()
+    y = x0 + read_noise_with_cosmic_rays((D,), 100, generator=g, **kw)
+    prior = GaussianScore(torch.zeros(D), cov.float(), VPSDE())
+    matched = (0.1**2 + 0.03 * 2 * 1.0**2) ** 0.5  # read variance + rate * E[deposit^2]
+    out = {}
+    for name, lik in (("slic", NoiseScoreLikelihood(model, lambda x: x, (D,))),
+                      ("gauss", GaussianLinearLikelihood(torch.eye(D), matched))):
+        s = sample_posterior(prior, lik, y, num_samples=50, steps=100, corrector_steps=0,
+                             final_steps=100, seed=1, device="cpu")
+        lo, hi = s.quantile(0.05, 0), s.quantile(0.95, 0)
+        out[name] = (float(((x0 > lo) & (x0 < hi)).float().mean()),
+                     float(((s.mean(0) - x0) ** 2).mean().sqrt()))
+    assert abs(out["slic"][0] - 0.9) < 0.04 and out["gauss"][0] > 0.95, out
+    assert out["slic"][1] < out["gauss"][1], out
