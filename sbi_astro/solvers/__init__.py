@@ -26,6 +26,7 @@ from .noise import (
     noise_sampler,
     power_law_covariance,
     power_law_noise,
+    power_law_spectrum,
     read_noise_with_cosmic_rays,
 )
 from .sampler import sample_posterior
@@ -40,5 +41,5 @@ __all__ = [
     "conjugate_gradient", "gaussian_log_likelihood", "load_score_model", "poisson_log_likelihood",
     "sample_posterior", "save_score_model", "sde_from_config", "train_score_model",
     "NoiseScoreLikelihood", "noise_sampler", "operator_gain", "power_law_covariance",
-    "power_law_noise", "read_noise_with_cosmic_rays",
+    "power_law_noise", "power_law_spectrum", "read_noise_with_cosmic_rays",
 ]

@@ -41,6 +41,14 @@ def _spectrum(shape: tuple[int, ...], index: float, k0: float) -> Tensor:
     return torch.sqrt(power / power.mean())
 
 
+def power_law_spectrum(shape: tuple[int, ...], *, index: float = 2.0, k0: float = 0.05
+                       ) -> Tensor:
+    """Eigenvalues of the covariance of unit-``sigma`` :func:`power_law_noise` on the FFT grid
+    of ``shape`` (float64, mean 1): the noise is ``ifft(fft(white) * sqrt(spectrum))``, so
+    its covariance is ``F^-1 diag(spectrum) F`` (a reference for exact scores)."""
+    return _spectrum(_check_shape(shape), index, k0) ** 2
+
+
 def _check_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
     shape = tuple(int(s) for s in shape)
     if len(shape) not in (1, 2) or min(shape) < 2:

@@ -16,6 +16,9 @@ from sbi_astro.solvers import (
     GaussianScore,
     ScoreModel,
     load_score_model,
+    noise_sampler,
+    power_law_noise,
+    power_law_spectrum,
     sample_posterior,
     save_score_model,
     train_score_model,
@@ -166,3 +169,29 @@ def test_altered_weights_are_refused(tmp_path):
         load_score_model(path)
     with pytest.raises(DataFormatError, match="not a saved score model"):
         load_score_model(tmp_path)
+
+
+def test_unet_learns_the_score_of_a_stationary_gaussian_field():
+    """A small U-Net (channels 8, 16) trained 200 steps of 16 maps (16 x 16) of power-law
+    Gaussian noise, against the exact score ``-F^-1[F(x) / (m^2 P(k) + s^2)]``: relative
+    mean-squared error < 0.35 at std(t) = 0.32 and < 0.15 at std(t) = 0.78, 0.99 (measured
+    0.16, 0.06, 0.07; an untrained network gives ~1)."""
+    torch.manual_seed(0)
+    n = 16
+    spec = power_law_spectrum((n, n), index=2.0, k0=0.1).float()
+    sde = VPSDE()
+    model = ScoreModel(sde, {"kind": "unet", "in_channels": 1, "channels": [8, 16]},
+                       ema_decay=0.99)
+    train_score_model(model, noise_sampler(power_law_noise, (n, n), index=2.0, k0=0.1),
+                      steps=200, batch_size=16, lr=2e-3, seed=0, device="cpu")
+    g = torch.Generator().manual_seed(3)
+    for t, tol in ((0.1, 0.35), (0.3, 0.15), (0.6, 0.15)):
+        tt = torch.full((500,), t)
+        m, s = sde.mean_scale(tt)[:, None, None, None], sde.std(tt)[:, None, None, None]
+        x0 = power_law_noise((n, n), 500, index=2.0, k0=0.1, generator=g)[:, None]
+        xt = m * x0 + s * torch.randn(x0.shape, generator=g)
+        exact = -torch.fft.ifft2(torch.fft.fft2(xt) / (m**2 * spec + s**2)).real
+        with torch.no_grad():
+            err = ((model.score(tt, xt) - exact) ** 2).sum((1, 2, 3)).mean()
+        rel = float(err / (exact**2).sum((1, 2, 3)).mean())
+        assert rel < tol, (t, rel)
