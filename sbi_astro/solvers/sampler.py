@@ -64,7 +64,7 @@ def _check(num_samples: int, steps: int, corrector_steps: int, snr: float,
         raise ConfigError(f"t_min must be in (0, 1), got {t_min!r}")
 
 
-def _event_shape(prior: Any, obs_rows: int) -> tuple[int, ...]:
+def _event_shape(prior: Any) -> tuple[int, ...]:
     shape = tuple(getattr(prior, "event_shape", ()))
     if not shape or any(e < 0 for e in shape):
         raise ConfigError("the prior's event shape is not fixed (a U-Net takes any H, W): "
@@ -113,7 +113,7 @@ def sample_posterior(prior: Any, likelihood: Any, y: Tensor, *, num_samples: int
         raise ShapeError(f"y must have shape (*B, {', '.join(map(str, obs_shape))}), got "
                          f"{tuple(y.shape)}")
     batch = tuple(y.shape[: y.dim() - len(obs_shape)])
-    shape = tuple(event_shape) if event_shape is not None else _event_shape(prior, 0)
+    shape = tuple(event_shape) if event_shape is not None else _event_shape(prior)
     dev = resolve_device(device)
     if hasattr(prior, "to"):
         prior = prior.to(dev)
