@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-CORE = {"errors", "simulator", "priors", "random", "store", "store_format", "campaign", "device",
+CORE = {"errors", "simulator", "options", "priors", "random", "store", "store_format", "campaign", "device",
         "provenance", "user_priors",
         "registry", "atomic", "outputs", "user_arrays", "poisson_cpu", "analysis", "__init__"}
 RANK = {"core": 0, "embeddings": 1, "inference": 2, "diagnostics": 2, "solvers": 2,

@@ -51,7 +51,7 @@ from ..errors import ConfigError, SbiAstroError
 from ..inference import TrainingConfig, initial_state
 from ..random import check_seed
 from ..registry import simulator_class
-from ..simulator import file_options
+from ..options import file_options
 
 #: The study key of a training stage that is not a training option: how many of the store's
 #: simulations (its first rows) the stage trains on.

@@ -46,7 +46,8 @@ from torch import Tensor
 from sbi_astro.errors import ConfigError, DataFormatError, NotAvailableError
 from sbi_astro.provenance import file_record
 from sbi_astro.random import RowRandom
-from sbi_astro.simulator import EmbeddingSpec, FilePath, Simulator
+from sbi_astro.options import FilePath
+from sbi_astro.simulator import EmbeddingSpec, Simulator
 
 from . import _physics as ph
 from .data import background_rms, read_image, read_mask, read_noise_map, read_psf

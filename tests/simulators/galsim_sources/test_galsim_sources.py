@@ -5,10 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-pytest.importorskip("galsim")
-
-from sbi_astro.random import fold  # noqa: E402
-from simulators.galsim_sources import GalSimSources  # noqa: E402
+from sbi_astro.random import fold
+from simulators.galsim_sources import GalSimSources
 
 NAMES = ("log10_flux", "hlr", "bulge_frac", "bulge_ratio", "knot_frac", "e1", "e2", "x0", "y0")
 
