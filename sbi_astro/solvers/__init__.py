@@ -1,0 +1,1 @@
+"""Learned inverse solvers: score-based priors and likelihoods, recurrent inference machines."""
