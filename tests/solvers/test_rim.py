@@ -46,9 +46,18 @@ def deconvolution_toy(n: int = N, sigma: float = SIGMA):
     return cov, blur, cov @ blur.T @ torch.linalg.inv(s)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """The trainings here are sequences of small matrix products: one thread is fastest
+    (and two threads on a shared machine are several times slower); restored after."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def toy():
-    torch.set_num_threads(1)  # the training is sequential small matmuls
     cov, blur, wiener = deconvolution_toy()
     gen = torch.Generator().manual_seed(0)
     signals = (torch.linalg.cholesky(cov) @ torch.randn(N, N_TRAIN + N_TEST, generator=gen,
@@ -185,7 +194,6 @@ def test_convgru_rim_deconvolves_maps():
     of the Wiener MSE (measured 1.44-1.55 x with these sizes, 1.14 x after 4 epochs of
     2,000 maps with hidden=16), far below the prior variance 1, and 25 % below the 0.16 of the blurred
     data taken as the answer."""
-    torch.set_num_threads(1)
     m, sigma = 8, 0.3
     c1, b1 = gaussian_matrix(m, 2.0), gaussian_matrix(m, 1.0)
     b1 = b1 / b1.sum(1, keepdim=True)
