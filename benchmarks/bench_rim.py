@@ -53,7 +53,7 @@ def _toy(quick: bool) -> list[dict]:
              "train_signals_per_s": 0.9 * num / summary.seconds,
              "reconstructions_per_s": 1000 / t_rim},
             {"case": "toy-1d", "code": "wiener", "reconstructions_per_s": 1000 / t_w,
-             "x_rim": t_rim / t_w}]
+             "rim_time_over_peer": t_rim / t_w}]
 
 
 def _xray(quick: bool) -> list[dict]:
@@ -76,7 +76,7 @@ def _xray(quick: bool) -> list[dict]:
              "train_signals_per_s": 0.9 * m / summary.seconds,
              "reconstructions_per_s": m / t_rim},
             {"case": "xray", "code": "richardson-lucy-20", "reconstructions_per_s": m / t_rl,
-             "x_rim": t_rim / t_rl}]
+             "rim_time_over_peer": t_rim / t_rl}]
 
 
 def _maps(device: str, quick: bool) -> list[dict]:

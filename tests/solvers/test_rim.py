@@ -19,6 +19,7 @@ from sbi_astro.solvers.rim import (
     RIM,
     RIMConfig,
     TrainingConfig,
+    fine_tune,
     fit,
     gaussian_log_likelihood,
     likelihood_gradient,
@@ -118,6 +119,28 @@ def test_save_load_round_trip_is_exact(toy, tmp_path):
     (path / "rim.json").write_text(json.dumps({"format": "other"}))
     with pytest.raises(DataFormatError, match="not an sbi-astro RIM"):
         load_rim(path)
+
+
+def test_fine_tuning_lowers_the_misfit_of_one_observation_and_leaves_the_rim(toy):
+    """Fine-tuning on one observation drawn with 3x less noise than the training data (the
+    likelihood of that observation has sigma = 0.1): its negative log-likelihood falls
+    clearly (measured: by ~30 %), the original machine is untouched, and a strong penalty
+    keeps the weights at the trained ones."""
+    rim = toy["rim"]
+    blur32 = toy["blur"].float()
+    truth = toy["test"][:1].float()
+    y = truth @ blur32.T + 0.1 * torch.randn(1, N, generator=torch.Generator().manual_seed(7))
+    ll = gaussian_log_likelihood(lambda s: s @ blur32.T, 0.1)
+    before = {k: v.clone() for k, v in rim.state_dict().items()}
+    tuned, history = fine_tune(rim, y, ll, iterations=30, lr=1e-3)
+    assert history[-1] < 0.9 * history[0], history
+    assert all(torch.equal(v, before[k]) for k, v in rim.state_dict().items())
+    stiff, _ = fine_tune(rim, y, ll, iterations=5, lr=1e-3, penalty=1e6)
+    moved = max(float((a - b).detach().abs().max()) for a, b in zip(stiff.parameters(),
+                                                           rim.parameters(), strict=True))
+    free = max(float((a - b).detach().abs().max()) for a, b in zip(tuned.parameters(),
+                                                          rim.parameters(), strict=True))
+    assert moved < 0.5 * free
 
 
 def _finite_difference(fn, z: torch.Tensor, eps: float) -> torch.Tensor:
