@@ -113,6 +113,14 @@ def log_error(est: Tensor, truth: Tensor) -> Tensor:
     return (est.clamp_min(FLOOR).log() - truth.log()).pow(2).mean(1).sqrt()
 
 
+def weighted_log_error(problem: XrayProblem, est: Tensor, truth: Tensor) -> Tensor:
+    """RMS of ``ln(est / truth)`` per spectrum ``(B,)`` weighted by each bin's expected source
+    counts in the truth (``truth * F 1``): the error where the data speak."""
+    w = truth * problem.fold.sum(1)
+    d2 = (est.clamp_min(FLOOR).log() - truth.log()).pow(2)
+    return ((w * d2).sum(1) / w.sum(1)).sqrt()
+
+
 def reduced_cstat(problem: XrayProblem, est: Tensor, counts: Tensor) -> Tensor:
     """Cash statistic per channel ``(B,)`` of counts given the refolded estimate:
     ``2 sum(mu - n + n ln(n / mu)) / G`` (Cash 1979; XSPEC's C-stat)."""

@@ -41,6 +41,7 @@ from benchmarks._rim_xray import (
     reduced_cstat,
     richardson_lucy,
     sample_spectra,
+    weighted_log_error,
 )
 from sbi_astro.random import RowRandom, fold, key_from_seed
 from sbi_astro.solvers.rim import (
@@ -73,8 +74,9 @@ def bootstrap_sigma(rim: RIM, problem, est: torch.Tensor, seed: int) -> torch.Te
     return torch.stack(reps).std(0)
 
 
-def tune_rl(problem, sims, n_per: int) -> dict[int, int]:
-    """Best Richardson-Lucy iteration count per count level, on separate mocks."""
+def tune_rl(problem, sims, n_per: int, metric) -> dict[int, int]:
+    """Best Richardson-Lucy iteration count per count level for ``metric(est, truth)``, on
+    separate mocks."""
     spectra, _ = sample_spectra(problem, sims, n_per, seed=3)
     counts = mocks(problem, spectra, seed=13)
     level = count_level(problem.expected(spectra).sum(1), LEVELS)
@@ -83,7 +85,7 @@ def tune_rl(problem, sims, n_per: int) -> dict[int, int]:
     for i in range(len(LEVELS) - 1):
         sel = level == i
         if sel.any():
-            errs = {k: float(log_error(v[sel], spectra[sel]).mean()) for k, v in runs.items()}
+            errs = {k: float(metric(v[sel], spectra[sel]).mean()) for k, v in runs.items()}
             best[i] = min(errs, key=errs.get)
     return best
 
@@ -112,7 +114,7 @@ def fine_tune_gain(rim, problem, spectra, counts, est, *, num: int = 8, iteratio
     """Per-observation fine-tuning (Adam et al. 2023) of the ``num`` mocks with the most
     counts: C-stat per channel and ln-error before and after."""
     order = problem.expected(spectra).sum(1).argsort(descending=True)[:num]
-    before_c, after_c, before_e, after_e = [], [], [], []
+    before_c, after_c, before_e, after_e, before_w, after_w = [], [], [], [], [], []
     t0 = time.perf_counter()
     for i in order.tolist():
         tuned, _ = fine_tune(rim, counts[i:i + 1], problem.log_likelihood,
@@ -122,15 +124,19 @@ def fine_tune_gain(rim, problem, spectra, counts, est, *, num: int = 8, iteratio
         after_c.append(float(reduced_cstat(problem, new, counts[i:i + 1])[0]))
         before_e.append(float(log_error(est[i:i + 1], spectra[i:i + 1])[0]))
         after_e.append(float(log_error(new, spectra[i:i + 1])[0]))
+        before_w.append(float(weighted_log_error(problem, est[i:i + 1], spectra[i:i + 1])[0]))
+        after_w.append(float(weighted_log_error(problem, new, spectra[i:i + 1])[0]))
     n = len(before_c)
     return {"counts": f"fine-tune {n} brightest", "mocks": n,
             "rim_cstat_per_channel": sum(before_c) / n, "tuned_cstat_per_channel": sum(after_c) / n,
             "rim_rms_ln_error": sum(before_e) / n, "tuned_rms_ln_error": sum(after_e) / n,
+            "rim_weighted_ln_error": sum(before_w) / n, "tuned_weighted_ln_error": sum(after_w) / n,
             "seconds_per_observation": (time.perf_counter() - t0) / n,
             "iterations": iterations, "lr": lr}
 
 
-def evaluate(rim, problem, sims, n_test: int, rl_best: dict[int, int]) -> list[dict]:
+def evaluate(rim, problem, sims, n_test: int, rl_best: dict[int, int],
+             rl_best_w: dict[int, int]) -> list[dict]:
     spectra, labels = sample_spectra(problem, sims, n_test, seed=1)
     counts = mocks(problem, spectra, seed=11)
     total = problem.expected(spectra).sum(1)
@@ -140,7 +146,9 @@ def evaluate(rim, problem, sims, n_test: int, rl_best: dict[int, int]) -> list[d
     rim_seconds = time.perf_counter() - t0
     sigma = bootstrap_sigma(rim, problem, est, seed=100)
     covered = ((est.log() - spectra.log()).abs() <= sigma).float().mean(1)
-    rl_runs = richardson_lucy(problem, counts, sorted(set(rl_best.values())))
+    rl_runs = richardson_lucy(problem, counts, sorted({*rl_best.values(), *rl_best_w.values()}))
+    def werr(a, b):
+        return float(weighted_log_error(problem, a, b).mean())
     rows = []
     for i in range(len(LEVELS) - 1):
         sel = level == i
@@ -160,7 +168,10 @@ def evaluate(rim, problem, sims, n_test: int, rl_best: dict[int, int]) -> list[d
                                                            counts[sel])).mean()),
             "rim_within_1sigma": float(covered[sel].mean()),
             "rim_rms_ln_error": err_rim, "rl_rms_ln_error": err_rl,
-            "rl_iterations": rl_best[i], "rim_error_reduction": 1.0 - err_rim / err_rl})
+            "rl_iterations": rl_best[i], "rim_error_reduction": 1.0 - err_rim / err_rl,
+            "rim_weighted_ln_error": werr(est[sel], spectra[sel]),
+            "rl_weighted_ln_error": werr(rl_runs[rl_best_w[i]][sel], spectra[sel]),
+            "rl_iterations_weighted": rl_best_w[i]})
     rows.append({"counts": "all", "mocks": len(labels),
                  "rim_spectra_per_s": len(labels) / rim_seconds})
     rows.append(fine_tune_gain(rim, problem, spectra, counts, est))
@@ -194,8 +205,10 @@ def main() -> None:
         seconds = summary.seconds
         args.out.mkdir(parents=True, exist_ok=True)
         save_rim(rim, args.out / "rim_xray", overwrite=True, metadata=meta)
-    rl_best = tune_rl(problem, sims, n_test // 2)
-    rows = evaluate(rim, problem, sims, n_test, rl_best)
+    rl_best = tune_rl(problem, sims, n_test // 2, log_error)
+    rl_best_w = tune_rl(problem, sims, n_test // 2,
+                        lambda a, b: weighted_log_error(problem, a, b))
+    rows = evaluate(rim, problem, sims, n_test, rl_best, rl_best_w)
     pl_spec, pl_theta = fit_powerlaw(sims["powerlaw"], problem)
     real = rim.reconstruct(problem.observed[None], problem.log_likelihood)
     rows.append({"counts": "3C 273 observed", "mocks": 1,
