@@ -184,9 +184,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--load", type=Path, default=None,
                         help="evaluate a RIM saved by an earlier run instead of training")
+    parser.add_argument("--resume", type=Path, default=None,
+                        help="continue training a RIM saved by an earlier run")
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--lr", type=float, default=1e-3)
     args = parser.parse_args()
     torch.set_num_threads(1)
     n_train, epochs, n_test = (1500, 2, 100) if args.quick else (5000, 10, 400)
+    epochs = args.epochs or epochs
     problem, sims = make_problem()
     if args.load is not None:
         rim, meta = load_rim(args.load, device="cpu")
@@ -195,14 +200,20 @@ def main() -> None:
         truth, _ = sample_spectra(problem, sims, n_train, seed=0)
         print(f"training set: {truth.shape[0]} spectra of {truth.shape[1]} bins, "
               f"{problem.fold.shape[1]} channels")
-        rim = RIM(RIMConfig(signal_shape=(truth.shape[1],), steps=10, link="log", hidden=256,
-                            gradient="rms", seed=0), device="cpu")
+        before = {"train_loss": [], "validation_loss": [], "seconds": 0.0, "epochs": 0}
+        if args.resume is not None:
+            rim, before = load_rim(args.resume, device="cpu")
+            before.setdefault("epochs", len(before["train_loss"]))
+        else:
+            rim = RIM(RIMConfig(signal_shape=(truth.shape[1],), steps=10, link="log",
+                                hidden=256, gradient="rms", seed=0), device="cpu")
         summary = fit(rim, truth, problem.log_likelihood, observe=problem.observe,
-                      config=TrainingConfig(epochs=epochs, batch_size=64, lr=1e-3, seed=0))
-        meta = {"train_loss": summary.train_loss, "seconds": summary.seconds,
-                "validation_loss": summary.validation_loss, "epochs": epochs,
-                "n_train": truth.shape[0]}
-        seconds = summary.seconds
+                      config=TrainingConfig(epochs=epochs, batch_size=64, lr=args.lr,
+                                            seed=before["epochs"]))
+        seconds = before["seconds"] + summary.seconds
+        meta = {"train_loss": before["train_loss"] + summary.train_loss, "seconds": seconds,
+                "validation_loss": before["validation_loss"] + summary.validation_loss,
+                "epochs": before["epochs"] + epochs, "n_train": truth.shape[0]}
         args.out.mkdir(parents=True, exist_ok=True)
         save_rim(rim, args.out / "rim_xray", overwrite=True, metadata=meta)
     rl_best = tune_rl(problem, sims, n_test // 2, log_error)
