@@ -141,6 +141,10 @@ def test_fine_tuning_lowers_the_misfit_of_one_observation_and_leaves_the_rim(toy
     free = max(float((a - b).detach().abs().max()) for a, b in zip(tuned.parameters(),
                                                           rim.parameters(), strict=True))
     assert moved < 0.5 * free
+    # the discrepancy stop: the run ends at the first iterate at or below the level
+    level = 0.5 * (history[0] + history[-1])
+    _, stopped = fine_tune(rim, y, ll, iterations=30, lr=1e-3, stop_below=level)
+    assert len(stopped) < len(history) and stopped[-1] <= level < min(stopped[:-1])
 
 
 def _finite_difference(fn, z: torch.Tensor, eps: float) -> torch.Tensor:

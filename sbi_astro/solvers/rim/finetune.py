@@ -9,6 +9,11 @@ prior; a short run with a small learning rate keeps it from fitting the noise)::
 
     loss(w) = -log p(data | signal(z_T(w))) / size(data) + penalty * |w - w_0|^2 / 2
 
+The likelihood alone rewards fitting the noise, so the run should stop once the misfit
+reaches what the noise allows (Morozov's discrepancy principle): ``stop_below`` is that
+level of the negative log-likelihood per data value (for Poisson counts, the saturated
+value plus half the expected C-statistic per channel, about 0.5 with many counts).
+
 Example:
     >>> import torch
     >>> from sbi_astro.solvers.rim import RIM, RIMConfig, gaussian_log_likelihood
@@ -38,7 +43,8 @@ from .model import RIM
 
 
 def fine_tune(rim: RIM, data: Tensor, log_likelihood: LogLikelihood, *, iterations: int = 50,
-              lr: float = 1e-4, penalty: float = 0.0) -> tuple[RIM, list[float]]:
+              lr: float = 1e-4, penalty: float = 0.0, stop_below: float | None = None
+              ) -> tuple[RIM, list[float]]:
     """A copy of ``rim`` whose weights are optimised on ``data``'s likelihood.
 
     Args:
@@ -48,6 +54,8 @@ def fine_tune(rim: RIM, data: Tensor, log_likelihood: LogLikelihood, *, iteratio
         iterations: Adam steps.
         lr: Adam's learning rate.
         penalty: weight of ``|w - w_0|^2 / 2``.
+        stop_below: stop as soon as the negative log-likelihood per data value is at or
+            below this (``None``: run all iterations).
 
     Returns:
         ``(tuned copy, negative log-likelihood per data value before each step and after
@@ -71,6 +79,9 @@ def fine_tune(rim: RIM, data: Tensor, log_likelihood: LogLikelihood, *, iteratio
     for _ in range(iterations):
         loss = nll()
         history.append(float(loss.detach()))
+        if stop_below is not None and history[-1] <= stop_below:
+            tuned.eval()
+            return tuned, history
         if penalty:
             loss = loss + 0.5 * penalty * sum(((p - p0) ** 2).sum()
                                               for p, p0 in zip(tuned.parameters(), start,
