@@ -136,5 +136,6 @@ def count_level(total: Tensor, edges: tuple[float, ...]) -> Tensor:
 
 
 def level_name(lo: float, hi: float) -> str:
-    fmt = (lambda v: "inf" if math.isinf(v) else f"{v:g}")
+    def fmt(v: float) -> str:
+        return "inf" if math.isinf(v) else f"{v:g}"
     return f"{fmt(lo)}-{fmt(hi)}"

@@ -44,7 +44,8 @@ def _toy(quick: bool) -> list[dict]:
     rim = RIM(RIMConfig(signal_shape=(n,), steps=8, hidden=128), device="cpu")
     summary = fit(rim, signals, ll, observe=lambda s, rng: forward(s) + sigma * rng.normal((n,)),
                   config=TrainingConfig(epochs=1, batch_size=64, lr=3e-3), log=None)
-    y = forward(signals[:1000]) + sigma * torch.randn(1000, n, generator=torch.Generator().manual_seed(1))
+    noise = torch.randn(1000, n, generator=torch.Generator().manual_seed(1))
+    y = forward(signals[:1000]) + sigma * noise
     wiener = (cov @ blur.double().T @ torch.linalg.inv(blur.double() @ cov @ blur.double().T
                                                        + sigma**2 * torch.eye(n))).float()
     t_rim = timeit(lambda: rim.reconstruct(y, ll), repeat=2)

@@ -259,9 +259,9 @@ def main() -> None:
                  "rim_vs_powerlaw_rms_ln": float(log_error(real, pl_spec)[0]),
                  "powerlaw_theta": [round(float(v), 4) for v in pl_theta]})
     args.out.mkdir(parents=True, exist_ok=True)
-    doc = {"training_seconds": seconds, "training": meta,
-           "rows": rows, "real_spectrum": {"edges": problem.edges.tolist(),
-                                           "rim": real[0].tolist(), "powerlaw": pl_spec[0].tolist()}}
+    doc = {"training_seconds": seconds, "training": meta, "rows": rows,
+           "real_spectrum": {"edges": problem.edges.tolist(), "rim": real[0].tolist(),
+                             "powerlaw": pl_spec[0].tolist()}}
     (args.out / "rim_xray_study.json").write_text(json.dumps(doc, indent=1))
     plot_real(doc, args.out / "rim_xray_3c273.png")
     for r in rows:

@@ -219,8 +219,8 @@ def test_convgru_rim_deconvolves_maps():
     """2-D: an 8x8 Gaussian-process map, blurred (width 1 pixel), noise 0.3.  A short
     training (3 epochs, 1,500 maps, kept short for the suite) must come within a factor 2
     of the Wiener MSE (measured 1.44-1.55 x with these sizes, 1.14 x after 4 epochs of
-    2,000 maps with hidden=16), far below the prior variance 1, and 25 % below the 0.16 of the blurred
-    data taken as the answer."""
+    2,000 maps with hidden=16), far below the prior variance 1, and 25 % below the 0.16
+    of the blurred data taken as the answer."""
     m, sigma = 8, 0.3
     c1, b1 = gaussian_matrix(m, 2.0), gaussian_matrix(m, 1.0)
     b1 = b1 / b1.sum(1, keepdim=True)
