@@ -106,6 +106,8 @@ class RIM(nn.Module):
         if self.config.gradient == "rms":
             rms = grad.reshape(grad.shape[0], -1).pow(2).mean(1).sqrt().clamp_min(1e-30)
             parts.append(grad / rms.reshape(-1, *([1] * (grad.dim() - 1))))
+            # log RMS around the training data's typical level; /5 keeps a span of ~4
+            # decades (e.g. 10 to 1e5 counts) within about +-1 for the network
             level = (rms.log() - math.log(float(self.grad_scale))) / 5.0
             if z.dim() == 2:
                 parts.append(level[:, None])
