@@ -151,7 +151,8 @@ def evaluate(rim, problem, sims, n_test: int, rl_best: dict[int, int],
     est = rim.reconstruct(counts, problem.log_likelihood, batch_size=256)
     rim_seconds = time.perf_counter() - t0
     sigma = bootstrap_sigma(rim, problem, est, seed=100)
-    covered = ((est.log() - spectra.log()).abs() <= sigma).float().mean(1)
+    ratio = (est.log() - spectra.log()).abs() / sigma.clamp_min(1e-12)
+    covered = (ratio <= 1.0).float().mean(1)
     rl_runs = richardson_lucy(problem, counts, sorted({*rl_best.values(), *rl_best_w.values()}))
     def werr(a, b):
         return float(weighted_log_error(problem, a, b).mean())
@@ -173,6 +174,8 @@ def evaluate(rim, problem, sims, n_test: int, rl_best: dict[int, int],
                                            / reduced_cstat(problem, spectra[sel],
                                                            counts[sel])).mean()),
             "rim_within_1sigma": float(covered[sel].mean()),
+            # the factor sigma would need for 68 % of the bins to lie within it
+            "sigma_inflation_for_68": float(ratio[sel].flatten().quantile(0.68)),
             "rim_rms_ln_error": err_rim, "rl_rms_ln_error": err_rl,
             "rl_iterations": rl_best[i], "rim_error_reduction": 1.0 - err_rim / err_rl,
             "rim_weighted_ln_error": werr(est[sel], spectra[sel]),
