@@ -10,9 +10,10 @@ whose totals span ~10 to ~80,000 counts.  Then, on held-out mocks per count leve
   its reference: with few counts per channel the C-stat of the truth is not 1 per channel);
 * the fraction of energy bins whose truth lies within 1 sigma of the reconstruction, sigma
   the spread (in ln s) of the RIM over a parametric Poisson bootstrap of the counts;
-* the RMS error of ln s against the truth, for the RIM and for Richardson-Lucy through the
-  same response with its iteration count tuned per count level on separate mocks (the
-  best case for Richardson-Lucy).
+* the RMS error of ln s against the truth (and the same weighted by each bin's expected
+  counts), for the RIM, for Richardson-Lucy through the same response with its iteration
+  count tuned per count level on separate mocks (its best case), and for a penalised
+  maximum likelihood (smoothness of ln s, weight tuned the same way).
 
 Finally the real 3C 273 spectrum is deconvolved, next to the intrinsic spectrum of the
 maximum-likelihood absorbed power law.
@@ -39,6 +40,7 @@ from benchmarks._rim_xray import (
     log_error,
     make_problem,
     reduced_cstat,
+    regularised_ml,
     richardson_lucy,
     sample_spectra,
     weighted_log_error,
@@ -56,6 +58,8 @@ from sbi_astro.solvers.rim import (
 
 LEVELS = (10.0, 100.0, 1000.0, 10000.0, math.inf)
 RL_ITERATIONS = [1, 2, 3, 5, 10, 20, 50, 100, 200, 500]
+ML_WEIGHTS = [0.3, 3.0, 30.0]
+ML_STEPS = 1000
 BOOTSTRAP = 16
 
 
@@ -74,19 +78,26 @@ def bootstrap_sigma(rim: RIM, problem, est: torch.Tensor, seed: int) -> torch.Te
     return torch.stack(reps).std(0)
 
 
-def tune_rl(problem, sims, n_per: int, metric) -> dict[int, int]:
-    """Best Richardson-Lucy iteration count per count level for ``metric(est, truth)``, on
+def tune(problem, sims, n_per: int) -> dict[str, dict[int, float]]:
+    """Best Richardson-Lucy iteration count and smoothness weight of the penalised maximum
+    likelihood, per count level and per metric (``rl``, ``rl_w``, ``ml``, ``ml_w``), on
     separate mocks."""
     spectra, _ = sample_spectra(problem, sims, n_per, seed=3)
     counts = mocks(problem, spectra, seed=13)
     level = count_level(problem.expected(spectra).sum(1), LEVELS)
-    runs = richardson_lucy(problem, counts, RL_ITERATIONS)
-    best = {}
-    for i in range(len(LEVELS) - 1):
-        sel = level == i
-        if sel.any():
-            errs = {k: float(metric(v[sel], spectra[sel]).mean()) for k, v in runs.items()}
-            best[i] = min(errs, key=errs.get)
+    runs = {"rl": richardson_lucy(problem, counts, RL_ITERATIONS),
+            "ml": regularised_ml(problem, counts, ML_WEIGHTS, steps=ML_STEPS)}
+    metrics = {"": log_error, "_w": lambda a, b: weighted_log_error(problem, a, b)}
+    best: dict[str, dict[int, float]] = {}
+    for name, results in runs.items():
+        for suffix, metric in metrics.items():
+            best[name + suffix] = {}
+            for i in range(len(LEVELS) - 1):
+                sel = level == i
+                if sel.any():
+                    errs = {k: float(metric(v[sel], spectra[sel]).mean())
+                            for k, v in results.items()}
+                    best[name + suffix][i] = min(errs, key=errs.get)
     return best
 
 
@@ -141,8 +152,7 @@ def fine_tune_gain(rim, problem, spectra, counts, est, *, num: int = 8, iteratio
             "mean_iterations": sum(steps) / n, "lr": lr}
 
 
-def evaluate(rim, problem, sims, n_test: int, rl_best: dict[int, int],
-             rl_best_w: dict[int, int]) -> list[dict]:
+def evaluate(rim, problem, sims, n_test: int, best: dict[str, dict[int, float]]) -> list[dict]:
     spectra, labels = sample_spectra(problem, sims, n_test, seed=1)
     counts = mocks(problem, spectra, seed=11)
     total = problem.expected(spectra).sum(1)
@@ -153,7 +163,10 @@ def evaluate(rim, problem, sims, n_test: int, rl_best: dict[int, int],
     sigma = bootstrap_sigma(rim, problem, est, seed=100)
     ratio = (est.log() - spectra.log()).abs() / sigma.clamp_min(1e-12)
     covered = (ratio <= 1.0).float().mean(1)
+    rl_best, rl_best_w = best["rl"], best["rl_w"]
     rl_runs = richardson_lucy(problem, counts, sorted({*rl_best.values(), *rl_best_w.values()}))
+    ml_weights = sorted({*best["ml"].values(), *best["ml_w"].values()})
+    ml_runs = regularised_ml(problem, counts, ml_weights, steps=ML_STEPS)
     def werr(a, b):
         return float(weighted_log_error(problem, a, b).mean())
     rows = []
@@ -180,7 +193,10 @@ def evaluate(rim, problem, sims, n_test: int, rl_best: dict[int, int],
             "rl_iterations": rl_best[i], "rim_error_reduction": 1.0 - err_rim / err_rl,
             "rim_weighted_ln_error": werr(est[sel], spectra[sel]),
             "rl_weighted_ln_error": werr(rl_runs[rl_best_w[i]][sel], spectra[sel]),
-            "rl_iterations_weighted": rl_best_w[i]})
+            "rl_iterations_weighted": rl_best_w[i],
+            "ml_rms_ln_error": float(log_error(ml_runs[best["ml"][i]][sel], spectra[sel]).mean()),
+            "ml_weighted_ln_error": werr(ml_runs[best["ml_w"][i]][sel], spectra[sel]),
+            "ml_weight": best["ml"][i], "ml_weight_weighted": best["ml_w"][i]})
     rows.append({"counts": "all", "mocks": len(labels),
                  "rim_spectra_per_s": len(labels) / rim_seconds})
     rows.append(fine_tune_gain(rim, problem, spectra, counts, est))
@@ -248,10 +264,8 @@ def main() -> None:
                 "epochs": before["epochs"] + epochs, "n_train": truth.shape[0]}
         args.out.mkdir(parents=True, exist_ok=True)
         save_rim(rim, args.out / "rim_xray", overwrite=True, metadata=meta)
-    rl_best = tune_rl(problem, sims, n_test // 2, log_error)
-    rl_best_w = tune_rl(problem, sims, n_test // 2,
-                        lambda a, b: weighted_log_error(problem, a, b))
-    rows = evaluate(rim, problem, sims, n_test, rl_best, rl_best_w)
+    best = tune(problem, sims, n_test // 4)
+    rows = evaluate(rim, problem, sims, n_test, best)
     pl_spec, pl_theta = fit_powerlaw(sims["powerlaw"], problem)
     real = rim.reconstruct(problem.observed[None], problem.log_likelihood)
     rows.append({"counts": "3C 273 observed", "mocks": 1,
