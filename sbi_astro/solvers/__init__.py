@@ -1,4 +1,5 @@
-"""Learned inverse solvers: score-based priors and likelihoods (issue 21).
+"""Learned inverse solvers: score-based priors and likelihoods (issue 21) and recurrent
+inference machines (issue 22, the :mod:`.rim` subpackage, ``docs/solvers_rim.md``).
 
 * :mod:`.sde` the VE / VP diffusions; :mod:`.networks` time-conditioned MLP and U-Net;
   :mod:`.score_model` the score model, its loss and EMA; :mod:`.training` its training;

@@ -303,6 +303,15 @@ class XraySimulator(Simulator):
         ``exp(log_transmission)`` (``-nH sigma``, ``(N, E)``)."""
         raise NotImplementedError
 
+    def photon_flux(self, theta: Tensor) -> Tensor:
+        """Absorbed photon flux per input bin of :attr:`model_edges` ``(N, E')`` [photons
+        cm^-2 s^-1], float64, for flat ``theta (N, D)``: the spectrum before the instrument
+        (ARF and RMF), ``source_counts(theta) == photon_flux(theta) @ fold``."""
+        edges, sigma, _, _ = self._consts(theta)
+        p = self.full_params(theta)
+        log_t = phys.log_transmission(p["nH"], sigma)
+        return self._photon_flux(p, edges, log_t).to(torch.float64)
+
     def source_counts(self, theta: Tensor) -> Tensor:
         """Expected source counts per group ``(N, G)`` for flat ``theta (N, D)``, float64.
 
@@ -312,10 +321,8 @@ class XraySimulator(Simulator):
         around it, flipping a few Poisson draws per 10,000 spectra; in float64 the change
         is ~1e-15, far below what moves a draw.
         """
-        edges, sigma, fold, _ = self._consts(theta)
-        p = self.full_params(theta)
-        log_t = phys.log_transmission(p["nH"], sigma)
-        return self._photon_flux(p, edges, log_t).to(torch.float64) @ fold
+        _, _, fold, _ = self._consts(theta)
+        return self.photon_flux(theta) @ fold
 
     def _mean_counts(self, theta: Tensor) -> Tensor:
         """Expected total counts ``(N, G)`` in float64 (source, plus background if on)."""
