@@ -28,6 +28,7 @@ from torch import Tensor
 
 from ..analysis import Section, get_analysis
 from ..campaign import run_campaign
+from ..executor import ClusterSpec
 from ..inference import TrainedEstimator, load_run
 from ..inference.ensemble import mixture
 from ..outputs import check_output_dir
@@ -50,7 +51,8 @@ def run_study(study: Study, *, output: str | Path | None = None, progress: bool 
     log(f"[1/3] simulating {study.simulate.num_simulations} x {sim.name} -> {store_path}")
     with run_campaign(store_path, sim, num_simulations=study.simulate.num_simulations,
                       seed=study.simulate.seed, chunk_size=study.simulate.chunk_size,
-                      workers=study.simulate.workers, progress=progress) as store:
+                      cluster=study.cluster or ClusterSpec(workers=study.simulate.workers),
+                      progress=progress) as store:
         theta, x = store.load()
     run_dir = out / "run"
     if (run_dir / "run.json").exists():
