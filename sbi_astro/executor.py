@@ -36,7 +36,6 @@ import dataclasses
 import importlib
 import json
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -224,40 +223,36 @@ def run_chunks(client: Any, store: SimulationStore, sim: Simulator, seed: int,
     Raises:
         ChunkError: a chunk failed (after every other chunk was committed).
     """
-    from distributed import as_completed
+    from distributed import wait
 
     ref = simulator_ref(sim)
     device = str(sim.device) if sim.device.type == "cpu" else None
     token = uuid.uuid4().hex[:12]  # keys unique to this run, even on a shared scheduler
     todo = list(reversed(store.pending_chunks()))  # pop() from the end: lowest chunks first
-    running = as_completed([], with_results=False)
-    owner: dict[str, int] = {}
+    running: dict[Any, int] = {}
     failures: list[tuple[int, BaseException]] = []
-    committed, last_status = 0, 0.0
-
-    def submit() -> None:
+    committed = 0
+    while todo or running:
+        # refilled every second: workers that join (batch jobs starting) get work at once
         limit = IN_FLIGHT_PER_THREAD * max(1, sum(client.nthreads().values()))
-        while todo and running.count() < limit:
+        while todo and len(running) < limit:
             c = todo.pop()
-            fut = client.submit(simulate_chunk, ref, device, threads, seed,
-                                *store.chunk_bounds(c), key=f"sbi-astro-chunk-{c}-{token}",
-                                pure=False)
-            owner[fut.key] = c
-            running.add(fut)
-
-    submit()
-    for fut in running:
-        c = owner.pop(fut.key)
-        if fut.status == "finished":
-            commit(c, *fut.result())
-            committed += 1
-        else:
-            failures.append((c, _failure(fut)))
-        fut.release()
-        if time.monotonic() - last_status > 1.0:
-            last_status = time.monotonic()
-            status(f"{len(client.nthreads())} workers")
-        submit()
+            running[client.submit(simulate_chunk, ref, device, threads, seed,
+                                  *store.chunk_bounds(c), key=f"sbi-astro-chunk-{c}-{token}",
+                                  pure=False)] = c
+        try:
+            finished = wait(list(running), timeout=1.0, return_when="FIRST_COMPLETED").done
+        except TimeoutError:
+            finished = set()
+        for fut in sorted(finished, key=running.get):
+            c = running.pop(fut)
+            if fut.status == "finished":
+                commit(c, *fut.result())
+                committed += 1
+            else:
+                failures.append((c, _failure(fut)))
+            fut.release()
+        status(f"{len(client.nthreads())} workers")
     if failures:
         c, err = min(failures, key=lambda f: f[0])
         raise chunk_error(store, sim, seed, c, err, committed) from None

@@ -111,6 +111,7 @@ def read_settings(kind: str, path: str | Path | None) -> dict[str, Any]:
     if not isinstance(cores, int) or isinstance(cores, bool) or cores < 1:
         raise ConfigError(f"{path}: {kind}.cores must be a positive integer, got {cores!r}")
     settings.setdefault("processes", cores)  # one single-threaded worker per core
+    settings.setdefault("job_name", "sbi-astro")
     options = settings.setdefault("scheduler_options", {})
     if not isinstance(options, dict):
         raise ConfigError(f"{path}: {kind}.scheduler_options must be a mapping, got "
