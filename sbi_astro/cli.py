@@ -137,7 +137,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .inference import TrainingConfig, initial_state
     from .outputs import check_output_dir
     from .campaign import store_simulator
-    from .pipeline.training import train_run
+    from .pipeline.training import train_store_run
     from .store import SimulationStore
 
     run_dir = check_output_dir(args.output, kind="run", overwrite=args.overwrite)
@@ -153,13 +153,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     with SimulationStore.open(args.store) as store:
         meta = store.metadata
         sim = store_simulator(store, device=config.device)
-        theta, x = store.load()
-    est = train_run(theta, x, sim, config, run_dir,
-                    provenance={"store": str(Path(args.store).resolve()), "seed": meta.seed},
-                    log=lambda line: print(line.strip(), file=sys.stderr))
+    est = train_store_run(args.store, sim, config, run_dir, stream=args.stream,
+                          provenance={"store": str(Path(args.store).resolve()),
+                                      "seed": meta.seed},
+                          log=lambda line: print(line.strip(), file=sys.stderr))
     t = est.metadata["training"]
-    print(f"trained {config.method.upper()} on {theta.shape[0]} simulations "
-          f"({t['epochs']} epochs, {t['seconds']:.1f} s) -> {run_dir}")
+    how = ", streamed from disk" if t.get("streamed") else ""
+    print(f"trained {config.method.upper()} on {est.metadata['num_simulations']} simulations "
+          f"({t['epochs']} epochs, {t['seconds']:.1f} s{how}) -> {run_dir}")
     return 0
 
 
@@ -311,6 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=_seed, default=None)
     s.add_argument("--device", default=None)
     s.add_argument("--overwrite", action="store_true", help="replace a run already there")
+    s.add_argument("--stream", action=argparse.BooleanOptionalAction, default=None,
+                   help="stream batches from the store instead of loading it (default: "
+                        "when it would not fit in memory)")
     s.set_defaults(fn=cmd_train, interrupted="training stopped; nothing was written (an "
                    "existing run there is unchanged)")
 

@@ -142,3 +142,18 @@ def test_damaged_chunk_is_refused_when_streamed(tmp_path):
     with pytest.raises(StoreError, match=r"chunk\(s\) 1 \(rows 100-199\)"):
         for _ in data.epoch(0):
             pass
+
+
+def test_cli_train_stream_flag(tmp_path, capsys):
+    from sbi_astro.cli import main
+
+    store = tmp_path / "s.h5"
+    run_campaign(store, "gaussian_linear", num_simulations=600, chunk_size=100, seed=2,
+                 device="cpu", progress=False, options={"dim": 2}).close()
+    assert main(["train", str(store), "-o", str(tmp_path / "run"), "--device", "cpu",
+                 "--set", "max_epochs=2", "--stream"]) == 0
+    out = capsys.readouterr().out
+    assert "trained NPE on 600 simulations (2 epochs" in out and "streamed from disk" in out
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    training = run["metadata"]["training"] if "metadata" in run else run["training"]
+    assert training["streamed"] is True and len(training["validation_loss"]) == 2
