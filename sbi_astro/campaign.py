@@ -187,19 +187,27 @@ def _fill(store: SimulationStore, sim: Simulator, seed: int, cluster: ClusterSpe
                disable=not progress, unit="sim", desc=f"simulating {sim.name}",
                dynamic_ncols=True)
     t0, done_rows, workers = time.perf_counter(), 0, ""
+    chunks = [store.num_chunks - len(pending), store.num_chunks]  # committed, total
+
+    def postfix() -> None:
+        rate = done_rows / max(time.perf_counter() - t0, 1e-9)
+        cluster_state = f", {chunks[0]}/{chunks[1]} chunks, {workers}" if workers else ""
+        bar.set_postfix_str(f"{rate:,.0f} sims/s{cluster_state}")
 
     def commit(chunk: int, theta: Any, x: Any) -> None:
         nonlocal done_rows
         store.write_chunk(chunk, theta, x)
         n = len(theta)
         done_rows += n
+        chunks[0] += 1
         bar.update(n)
-        rate = done_rows / max(time.perf_counter() - t0, 1e-9)
-        bar.set_postfix_str(f"{rate:,.0f} sims/s" + (f", {workers}" if workers else ""))
+        postfix()
 
-    def status(line: str) -> None:
+    def status(line: str) -> None:  # the cluster's state (workers alive), every second
         nonlocal workers
-        workers = line
+        if line != workers:
+            workers = line
+            postfix()
 
     try:
         # a GPU simulator given only workers=N runs here: its device is the parallelism

@@ -94,7 +94,8 @@ def test_scheduler_file_and_cli(cluster, tmp_path, capsys):
     assert main([*argv, "-o", str(tmp_path / "local.h5"), "--no-progress"]) == 0
     assert main([*argv, "-o", str(tmp_path / "file.h5"), "--scheduler", str(sched)]) == 0
     err = capsys.readouterr().err
-    assert "Dask dashboard:" in err and "workers" in err  # the bar shows the workers alive
+    assert "Dask dashboard:" in err
+    assert "6/6 chunks, 2 workers" in err  # the bar: chunks done and the workers alive
     _same_store(tmp_path / "local.h5", tmp_path / "file.h5")
 
 
