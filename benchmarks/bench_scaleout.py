@@ -116,7 +116,7 @@ def _overhead(d: Path, quick: bool) -> dict:
 
 
 def _rss(d: Path, quick: bool) -> list[dict]:
-    n = 2_000 if quick else 8_000
+    n = 6_000 if quick else 12_000
     path = d / "lens-rss.h5"
     run_campaign(path, "lensing_sie", num_simulations=n, seed=2, chunk_size=250,
                  device="cpu", workers=2, progress=False).close()

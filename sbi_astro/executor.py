@@ -32,9 +32,11 @@ Example:
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import importlib
 import json
+import os
 import sys
 import uuid
 from collections.abc import Callable, Iterator
@@ -190,8 +192,36 @@ def simulate_chunk(ref: dict[str, Any], device: str | None, threads: int, seed: 
     """The task: rows ``[start, stop)`` of the campaign, as numpy arrays (runs on a worker)."""
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
+    _heap_allocations()
     theta, x = simulate_rows(_worker_simulator(ref, device), seed, start, stop)
     return theta.cpu().numpy(), x.cpu().numpy()
+
+
+_ALLOCATOR_TUNED = False
+
+
+def _heap_allocations() -> None:
+    """Large allocations from the heap again, in a worker started by Dask's nanny.
+
+    The nanny starts workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which also fixes
+    glibc's mmap threshold at 128 KiB: every large tensor is then a fresh ``mmap``, faulted
+    in and zeroed page by page, and an image simulator ran 2.6 times slower (measured:
+    1.18 s against 0.45 s per 128-row chunk).  Here the thresholds are set to the values
+    glibc's own dynamic threshold grows to (32 MiB for mmap, twice that for trimming).
+    """
+    global _ALLOCATOR_TUNED
+    if _ALLOCATOR_TUNED or "MALLOC_TRIM_THRESHOLD_" not in os.environ:
+        return
+    _ALLOCATOR_TUNED = True
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc: nothing to undo
+        return
+    libc.mallopt(_M_MMAP_THRESHOLD, 32 * 2**20)
+    libc.mallopt(_M_TRIM_THRESHOLD, 64 * 2**20)
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
 
 
 def chunk_error(store: SimulationStore, sim: Simulator, seed: int, chunk: int,
