@@ -8,7 +8,8 @@
 * **shuffled**: each epoch visits the training chunks in a new order, seeded by
   ``(seed, epoch)``, reads them in blocks of about ``block_bytes`` and shuffles the rows
   within a block (the same batches whatever the machine);
-* **bounded memory**: at most two blocks in memory, the one being trained on and the next;
+* **bounded memory**: at most three blocks in memory (the one trained on, the next one,
+  the one being read), whatever the size of the store;
 * **prefetched**: a thread reads (and checks) the next block while the network trains on
   the current one, so the training loop does not wait on the disk;
 * **checked**: every chunk's rows are checked against their checksum the first time they
@@ -50,10 +51,13 @@ from ..priors import Prior
 from ..store import SimulationStore, damaged_message
 from . import sbi_adapter
 
-#: rows are read in blocks of about this many bytes (two blocks are in memory at once)
-BLOCK_BYTES = 64 * 2**20
-#: training rows (spread over the store) that size the network's standardisation layers
+#: rows are read in blocks of about this many bytes (up to three blocks are in memory: the
+#: one trained on, the next one, the one being read)
+BLOCK_BYTES = 16 * 2**20
+#: training rows (spread over the store, at most SAMPLE_BYTES of them) that size the
+#: network's standardisation layers
 SAMPLE_ROWS = 10_000
+SAMPLE_BYTES = 16 * 2**20
 #: :func:`~sbi_astro.inference.training.train_from_store` streams a training set larger than
 #: this fraction of the memory available (in memory, training holds the rows, a float32
 #: copy and sbi's batches: about three times their size)
@@ -311,7 +315,8 @@ def train_streamed(inference: Any, method: str, data: StoreBatches, config: Any,
         The network (best validation loss) and the same summary as :func:`train`.
     """
     prep = transform or (lambda t: t)
-    theta0, x0 = data.sample(min(data.num_train, SAMPLE_ROWS))
+    theta0, x0 = data.sample(min(data.num_train, SAMPLE_ROWS,
+                                 max(2, SAMPLE_BYTES // row_bytes(data.metadata))))
     net = sbi_adapter.build_network(inference, prep(theta0), x0).to(data.device)
     opt = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
     sched = _schedule(opt, config)
