@@ -4,8 +4,10 @@ Every row ``i`` of a campaign with seed ``s`` uses the row key ``fold(root(s), i
 parameters come from the sub-key ``fold(row_key, 0)`` and its noise from
 ``fold(row_key, 1)``.  A chunk ``c`` (rows ``[c*C, (c+1)*C)``) is thus an independent unit
 of work, a pure function of ``(simulator, options, seed, c, C)``: it can run in any order,
-in another process or on another machine (a distributed engine such as Dask only needs
-:func:`simulate_rows`), and gives the same rows.  Re-running an interrupted campaign with
+in another process or on another machine, and gives the same rows: ``workers=N``,
+``scheduler=`` or ``cluster=`` run the chunks as tasks on a Dask cluster
+(:mod:`sbi_astro.executor`; Dask is imported only then), and the store is bit for bit the
+one this process writes alone.  Re-running an interrupted campaign with
 the same arguments resumes it: committed chunks are checked against their checksums and
 kept, the others are simulated.  :func:`repair_store` re-simulates damaged chunks from their
 seeds, which restores the original rows bit for bit (the re-simulated rows are checked
@@ -23,20 +25,18 @@ Example:
 
 from __future__ import annotations
 
-import concurrent.futures as cf
-import multiprocessing as mp
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from torch import Tensor
 
 from .errors import ConfigError, StoreError
+from .executor import ClusterSpec
 from .provenance import package_versions
-from .random import RowRandom, check_seed, fold, key_from_seed
+from .random import check_seed
 from .registry import load_simulator
+from .rows import row_keys, simulate_rows  # noqa: F401 - the unit of work, re-exported
 from .simulator import Simulator
 from .store import SimulationStore, StoreMetadata, damaged_message
 
@@ -64,25 +64,6 @@ def store_simulator(store: SimulationStore, *, device: str | torch.device | None
                          "another prior or event shape than the one that made this store; "
                          "train on simulations of the installed version")
     return sim
-
-
-def row_keys(seed: int, start: int, stop: int, device: torch.device | str = "cpu") -> Tensor:
-    """Keys of campaign rows ``[start, stop)`` for ``seed``: ``(stop - start,)`` int64."""
-    root = key_from_seed(seed).to(device)
-    return fold(root, torch.arange(start, stop, device=device, dtype=torch.int64))
-
-
-def simulate_rows(simulator: Simulator, seed: int, start: int, stop: int
-                  ) -> tuple[Tensor, Tensor]:
-    """Parameters and simulations of campaign rows ``[start, stop)`` (a unit of work).
-
-    Returns:
-        ``theta (M, D)`` and ``x (M, *event_shape)`` on the simulator's device.
-    """
-    keys = row_keys(seed, start, stop, simulator.device)
-    theta = simulator.prior.sample_rows(RowRandom(fold(keys, 0)))
-    x = simulator.simulate(theta, keys=fold(keys, 1))
-    return theta, x
 
 
 def _metadata(sim: Simulator, num_simulations: int, seed: int, chunk_size: int
@@ -143,23 +124,10 @@ def _open_or_create(path: Path, meta: StoreMetadata, sim: Simulator) -> Simulati
     return store
 
 
-def _worker_init(spec: dict[str, Any], device: str) -> None:
-    global _WORKER_SIM
-    torch.set_num_threads(1)
-    _WORKER_SIM = simulator_from_spec(spec, device=device)
-
-
-def _worker_chunk(seed: int, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-    theta, x = simulate_rows(_WORKER_SIM, seed, start, stop)
-    return theta.cpu().numpy(), x.cpu().numpy()
-
-
-_WORKER_SIM: Simulator | None = None
-
-
 def run_campaign(path: str | Path, simulator: str | Simulator, *, num_simulations: int,
                  seed: int = 0, chunk_size: int = 1000, options: dict[str, Any] | None = None,
                  device: str | torch.device | None = None, workers: int = 1,
+                 scheduler: str | None = None, cluster: ClusterSpec | None = None,
                  progress: bool = True) -> SimulationStore:
     """Runs (or resumes) a campaign into the store at ``path``.
 
@@ -171,8 +139,13 @@ def run_campaign(path: str | Path, simulator: str | Simulator, *, num_simulation
         chunk_size: rows per committed chunk (a unit of work).
         options: simulator options when ``simulator`` is a name.
         device: where to simulate (default: CUDA if available).
-        workers: worker processes (CPU); results do not depend on it.
-        progress: show a progress bar with the simulation rate.
+        workers: worker processes of a local Dask cluster (CPU; 1: simulate in this
+            process, without Dask); results do not depend on it.
+        scheduler: address or scheduler file of a running Dask cluster to simulate on.
+        cluster: where to simulate, in full (:class:`~sbi_astro.executor.ClusterSpec`,
+            e.g. a SLURM cluster); instead of ``workers`` and ``scheduler``.
+        progress: show a progress bar with the simulation rate (and, on a cluster, the
+            workers alive and the dashboard's address).
 
     Returns:
         The open store (complete); close it when done.
@@ -183,6 +156,11 @@ def run_campaign(path: str | Path, simulator: str | Simulator, *, num_simulation
         raise ConfigError(f"chunk_size must be >= 1, got {chunk_size}")
     if workers < 1:
         raise ConfigError(f"workers must be >= 1, got {workers}")
+    if cluster is None:
+        cluster = ClusterSpec(workers=workers, scheduler=scheduler)
+    elif workers != 1 or scheduler is not None:
+        raise ConfigError("give either cluster= or workers=/scheduler=, not both")
+    cluster.check()
     seed = check_seed(seed)
     path = check_store_path(path)
     if isinstance(simulator, str):
@@ -193,14 +171,14 @@ def run_campaign(path: str | Path, simulator: str | Simulator, *, num_simulation
         sim = simulator
     store = _open_or_create(path, _metadata(sim, num_simulations, seed, chunk_size), sim)
     try:
-        _fill(store, sim, seed, workers, progress)
+        _fill(store, sim, seed, cluster, progress)
     except BaseException:
         store.close()
         raise
     return store
 
 
-def _fill(store: SimulationStore, sim: Simulator, seed: int, workers: int,
+def _fill(store: SimulationStore, sim: Simulator, seed: int, cluster: ClusterSpec,
           progress: bool) -> None:
     pending = store.pending_chunks()
     if not pending:
@@ -210,36 +188,53 @@ def _fill(store: SimulationStore, sim: Simulator, seed: int, workers: int,
     bar = tqdm(total=store.metadata.num_simulations, initial=store.num_completed,
                disable=not progress, unit="sim", desc=f"simulating {sim.name}",
                dynamic_ncols=True)
-    t0, done_rows = time.perf_counter(), 0
+    t0, done_rows, workers = time.perf_counter(), 0, ""
+    chunks = [store.num_chunks - len(pending), store.num_chunks]  # committed, total
+
+    def postfix() -> None:
+        rate = done_rows / max(time.perf_counter() - t0, 1e-9)
+        cluster_state = f", {chunks[0]}/{chunks[1]} chunks, {workers}" if workers else ""
+        bar.set_postfix_str(f"{rate:,.0f} sims/s{cluster_state}")
 
     def commit(chunk: int, theta: Any, x: Any) -> None:
         nonlocal done_rows
         store.write_chunk(chunk, theta, x)
         n = len(theta)
         done_rows += n
+        chunks[0] += 1
         bar.update(n)
-        bar.set_postfix_str(f"{done_rows / max(time.perf_counter() - t0, 1e-9):,.0f} sims/s")
+        postfix()
+
+    def status(line: str) -> None:  # the cluster's state (workers alive), every second
+        nonlocal workers
+        if line != workers:
+            workers = line
+            postfix()
 
     try:
-        if workers == 1 or sim.device.type != "cpu":
+        # a GPU simulator given only workers=N runs here: its device is the parallelism
+        if cluster.distributed and (sim.device.type == "cpu" or cluster.workers == 1):
+            from . import executor  # it imports Dask only when called
+
+            with executor.open_client(cluster) as client:
+                t0 = time.perf_counter()  # the rate of the cluster, not of its start-up
+                if progress:
+                    executor.log(f"simulating on {cluster.describe()}; "
+                                 f"{executor.dashboard_line(client)}")
+                executor.run_chunks(client, store, sim, seed, commit,
+                                    threads=cluster.threads, status=status)
+        else:
             for c in pending:
                 a, b = store.chunk_bounds(c)
                 theta, x = simulate_rows(sim, seed, a, b)
                 commit(c, theta, x)
-        else:
-            ctx = mp.get_context("spawn")
-            with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
-                                        initargs=(sim.spec(), "cpu")) as pool:
-                futures = {pool.submit(_worker_chunk, seed, *store.chunk_bounds(c)): c
-                           for c in pending}
-                for fut in cf.as_completed(futures):
-                    commit(futures[fut], *fut.result())
     finally:
         bar.close()
 
 
 def repair_store(path: str | Path, *, device: str | torch.device | None = None,
-                 workers: int = 1, progress: bool = True) -> dict[int, bool]:
+                 workers: int = 1, cluster: ClusterSpec | None = None,
+                 progress: bool = True) -> dict[int, bool]:
     """Re-simulates the chunks of a store whose rows do not match their checksums.
 
     Every row is a pure function of the campaign's simulator, options, seed and row index,
@@ -266,5 +261,5 @@ def repair_store(path: str | Path, *, device: str | torch.device | None = None,
                              "parameters or event shape than the store; it cannot re-simulate "
                              "the damaged chunks")
         store.mark_pending(bad)
-        _fill(store, sim, meta.seed, workers, progress)
+        _fill(store, sim, meta.seed, cluster or ClusterSpec(workers=workers), progress)
         return {c: store.stored_checksum(c) == original[c] for c in bad}

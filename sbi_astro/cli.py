@@ -124,7 +124,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     sim = load_simulator(args.name, device=args.device, prior=prior,
                          **_parse_pairs(args.option, "--option"))
     store = run_campaign(args.output, sim, num_simulations=args.num, seed=args.seed,
-                         chunk_size=args.chunk_size, workers=args.workers,
+                         chunk_size=args.chunk_size, cluster=_cluster(args),
                          progress=not args.no_progress)
     print(f"{store.num_completed} simulations of {args.name} in {store.path}")
     store.close()
@@ -137,7 +137,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .inference import TrainingConfig, initial_state
     from .outputs import check_output_dir
     from .campaign import store_simulator
-    from .pipeline.training import train_run
+    from .pipeline.training import train_store_run
     from .store import SimulationStore
 
     run_dir = check_output_dir(args.output, kind="run", overwrite=args.overwrite)
@@ -153,13 +153,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     with SimulationStore.open(args.store) as store:
         meta = store.metadata
         sim = store_simulator(store, device=config.device)
-        theta, x = store.load()
-    est = train_run(theta, x, sim, config, run_dir,
-                    provenance={"store": str(Path(args.store).resolve()), "seed": meta.seed},
-                    log=lambda line: print(line.strip(), file=sys.stderr))
+    est = train_store_run(args.store, sim, config, run_dir, stream=args.stream,
+                          provenance={"store": str(Path(args.store).resolve()),
+                                      "seed": meta.seed},
+                          log=lambda line: print(line.strip(), file=sys.stderr))
     t = est.metadata["training"]
-    print(f"trained {config.method.upper()} on {theta.shape[0]} simulations "
-          f"({t['epochs']} epochs, {t['seconds']:.1f} s) -> {run_dir}")
+    how = ", streamed from disk" if t.get("streamed") else ""
+    print(f"trained {config.method.upper()} on {est.metadata['num_simulations']} simulations "
+          f"({t['epochs']} epochs, {t['seconds']:.1f} s{how}) -> {run_dir}")
     return 0
 
 
@@ -215,7 +216,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(f"{len(bad)} damaged chunk(s); re-run with --repair to re-simulate them from "
               "their seeds", file=sys.stderr)
         return EXIT_DAMAGED
-    result = repair_store(args.store, device=args.device, workers=args.workers,
+    result = repair_store(args.store, device=args.device, cluster=_cluster(args),
                           progress=not args.no_progress)
     for c, restored in result.items():
         print(f"repaired: chunk {c} " + ("(re-simulated rows match the original checksum: "
@@ -254,10 +255,29 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _simulation_flags(s: argparse.ArgumentParser) -> None:
-    """Where and how a command simulates: ``--device``, ``--workers``, ``--no-progress``."""
+    """Where and how a command simulates: ``--device``, ``--workers``, ``--no-progress``,
+    and a Dask cluster (``--scheduler``, ``--cluster``, ``--jobs``, ``--cluster-config``)."""
     s.add_argument("--device", default=None)
-    s.add_argument("--workers", type=int, default=1)
+    s.add_argument("--workers", type=int, default=1,
+                   help="worker processes of a local Dask cluster (1: no Dask)")
+    s.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="simulate on a running Dask cluster: tcp://HOST:PORT or a scheduler "
+                        "file")
+    s.add_argument("--cluster", choices=["slurm", "pbs", "local"], default=None,
+                   help="simulate on batch jobs (dask-jobqueue); 'local' runs the same jobs "
+                        "as local processes")
+    s.add_argument("--jobs", type=int, default=1, help="batch jobs to submit (--cluster)")
+    s.add_argument("--cluster-config", default=None, metavar="FILE.yaml",
+                   help="dask-jobqueue settings per batch system (see docs/scale_out.md)")
     s.add_argument("--no-progress", action="store_true")
+
+
+def _cluster(args: argparse.Namespace) -> Any:
+    """The :class:`~sbi_astro.executor.ClusterSpec` of the simulation flags."""
+    from .executor import ClusterSpec
+
+    return ClusterSpec(workers=args.workers, scheduler=args.scheduler, kind=args.cluster,
+                       jobs=args.jobs, config=args.cluster_config)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -292,6 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=_seed, default=None)
     s.add_argument("--device", default=None)
     s.add_argument("--overwrite", action="store_true", help="replace a run already there")
+    s.add_argument("--stream", action=argparse.BooleanOptionalAction, default=None,
+                   help="stream batches from the store instead of loading it (default: "
+                        "when it would not fit in memory)")
     s.set_defaults(fn=cmd_train, interrupted="training stopped; nothing was written (an "
                    "existing run there is unchanged)")
 
@@ -341,7 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    for name in ("num", "chunk_size", "workers", "n_test", "num_samples"):
+    for name in ("num", "chunk_size", "workers", "jobs", "n_test", "num_samples"):
         value = getattr(args, name, None)
         if value is not None and value < 1:
             print(f"sbi-astro: error: --{name.replace('_', '-')} must be >= 1, got {value}",

@@ -46,3 +46,8 @@ class StoreError(SbiAstroError, RuntimeError):
 
 class NotAvailableError(SbiAstroError, NotImplementedError):
     """The simulator does not provide this capability (e.g. no tractable likelihood)."""
+
+
+class ChunkError(SbiAstroError, RuntimeError):
+    """A campaign chunk could not be simulated (its simulator raised, or it killed its
+    workers); the message names the chunk, its rows and its parameter ranges."""

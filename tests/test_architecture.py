@@ -14,9 +14,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-CORE = {"errors", "simulator", "options", "priors", "random", "store", "store_format", "campaign", "device",
+CORE = {"errors", "simulator", "options", "priors", "random", "store", "store_format", "campaign",
+        "device",
         "provenance", "user_priors",
-        "registry", "atomic", "outputs", "user_arrays", "poisson_cpu", "analysis", "__init__"}
+        "registry", "atomic", "outputs", "user_arrays", "poisson_cpu", "analysis", "__init__",
+        "executor", "hpc", "rows"}
 RANK = {"core": 0, "embeddings": 1, "inference": 2, "diagnostics": 2, "solvers": 2,
         "report": 3, "pipeline": 4, "cli": 5}
 PLUGIN_MAY_IMPORT = {"core", "diagnostics"}

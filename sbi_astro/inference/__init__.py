@@ -4,8 +4,8 @@ One module per concept: :mod:`.config` (the training configuration), :mod:`.trai
 (:func:`train`), :mod:`.estimator` (the trained estimator's interface), :mod:`.npe`,
 :mod:`.nle`, :mod:`.nre`, :mod:`.ensemble` (the methods), :mod:`.methods` (method -> class),
 :mod:`.run_files` and :mod:`.runs` (saving and loading run directories), :mod:`.data`
-(checking training sets), :mod:`.transforms`, and :mod:`.sbi_adapter`, the one module that
-touches ``sbi``.
+(checking training sets), :mod:`.streaming` (training batches streamed from a store),
+:mod:`.transforms`, and :mod:`.sbi_adapter`, the one module that touches ``sbi``.
 
 Example:
     >>> import torch
@@ -28,7 +28,8 @@ from .npe import NPEEstimator
 from .nre import NREEstimator
 from .run_files import weights_path
 from .runs import load_run
-from .training import initial_state, train
+from .training import initial_state, train, train_from_store
 
 __all__ = ["NLEEstimator", "NPEEnsemble", "NPEEstimator", "NREEstimator", "TrainedEstimator",
-           "TrainingConfig", "initial_state", "load_run", "train", "weights_path"]
+           "TrainingConfig", "initial_state", "load_run", "train", "train_from_store",
+           "weights_path"]

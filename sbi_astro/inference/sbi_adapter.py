@@ -318,6 +318,31 @@ def train(inference: Any, theta: Tensor, x: Tensor, config: Any, on_epoch: Any =
     return net, summary
 
 
+#: sbi's NRE (NRE-B) default contrastive atoms (``NRE.train(num_atoms=10)``), for streaming
+NRE_NUM_ATOMS = 10
+#: sbi's default gradient clipping
+CLIP_MAX_NORM = 5.0
+
+
+def batch_loss(inference: Any, method: str, theta: Tensor, x: Tensor) -> Tensor:
+    """The per-row training loss ``(B,)`` of sbi's trainer on one batch (first round, from
+    the prior: the loss ``inference.train`` minimises)."""
+    if method == "npe":
+        return inference._loss(theta, x, None, None, lambda v: torch.ones(len(v),
+                               device=v.device), force_first_round_loss=True)
+    if method == "nle":
+        return inference._loss(theta, x)
+    return inference._loss(theta, x, num_atoms=min(NRE_NUM_ATOMS, len(theta)))
+
+
+def build_network(inference: Any, theta: Tensor, x: Tensor) -> nn.Module:
+    """The network sbi's trainer builds from ``theta``, ``x`` (standardisation layers sized
+    on them), set as the trainer's network (for :func:`batch_loss`)."""
+    with _quiet():
+        inference._neural_net = inference._build_neural_net(theta, x)
+    return inference._neural_net
+
+
 def rebuild(method: str, config: Any, embedding: nn.Module, x_standardization: str,
             theta_shape: tuple[int, ...], x_shape: tuple[int, ...]) -> nn.Module:
     """An untrained network of the same architecture (for ``load_state_dict``).

@@ -28,14 +28,16 @@ from torch import Tensor
 
 from ..analysis import Section, get_analysis
 from ..campaign import run_campaign
+from ..executor import ClusterSpec
 from ..inference import TrainedEstimator, load_run
 from ..inference.ensemble import mixture
+from ..inference.streaming import fits_in_memory, row_bytes
 from ..outputs import check_output_dir
 from ..registry import load_simulator
 from ..simulator import Simulator
 from .calibration import calibrate_estimator
 from .study import Study, analysis_options
-from .training import train_run
+from .training import train_run, train_store_run
 
 
 def run_study(study: Study, *, output: str | Path | None = None, progress: bool = True,
@@ -50,8 +52,11 @@ def run_study(study: Study, *, output: str | Path | None = None, progress: bool 
     log(f"[1/3] simulating {study.simulate.num_simulations} x {sim.name} -> {store_path}")
     with run_campaign(store_path, sim, num_simulations=study.simulate.num_simulations,
                       seed=study.simulate.seed, chunk_size=study.simulate.chunk_size,
-                      workers=study.simulate.workers, progress=progress) as store:
-        theta, x = store.load()
+                      cluster=study.cluster or ClusterSpec(workers=study.simulate.workers),
+                      progress=progress) as store:
+        # a store that would not fit in memory is streamed to each stage from disk
+        fits = fits_in_memory(store.metadata.num_simulations * row_bytes(store.metadata))
+        theta, x = store.load() if fits else (None, None)
     run_dir = out / "run"
     if (run_dir / "run.json").exists():
         log(f"[2/3] reusing the trained estimator in {run_dir}")
@@ -69,9 +74,10 @@ def run_study(study: Study, *, output: str | Path | None = None, progress: bool 
             "metrics": str(result.metrics_path), "verdict": result.verdict}
 
 
-def _train_stages(study: Study, sim: Simulator, theta: Tensor, x: Tensor, out: Path,
-                  store_path: Path, log: Callable[[str], Any]) -> TrainedEstimator:
-    """Trains (or reuses) every stage; the last one, or the snapshot mixture, is ``run/``."""
+def _train_stages(study: Study, sim: Simulator, theta: Tensor | None, x: Tensor | None,
+                  out: Path, store_path: Path, log: Callable[[str], Any]) -> TrainedEstimator:
+    """Trains (or reuses) every stage; the last one, or the snapshot mixture, is ``run/``
+    (``theta``, ``x`` None: each stage streams its rows from the store)."""
     run_dir = out / "run"
     stages = study.stages
     trained, stage_dirs = [], []
@@ -88,9 +94,14 @@ def _train_stages(study: Study, sim: Simulator, theta: Tensor, x: Tensor, out: P
         else:
             n = stage.num_simulations
             log(f"[2/3] training {config.method.upper()} on {n} simulations{label}")
-            est = train_run(theta[:n], x[:n], sim, config, stage_dir, log=log,
-                            provenance={"store": str(store_path), "seed": study.simulate.seed,
-                                        "study": study.name, "stage": k})
+            provenance = {"store": str(store_path), "seed": study.simulate.seed,
+                          "study": study.name, "stage": k}
+            if theta is None:
+                est = train_store_run(store_path, sim, config, stage_dir, num_rows=n,
+                                      stream=True, provenance=provenance, log=log)
+            else:
+                est = train_run(theta[:n], x[:n], sim, config, stage_dir, log=log,
+                                provenance=provenance)
             t = est.metadata["training"]
             log(f"      {t['epochs']} epochs in {t['seconds']:.1f} s -> {stage_dir}")
         stage_dirs.append(stage_dir)

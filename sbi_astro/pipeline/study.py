@@ -6,6 +6,8 @@ Schema (every key optional except ``simulator.name``; unknown keys are errors)::
     simulator: {name: gaussian_linear, options: {dim: 10}, device: null}
     prior: {theta_0: {kind: normal, loc: 0.1, scale: 0.2}}   # your own prior for any parameter
     simulate: {num_simulations: 10000, seed: 1, chunk_size: 1000, workers: 1}
+    cluster: {workers: 4}                           # or {scheduler: tcp://host:8786}, or
+                                                    # {kind: slurm, jobs: 10, config: hpc.yaml}
     train: {method: npe, flow: nsf, ...}          # any TrainingConfig field
     fine_tune: [{learning_rate: 1.0e-4}]            # further stages, each from the last weights
     snapshot_ensemble: false                        # true / N: mix every / the last N stages
@@ -48,16 +50,17 @@ import yaml
 
 from ..analysis import check_analysis_options
 from ..errors import ConfigError, SbiAstroError
+from ..executor import ClusterSpec
 from ..inference import TrainingConfig, initial_state
+from ..options import file_options
 from ..random import check_seed
 from ..registry import simulator_class
-from ..options import file_options
 
 #: The study key of a training stage that is not a training option: how many of the store's
 #: simulations (its first rows) the stage trains on.
 STAGE_KEY = "num_simulations"
 _TOP_KEYS = {"name", "simulator", "prior", "simulate", "train", "fine_tune",
-             "snapshot_ensemble", "calibrate", "analyses", "output"}
+             "snapshot_ensemble", "calibrate", "analyses", "output", "cluster"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,6 +106,7 @@ class Study:
     fine_tune: tuple[dict[str, Any], ...] = ()
     snapshot_ensemble: bool | int = False  # int: the last N stages
     prior: dict[str, Any] = dataclasses.field(default_factory=dict)  # user prior overrides
+    cluster: ClusterSpec | None = None  # where the campaign runs (None: simulate.workers)
     source: str = dataclasses.field(default="study", repr=False, compare=False)  # for messages
     stages: tuple[Stage, ...] = dataclasses.field(init=False, repr=False, compare=False)
 
@@ -179,7 +183,8 @@ class Study:
                    output=Path(top.get("output", "study-output")), analyses=tuple(analyses),
                    fine_tune=tuple(dict(v) for v in fine_tune),
                    snapshot_ensemble=top.get("snapshot_ensemble", False),
-                   prior=top.get("prior") or {}, source=source)
+                   prior=top.get("prior") or {}, source=source,
+                   cluster=_cluster_section(top.get("cluster"), top.get("simulate"), source))
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> Study:
@@ -251,6 +256,19 @@ def _section(cls: type, label: str, values: Any, source: str) -> Any:
         return cls(**_check_keys(label, values, {f.name for f in dataclasses.fields(cls)}))
     except ConfigError as err:
         raise ConfigError(f"{source}: {err}") from None
+
+
+def _cluster_section(values: Any, simulate: Any, source: str) -> ClusterSpec | None:
+    """The ``cluster:`` section (keys of :class:`~sbi_astro.executor.ClusterSpec`)."""
+    if values is None:
+        return None
+    values = _check_keys("cluster", values, {f.name for f in dataclasses.fields(ClusterSpec)})
+    if isinstance(simulate, dict) and simulate.get("workers", 1) != 1:
+        raise ConfigError(f"{source}: give the workers in 'cluster' or in 'simulate', not both")
+    try:
+        return ClusterSpec(**values)
+    except ConfigError as err:
+        raise ConfigError(f"{source}: cluster: {err}") from None
 
 
 def _check_section(section: Any, label: str, where: str) -> None:

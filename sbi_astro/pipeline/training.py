@@ -21,7 +21,7 @@ from typing import Any
 
 from torch import Tensor
 
-from ..inference import TrainedEstimator, TrainingConfig, train
+from ..inference import TrainedEstimator, TrainingConfig, train, train_from_store
 from ..simulator import Simulator
 
 
@@ -53,5 +53,19 @@ def train_run(theta: Tensor, x: Tensor, simulator: Simulator, config: TrainingCo
     """
     est = train(theta, x, simulator, config, provenance=provenance,
                 on_epoch=epoch_logger(log))
+    est.save(run_dir)
+    return est
+
+
+def train_store_run(store: str | Path, simulator: Simulator, config: TrainingConfig,
+                    run_dir: str | Path, *, num_rows: int | None = None,
+                    stream: bool | None = None, provenance: dict[str, Any] | None = None,
+                    log: Callable[[str], Any] = print) -> TrainedEstimator:
+    """Trains on the first ``num_rows`` rows of ``store`` and saves the run in ``run_dir``
+    (atomically, as :func:`train_run`); the rows are streamed from disk when they would not
+    fit in memory, or when ``stream`` is true (see
+    :func:`~sbi_astro.inference.training.train_from_store`)."""
+    est = train_from_store(store, simulator, config, num_rows=num_rows, stream=stream,
+                           provenance=provenance, on_epoch=epoch_logger(log))
     est.save(run_dir)
     return est
