@@ -247,6 +247,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    from .outputs import check_output_dir
+    from .pipeline.benchmark import expand, run_benchmark
+
+    if args.tasks or args.methods or args.budgets:  # checked before any work
+        expand(args.tasks or ["two_moons"], args.methods or ["npe"], args.budgets or [1000])
+    check_output_dir(args.output, kind="benchmark", overwrite=True)  # resumes what is there
+    run_benchmark(args.output, suite=args.suite, tasks=args.tasks, methods=args.methods,
+                  budgets=args.budgets, device=args.device or "cpu")
+    return 0
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with its errors as one line (the usage is one ``--help`` away)."""
 
@@ -353,6 +365,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-progress", action="store_true")
     s.set_defaults(fn=cmd_run, interrupted="study stopped; completed simulation chunks and "
                    "trained stages are kept: re-run the same command to resume")
+
+    s = sub.add_parser("benchmark", help="accuracy benchmark: C2ST against reference "
+                       "posteriors, beside sbibm's published numbers (docs/benchmark.md)")
+    s.add_argument("--suite", default="quick", choices=["quick", "full"])
+    s.add_argument("--tasks", nargs="+", default=None)
+    s.add_argument("--methods", nargs="+", default=None)
+    s.add_argument("--budgets", nargs="+", type=int, default=None)
+    s.add_argument("--device", default=None)
+    s.add_argument("-o", "--output", default="benchmark-output")
+    s.set_defaults(fn=cmd_benchmark, interrupted="benchmark stopped; finished cells are kept: "
+                   "re-run the same command to run only the missing ones")
 
     s = sub.add_parser("demo", help="the embedded default study (gaussian_linear, NPE)")
     s.add_argument("-o", "--output", default="demo-output")

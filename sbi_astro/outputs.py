@@ -27,7 +27,7 @@ from .errors import ConfigError
 
 #: The files that make a folder a given kind of output (refused without ``overwrite``).
 MARKERS = {"run": ("run.json",), "report": ("report.html", "metrics.json"),
-           "study": ("simulations.h5", "run", "report")}
+           "study": ("simulations.h5", "run", "report"), "benchmark": ("cells", "results.md")}
 
 
 def _nonempty(path: str | Path | None, flag: str) -> Path:

@@ -72,7 +72,19 @@ class Marginal:
 
 
 @dataclass(frozen=True)
-class _Bounded(Marginal):
+class _FromLowerUpper:
+    """``low``/``high`` read from a marginal's ``lower``/``upper`` fields."""
+
+    @property
+    def low(self) -> float:
+        return self.lower
+
+    @property
+    def high(self) -> float:
+        return self.upper
+
+
+class _Bounded(_FromLowerUpper, Marginal):
     """A marginal on ``[lower, upper]`` (the constructor, validation and bounds they share)."""
 
     lower: float = 0.0
@@ -91,14 +103,6 @@ class _Bounded(Marginal):
     @staticmethod
     def _valid(lower: float, upper: float) -> bool:
         return math.isfinite(lower) and math.isfinite(upper) and lower < upper
-
-    @property
-    def low(self) -> float:
-        return self.lower
-
-    @property
-    def high(self) -> float:
-        return self.upper
 
 
 @dataclass(frozen=True, init=False)
@@ -160,7 +164,7 @@ class Normal(Marginal):
 
 
 @dataclass(frozen=True, init=False)
-class TruncatedNormal(Marginal):
+class TruncatedNormal(_FromLowerUpper, Marginal):
     """Normal ``N(loc, scale^2)`` restricted to ``[lower, upper]`` (either may be infinite),
     e.g. a column density measured as ``0.05 +- 0.01`` and physically ``>= 0``."""
 
@@ -183,14 +187,6 @@ class TruncatedNormal(Marginal):
                               f"probability of N({loc}, {scale}^2); move the bounds or the loc")
         self._assign(name=name, unit=unit, description=description, loc=loc, scale=scale,
                      lower=lower, upper=upper)
-
-    @property
-    def low(self) -> float:
-        return self.lower
-
-    @property
-    def high(self) -> float:
-        return self.upper
 
     def _ab(self) -> tuple[float, float, bool]:
         """Standardised bounds, mirrored into the lower tail when both lie above the mean

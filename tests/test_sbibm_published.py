@@ -1,4 +1,4 @@
-"""sbibm's published C2ST results shipped in benchmarks/data (see its PROVENANCE.md)."""
+"""sbibm's published C2ST results shipped in sbi_astro/pipeline/benchmark_data (see its PROVENANCE.md)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-DATA = Path(__file__).resolve().parents[1] / "benchmarks" / "data"
+DATA = Path(__file__).resolve().parents[1] / "sbi_astro" / "pipeline" / "benchmark_data"
 TASKS = {"bernoulli_glm", "bernoulli_glm_raw", "gaussian_linear", "gaussian_linear_uniform",
          "gaussian_mixture", "lotka_volterra", "sir", "slcp", "slcp_distractors", "two_moons"}
 ALGORITHMS = {"REJ-ABC", "SMC-ABC", "NLE", "SNLE", "NPE", "SNPE", "NRE", "SNRE"}

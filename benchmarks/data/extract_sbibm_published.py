@@ -30,7 +30,7 @@ import statistics
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[2] / "sbi_astro" / "pipeline" / "benchmark_data"
 SOURCES = {
     "main_paper": "benchmarking_sbi/results/main_paper.csv",
     "gaussian_mixture_rerun": "gaussian_mixture_rerun/results/gaussian_mixture_rerun.csv",

@@ -221,6 +221,16 @@ def read_psf(path: str | Path, supersampling: int = 1) -> np.ndarray:
     return arr if abs(total - 1.0) < 1e-12 else arr / total
 
 
+def _like_image(path: Path, what: str, shape: tuple[int, int]) -> np.ndarray:
+    """A 2-D array of the image's ``shape`` read from ``path``."""
+    arr = _square_2d(_primary_array(path, what)[0], path, what)
+    if arr.shape != tuple(shape):
+        raise DataFormatError(f"{path}: the {what} is {arr.shape[1]} x {arr.shape[0]} pixels "
+                              f"but the image is {shape[1]} x {shape[0]}; give the {what} of "
+                              "the same pixels (cut it like the image)")
+    return arr
+
+
 def read_noise_map(path: str | Path, shape: tuple[int, int]) -> np.ndarray:
     """Per-pixel background standard deviation, ``shape`` float64.
 
@@ -228,11 +238,7 @@ def read_noise_map(path: str | Path, shape: tuple[int, int]) -> np.ndarray:
         DataFormatError: another shape than the image's, zeros, negatives or non-finite.
     """
     path = Path(path)
-    arr = _square_2d(_primary_array(path, "noise map")[0], path, "noise map")
-    if arr.shape != tuple(shape):
-        raise DataFormatError(f"{path}: the noise map is {arr.shape[1]} x {arr.shape[0]} "
-                              f"pixels but the image is {shape[1]} x {shape[0]}; give the "
-                              "noise map of the same pixels (cut it like the image)")
+    arr = _like_image(path, "noise map", shape)
     bad = ~np.isfinite(arr) | (arr <= 0)
     if bad.any():
         iy, ix = np.argwhere(bad)[0]
@@ -251,11 +257,7 @@ def read_mask(path: str | Path, shape: tuple[int, int]) -> np.ndarray:
             masked.
     """
     path = Path(path)
-    arr = _square_2d(_primary_array(path, "mask")[0], path, "mask")
-    if arr.shape != tuple(shape):
-        raise DataFormatError(f"{path}: the mask is {arr.shape[1]} x {arr.shape[0]} pixels but "
-                              f"the image is {shape[1]} x {shape[0]}; give a mask of the same "
-                              "pixels")
+    arr = _like_image(path, "mask", shape)
     if not np.all(np.isfinite(arr)):
         raise DataFormatError(f"{path}: the mask holds NaN or infinite values; use 1 for a "
                               "pixel to use and 0 for one to ignore")

@@ -1,0 +1,199 @@
+"""The accuracy benchmark: tasks x methods x simulation budgets, scored by C2ST against
+reference posterior samples, next to sbibm's published numbers.
+
+One **cell** is a (task, method, budget): simulate ``budget`` rows (one store per task and
+budget, shared by the methods), train the method with the project's defaults, draw
+``num_samples`` posterior samples for each of the task's first ``num_observations``
+reference observations and score them with C2ST (sbibm's protocol: an MLP classifier,
+5-fold cross-validation, as many posterior as reference samples; 0.5 is a perfect score).
+Each cell is written atomically to ``cells/TASK_METHOD_BUDGET.json`` when it finishes, so
+a killed benchmark re-runs only the missing cells.  :func:`summary_table` puts our mean
+C2ST beside sbibm's published mean for the same task, algorithm and budget (Lueckmann et
+al. 2021, the ``sbi-benchmark/results`` data shipped in ``benchmark_data/`` with its
+provenance) and marks the best method per task and budget.
+
+Tasks are any registered simulator with reference posterior samples for numbered
+observations (``observation(i)`` and ``reference_samples(i, n)``, as the sbibm tasks have).
+
+Example:
+    >>> cells = expand(["two_moons"], ["npe", "nle"], [1000])
+    >>> [c.name for c in cells]
+    ['two_moons_npe_1000', 'two_moons_nle_1000']
+    >>> published("two_moons", "npe", 10_000)
+    0.60639
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import functools
+import json
+import time
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..atomic import atomic_write
+from ..campaign import run_campaign
+from ..diagnostics.c2st import c2st
+from ..errors import ConfigError
+from ..inference import TrainingConfig, train
+from ..registry import list_simulators, load_simulator
+
+#: the named suites: tasks, methods, budgets, observations per cell, samples per observation
+SUITES: dict[str, dict[str, Any]] = {
+    # about 6 minutes on 2 cores
+    "quick": {"tasks": ["gaussian_linear", "two_moons"], "methods": ["npe"],
+              "budgets": [1000], "num_observations": 3, "num_samples": 1000},
+    "full": {"tasks": ["gaussian_linear", "gaussian_linear_uniform", "gaussian_mixture",
+                       "two_moons", "slcp", "slcp_distractors", "bernoulli_glm", "sir",
+                       "lotka_volterra"],
+             "methods": ["npe", "nle", "nre"], "budgets": [1000, 10_000, 100_000],
+             "num_observations": 10, "num_samples": 10_000},
+}
+METHODS = ("npe", "nle", "nre")
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    """One (task, method, budget) of the benchmark."""
+
+    task: str
+    method: str
+    budget: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.task}_{self.method}_{self.budget}"
+
+
+def expand(tasks: list[str], methods: list[str], budgets: list[int]) -> list[Cell]:
+    """Every cell, checked: known tasks with reference samples, known methods, budgets >= 100.
+
+    Raises:
+        ConfigError: an unknown task or method, or a budget below 100.
+    """
+    known = set(list_simulators())
+    for t in tasks:
+        if t not in known:
+            raise ConfigError(f"unknown task {t!r}; registered: {sorted(known)}")
+    for m in methods:
+        if m not in METHODS:
+            raise ConfigError(f"unknown method {m!r}; use one of {list(METHODS)}")
+    for b in budgets:
+        if isinstance(b, bool) or not isinstance(b, int) or b < 100:
+            raise ConfigError(f"budgets must be integers >= 100, got {b!r}")
+    return [Cell(t, m, b) for t in tasks for b in budgets for m in methods]
+
+
+@functools.lru_cache(maxsize=1)
+def _published() -> dict[tuple[str, str, int], float]:
+    path = resources.files("sbi_astro") / "pipeline" / "benchmark_data" / "sbibm_published.csv"
+    with path.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    out = {}
+    for r in rows:
+        if r["source"] in ("main_paper", "gaussian_mixture_rerun"):
+            key = (r["task"], r["algorithm"].lower(), int(r["num_simulations"]))
+            if r["source"] == "gaussian_mixture_rerun" or key not in out:
+                out[key] = float(r["c2st_mean"])
+    return out
+
+
+def published(task: str, method: str, budget: int) -> float | None:
+    """sbibm's published mean C2ST of ``method`` (npe, nle, nre) on ``task`` at ``budget``
+    simulations (``gaussian_mixture``: sbibm's rerun with its 1.1.0 simulator), or
+    ``None``."""
+    return _published().get((task, method.lower(), int(budget)))
+
+
+def run_cell(cell: Cell, out_dir: Path, *, num_observations: int, num_samples: int,
+             seed: int = 0, device: str = "cpu", train_overrides: dict | None = None,
+             log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Runs one cell (or reads it back when ``cells/NAME.json`` exists) and returns its
+    record: C2ST per observation and their mean, training and sampling seconds."""
+    path = out_dir / "cells" / f"{cell.name}.json"
+    if path.exists():
+        record = json.loads(path.read_text())
+        if record.get("cell") == dataclasses.asdict(cell):
+            return record
+    sim = load_simulator(cell.task, device=device)
+    if not callable(getattr(type(sim), "reference_samples", None)):
+        raise ConfigError(f"task {cell.task!r} has no reference posterior samples; the "
+                          "benchmark needs observation(i) and reference_samples(i, n)")
+    store = run_campaign(out_dir / "stores" / f"{cell.task}_{cell.budget}.h5", sim,
+                         num_simulations=cell.budget, seed=seed, progress=False)
+    theta, x = store.load()
+    store.close()
+    config = TrainingConfig(method=cell.method, device=device, seed=seed,
+                            **(train_overrides or {}))
+    t0 = time.perf_counter()
+    est = train(theta, x, sim, config)
+    train_s = time.perf_counter() - t0
+    obs = torch.stack([sim.observation(i) for i in range(1, num_observations + 1)])
+    t0 = time.perf_counter()
+    samples = est.sample(num_samples, obs, generator=torch.Generator().manual_seed(seed))
+    sample_s = time.perf_counter() - t0
+    scores = [c2st(samples[:, i].cpu(), sim.reference_samples(i + 1, num_samples), seed=i)
+              for i in range(num_observations)]
+    record = {"cell": dataclasses.asdict(cell), "c2st": scores,
+              "c2st_mean": sum(scores) / len(scores),
+              "published_c2st": published(cell.task, cell.method, cell.budget),
+              "train_s": train_s, "sample_s": sample_s, "num_observations": num_observations,
+              "num_samples": num_samples, "seed": seed, "config": config.to_dict()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_text(path, json.dumps(record, indent=1))
+    log(f"  {cell.name}: C2ST {record['c2st_mean']:.3f} (sbibm "
+        f"{record['published_c2st'] if record['published_c2st'] is not None else 'n/a'}), "
+        f"training {train_s:.0f} s, sampling {sample_s:.1f} s")
+    return record
+
+
+def _write_text(path: Path, text: str) -> None:
+    with atomic_write(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def summary_table(records: list[dict[str, Any]]) -> str:
+    """A Markdown table: task, budget, method, our C2ST, sbibm's, times; ``**`` marks the
+    best of our methods per task and budget."""
+    best: dict[tuple[str, int], float] = {}
+    for r in records:
+        key = (r["cell"]["task"], r["cell"]["budget"])
+        best[key] = min(best.get(key, 1.0), r["c2st_mean"])
+    lines = ["| task | simulations | method | C2ST (ours) | C2ST (sbibm, published) | "
+             "training [s] | sampling [s] |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in sorted(records, key=lambda r: (r["cell"]["task"], r["cell"]["budget"],
+                                            r["cell"]["method"])):
+        c = r["cell"]
+        ours = f"{r['c2st_mean']:.3f}"
+        if r["c2st_mean"] == best[(c["task"], c["budget"])]:
+            ours = f"**{ours}**"
+        peer = "n/a" if r["published_c2st"] is None else f"{r['published_c2st']:.3f}"
+        lines.append(f"| {c['task']} | {c['budget']:,} | {c['method'].upper()} | {ours} | "
+                     f"{peer} | {r['train_s']:.0f} | {r['sample_s']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def run_benchmark(out_dir: str | Path, *, suite: str = "quick", tasks: list[str] | None = None,
+                  methods: list[str] | None = None, budgets: list[int] | None = None,
+                  device: str = "cpu", train_overrides: dict | None = None,
+                  log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """Runs (or resumes) a suite, optionally narrowed, and writes ``results.md``."""
+    if suite not in SUITES:
+        raise ConfigError(f"unknown suite {suite!r}; use one of {sorted(SUITES)}")
+    s = SUITES[suite]
+    cells = expand(tasks or s["tasks"], methods or s["methods"], budgets or s["budgets"])
+    out = Path(out_dir)
+    log(f"benchmark '{suite}': {len(cells)} cell(s) -> {out}")
+    records = [run_cell(c, out, num_observations=s["num_observations"],
+                        num_samples=s["num_samples"], device=device,
+                        train_overrides=train_overrides, log=log) for c in cells]
+    table = summary_table(records)
+    _write_text(out / "results.md", table)
+    log(table)
+    return records
