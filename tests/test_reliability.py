@@ -275,6 +275,7 @@ def test_one_epoch_is_one_epoch_and_interrupts_say_what_was_kept(tmp_path, capsy
         raise KeyboardInterrupt
 
     monkeypatch.setattr("sbi_astro.pipeline.training.train", interrupt)
+    monkeypatch.setattr("sbi_astro.pipeline.training.train_from_store", interrupt)
     code = main(["train", str(store), "-o", str(tmp_path / "run2"), "--device", "cpu"])
     err = capsys.readouterr().err
     assert code == 130 and "nothing was written" in err and "chunks" not in err
