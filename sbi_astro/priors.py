@@ -71,7 +71,6 @@ class Marginal:
             object.__setattr__(self, key, value)
 
 
-@dataclass(frozen=True)
 class _FromLowerUpper:
     """``low``/``high`` read from a marginal's ``lower``/``upper`` fields."""
 
@@ -84,6 +83,7 @@ class _FromLowerUpper:
         return self.upper
 
 
+@dataclass(frozen=True)
 class _Bounded(_FromLowerUpper, Marginal):
     """A marginal on ``[lower, upper]`` (the constructor, validation and bounds they share)."""
 

@@ -19,7 +19,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, SbiAstroError
+from ..errors import SbiAstroError
+from .args import _atomic_save_npy, _load_observation, _parse_pairs, _seed
 
 EXIT_USAGE = 2
 EXIT_DAMAGED = 1
@@ -27,62 +28,9 @@ EXIT_INTERNAL = 1
 EXIT_INTERRUPTED = 130
 
 
-def _parse_pairs(pairs: list[str], flag: str, convert: Any = str) -> dict[str, Any]:
-    """``KEY=VALUE`` strings -> dict; ``convert`` maps each value (e.g. YAML scalars)."""
-    out: dict[str, Any] = {}
-    for pair in pairs or []:
-        if "=" not in pair:
-            raise ConfigError(f"{flag} expects KEY=VALUE, got {pair!r}")
-        key, value = pair.split("=", 1)
-        try:
-            out[key.strip()] = convert(value)
-        except (ValueError, TypeError, _yaml_error()) as err:
-            raise ConfigError(f"{flag} {key.strip()}: cannot read {value!r} "
-                              f"({' '.join(str(err).split())[:150]})") from None
-    return out
-
-
-def _yaml_error() -> type[Exception]:
-    import yaml
-
-    return yaml.YAMLError
-
-
-def _load_observation(path: Path, sim: Any) -> Any:
-    import torch
-
-    from .user_arrays import read_user_array
-
-    x = torch.as_tensor(read_user_array(path))
-    if tuple(x.shape) == (int(x.numel()),) and len(sim.event_shape) > 1 and \
-            x.numel() == int(torch.tensor(sim.event_shape).prod()):
-        x = x.reshape(sim.event_shape)
-    return sim.check_x(x)
-
-
-def _atomic_save_npy(path: Path, array: Any) -> None:
-    import numpy as np
-
-    from .atomic import atomic_write
-
-    with atomic_write(path) as tmp, open(tmp, "wb") as f:
-        np.save(f, array)
-
-
-def _seed(value: str) -> int:
-    """argparse type of ``--seed``: an integer in [0, 2**63 - 1]."""
-    from .random import check_seed
-
-    try:
-        return check_seed(int(value), "--seed")
-    except ValueError:  # ConfigError is one too
-        raise argparse.ArgumentTypeError(f"must be an integer from 0 to 2**63 - 1, got "
-                                         f"{value!r}") from None
-
-
 # -- commands -----------------------------------------------------------------------------
 def cmd_simulators(args: argparse.Namespace) -> int:
-    from .registry import list_simulators, load_simulator
+    from ..registry import list_simulators, load_simulator
 
     rows = []
     for name in list_simulators():
@@ -113,11 +61,11 @@ def cmd_simulators(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from .campaign import check_store_path, run_campaign
+    from ..campaign import check_store_path, run_campaign
 
     import yaml
 
-    from .registry import load_simulator
+    from ..registry import load_simulator
 
     check_store_path(args.output)
     prior = _parse_pairs(args.prior, "--prior", yaml.safe_load) or None
@@ -134,11 +82,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     import yaml
 
-    from .inference import TrainingConfig, initial_state
-    from .outputs import check_output_dir
-    from .campaign import store_simulator
-    from .pipeline.training import train_store_run
-    from .store import SimulationStore
+    from ..inference import TrainingConfig, initial_state
+    from ..outputs import check_output_dir
+    from ..campaign import store_simulator
+    from ..pipeline.training import train_store_run
+    from ..store import SimulationStore
 
     run_dir = check_output_dir(args.output, kind="run", overwrite=args.overwrite)
     values = _parse_pairs(args.set, "--set", yaml.safe_load)
@@ -167,9 +115,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_sample(args: argparse.Namespace) -> int:
     import torch
 
-    from .inference import load_run
+    from ..inference import load_run
 
-    from .outputs import check_output_file
+    from ..outputs import check_output_file
 
     out = check_output_file(args.output, overwrite=args.overwrite)
     est = load_run(args.run_dir, device=args.device)
@@ -182,9 +130,9 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from .inference import load_run
-    from .outputs import check_output_dir
-    from .pipeline.calibration import calibrate_estimator
+    from ..inference import load_run
+    from ..outputs import check_output_dir
+    from ..pipeline.calibration import calibrate_estimator
 
     check_output_dir(args.output, kind="report", overwrite=args.overwrite)
     est = load_run(args.run_dir, device=args.device)
@@ -197,8 +145,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from .campaign import repair_store
-    from .store import SimulationStore
+    from ..campaign import repair_store
+    from ..store import SimulationStore
 
     with SimulationStore.open(args.store) as store:
         m = store.metadata
@@ -228,7 +176,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .pipeline import Study, run_study
+    from ..pipeline import Study, run_study
 
     study = Study.from_yaml(args.study)
     res = run_study(study, output=args.output, progress=not args.no_progress)
@@ -238,7 +186,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .pipeline import Study, demo_study_path, run_study
+    from ..pipeline import Study, demo_study_path, run_study
 
     study = Study.from_yaml(demo_study_path())
     res = run_study(study, output=args.output, progress=not args.no_progress)
@@ -248,8 +196,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
-    from .outputs import check_output_dir
-    from .pipeline.benchmark import expand, run_benchmark
+    from ..outputs import check_output_dir
+    from ..pipeline.benchmark import expand, run_benchmark
 
     if args.tasks or args.methods or args.budgets:  # checked before any work
         expand(args.tasks or ["two_moons"], args.methods or ["npe"], args.budgets or [1000])
@@ -286,7 +234,7 @@ def _simulation_flags(s: argparse.ArgumentParser) -> None:
 
 def _cluster(args: argparse.Namespace) -> Any:
     """The :class:`~sbi_astro.executor.ClusterSpec` of the simulation flags."""
-    from .executor import ClusterSpec
+    from ..executor import ClusterSpec
 
     return ClusterSpec(workers=args.workers, scheduler=args.scheduler, kind=args.cluster,
                        jobs=args.jobs, config=args.cluster_config)
