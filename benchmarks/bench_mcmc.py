@@ -25,7 +25,7 @@ from sbi_astro.inference import TrainingConfig, train
 def run(quick: bool = False) -> list[dict]:
     torch.manual_seed(0)
     sim = load_simulator("two_moons", device="cpu")
-    n_sims, n_obs, n_samples = (3000, 3, 500) if quick else (10_000, 10, 1000)
+    n_sims, n_obs, n_samples = (3000, 2, 300) if quick else (10_000, 10, 1000)
     theta = sim.prior.sample((n_sims,), generator=torch.Generator().manual_seed(1))
     x = sim.simulate(theta, generator=torch.Generator().manual_seed(2))
     t0 = time.perf_counter()
