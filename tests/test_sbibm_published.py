@@ -1,4 +1,5 @@
-"""sbibm's published C2ST results shipped in sbi_astro/pipeline/benchmark_data (see its PROVENANCE.md)."""
+"""sbibm's published C2ST results shipped in sbi_astro/pipeline/benchmark_data (see its
+PROVENANCE.md)."""
 
 from __future__ import annotations
 

@@ -44,9 +44,9 @@ import torch
 from torch import Tensor
 
 from sbi_astro.errors import ConfigError, DataFormatError, NotAvailableError
+from sbi_astro.options import FilePath
 from sbi_astro.provenance import file_record
 from sbi_astro.random import RowRandom
-from sbi_astro.options import FilePath
 from sbi_astro.simulator import EmbeddingSpec, Simulator
 
 from . import _physics as ph

@@ -37,10 +37,10 @@ import torch
 from torch import Tensor
 
 from sbi_astro.errors import ConfigError
+from sbi_astro.options import FilePath
 from sbi_astro.priors import Marginal, Prior
 from sbi_astro.provenance import file_record
 from sbi_astro.random import RowRandom
-from sbi_astro.options import FilePath
 from sbi_astro.simulator import EmbeddingSpec, Simulator
 
 from . import _physics as phys

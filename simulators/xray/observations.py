@@ -1,4 +1,5 @@
-"""Observations (shipped presets or your own OGIP files) and the folded, filtered, grouped instrument response.
+"""Observations (shipped presets or your own OGIP files) and the folded, filtered, grouped
+instrument response.
 
 An :class:`Observation` bundles a source spectrum with its background, ARF and RMF (the
 companions named by ``RESPFILE``/``ANCRFILE``/``BACKFILE``).  :func:`build_response` turns it
