@@ -18,7 +18,7 @@ from benchmarks._common import main_for
 from sbi_astro import load_simulator
 from sbi_astro.campaign import run_campaign, simulate_rows
 from sbi_astro.diagnostics.c2st import c2st
-from sbi_astro.inference import TrainingConfig, sbi_adapter, train  # noqa: F401
+from sbi_astro.inference import TrainingConfig, sbi_adapter, sbi_peers, train  # noqa: F401
 
 
 def _campaign_rows(quick: bool) -> list[dict]:
@@ -52,7 +52,7 @@ def _accuracy_rows(name: str, quick: bool) -> list[dict]:
     rows.append({"case": f"NPE {name} sbi-astro ({flow} coupling)", "n": n_train,
                  "train_s": est.metadata["training"]["seconds"],
                  "c2st_mean": sum(c_ours) / 5, "c2st_max": max(c_ours)})
-    post, secs = sbi_adapter.sbi_default_npe(sim.prior, theta, x, torch.device("cpu"),
+    post, secs = sbi_peers.sbi_default_npe(sim.prior, theta, x, torch.device("cpu"),
                                              max_epochs=20 if quick else 2**31 - 1)
     theirs = sbi_adapter.sample_batched(post, s_ref, x_o)
     c_sbi = [c2st(theirs[:, i], ref[:, i], seed=i) for i in range(5)]
@@ -68,7 +68,7 @@ def _accuracy_rows(name: str, quick: bool) -> list[dict]:
         sbi_adapter.sample_batched(post, 1000, xs)
         t_sbi = time.perf_counter() - t0
         t0 = time.perf_counter()
-        sbi_adapter.sample_batched(sbi_adapter.direct_posterior(est.net, est.prior,
+        sbi_adapter.sample_batched(sbi_peers.direct_posterior(est.net, est.prior,
                                                                 torch.device("cpu")), 1000, xs)
         t_sbi_ournet = time.perf_counter() - t0
         rows.append({"case": f"sample 1000 x {n_obs} obs: sbi-astro", "seconds": t_ours})

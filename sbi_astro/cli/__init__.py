@@ -240,6 +240,32 @@ def _cluster(args: argparse.Namespace) -> Any:
                        jobs=args.jobs, config=args.cluster_config)
 
 
+def _study_parsers(sub: Any) -> None:
+    """``run``, ``benchmark`` and ``demo``: the commands that run whole pipelines."""
+    s = sub.add_parser("run", help="run a whole study from a YAML file")
+    s.add_argument("study")
+    s.add_argument("-o", "--output", default=None, help="output directory (overrides YAML)")
+    s.add_argument("--no-progress", action="store_true")
+    s.set_defaults(fn=cmd_run, interrupted="study stopped; completed simulation chunks and "
+                   "trained stages are kept: re-run the same command to resume")
+
+    s = sub.add_parser("benchmark", help="accuracy benchmark: C2ST against reference "
+                       "posteriors, beside sbibm's published numbers (docs/benchmark.md)")
+    s.add_argument("--suite", default="quick", choices=["quick", "full"])
+    s.add_argument("--tasks", nargs="+", default=None)
+    s.add_argument("--methods", nargs="+", default=None)
+    s.add_argument("--budgets", nargs="+", type=int, default=None)
+    s.add_argument("--device", default=None)
+    s.add_argument("-o", "--output", default="benchmark-output")
+    s.set_defaults(fn=cmd_benchmark, interrupted="benchmark stopped; finished cells are kept: "
+                   "re-run the same command to run only the missing ones")
+
+    s = sub.add_parser("demo", help="the embedded default study (gaussian_linear, NPE)")
+    s.add_argument("-o", "--output", default="demo-output")
+    s.add_argument("--no-progress", action="store_true")
+    s.set_defaults(fn=cmd_demo, interrupted="demo stopped; re-run to resume")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="sbi-astro", description="Simulation-based inference for "
                                 "astrophysics.")
@@ -307,28 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_verify, interrupted="stopped; the store is consistent (re-run "
                    "verify --repair to finish)")
 
-    s = sub.add_parser("run", help="run a whole study from a YAML file")
-    s.add_argument("study")
-    s.add_argument("-o", "--output", default=None, help="output directory (overrides YAML)")
-    s.add_argument("--no-progress", action="store_true")
-    s.set_defaults(fn=cmd_run, interrupted="study stopped; completed simulation chunks and "
-                   "trained stages are kept: re-run the same command to resume")
-
-    s = sub.add_parser("benchmark", help="accuracy benchmark: C2ST against reference "
-                       "posteriors, beside sbibm's published numbers (docs/benchmark.md)")
-    s.add_argument("--suite", default="quick", choices=["quick", "full"])
-    s.add_argument("--tasks", nargs="+", default=None)
-    s.add_argument("--methods", nargs="+", default=None)
-    s.add_argument("--budgets", nargs="+", type=int, default=None)
-    s.add_argument("--device", default=None)
-    s.add_argument("-o", "--output", default="benchmark-output")
-    s.set_defaults(fn=cmd_benchmark, interrupted="benchmark stopped; finished cells are kept: "
-                   "re-run the same command to run only the missing ones")
-
-    s = sub.add_parser("demo", help="the embedded default study (gaussian_linear, NPE)")
-    s.add_argument("-o", "--output", default="demo-output")
-    s.add_argument("--no-progress", action="store_true")
-    s.set_defaults(fn=cmd_demo, interrupted="demo stopped; re-run to resume")
+    _study_parsers(sub)
     return p
 
 

@@ -45,7 +45,7 @@ class MCMCEstimator(TrainedEstimator):
                 state = np.random.get_state()
                 np.random.seed(seed)
             try:
-                out = sbi_adapter.mcmc_sample(self._mcmc(), num_samples, xf)
+                out = sbi_adapter.sample_batched(self._mcmc(), num_samples, xf)
             finally:
                 if seed is not None:
                     np.random.set_state(state)

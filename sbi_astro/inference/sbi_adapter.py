@@ -369,42 +369,14 @@ def mcmc_posterior(method: str, net: nn.Module, prior: Any, config: Any, device:
                                          mcmc_parameters=params)
 
 
-def mcmc_sample(posterior: Any, num_samples: int, x: Tensor) -> Tensor:
-    """Samples ``(S, N, D)`` for observations ``x (N, *E)`` with sbi's batched MCMC."""
-    with _quiet():
-        return posterior.sample_batched((num_samples,), x=x, show_progress_bars=False)
-
-
 def sbi_version() -> str:
     import sbi
 
     return sbi.__version__
 
 
-def direct_posterior(net: nn.Module, prior: Any, device: torch.device):
-    """sbi's own ``DirectPosterior`` around a trained NPE network (for comparisons)."""
-    inference = trainer("npe", prior, "maf", device)
-    with _quiet():
-        return inference.build_posterior(net, prior=prior)
-
-
-def sbi_default_npe(prior: Any, theta: Tensor, x: Tensor, device: torch.device,
-                    max_epochs: int = 2**31 - 1) -> tuple[Any, float]:
-    """sbi's NPE with all its defaults (MAF); returns its DirectPosterior and seconds."""
-    import time
-
-    from sbi.inference import NPE
-
-    with _quiet(stdout=True):
-        inference = NPE(prior=prior, device=str(device), tracker=NullTracker(),
-                        show_progress_bars=False)
-        t0 = time.perf_counter()
-        inference.append_simulations(theta, x).train(max_num_epochs=max_epochs)
-        seconds = time.perf_counter() - t0
-        return inference.build_posterior(), seconds
-
-
 def sample_batched(posterior: Any, num_samples: int, x: Tensor) -> Tensor:
-    """sbi's ``posterior.sample_batched`` (``(S, N, D)``)."""
+    """Samples ``(S, N, D)`` for observations ``x (N, *E)`` from an sbi posterior's
+    ``sample_batched`` (its batched MCMC for NLE/NRE), quietly."""
     with _quiet():
         return posterior.sample_batched((num_samples,), x=x, show_progress_bars=False)
