@@ -376,7 +376,3 @@ def _internal_error(err: Exception) -> int:
           f"sbi-astro, please report it with the traceback saved in {log} (set "
           "SBI_ASTRO_DEBUG=1 to print it)", file=sys.stderr)
     return EXIT_INTERNAL
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,7 @@
+"""``python -m sbi_astro.cli``: the same as the ``sbi-astro`` command."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
