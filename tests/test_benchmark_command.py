@@ -27,6 +27,11 @@ def test_a_cell_scores_against_the_reference_and_is_resumed(tmp_path):
     again = run_cell(cell, tmp_path, num_observations=1, num_samples=500,
                      train_overrides=overrides, log=lambda s: None)
     assert again == rec and path.stat().st_mtime_ns == before  # read back, not re-run
+    path.write_text('{"cell": ')  # a damaged record is not trusted: the cell runs again
+    third = run_cell(cell, tmp_path, num_observations=1, num_samples=500,
+                     train_overrides=overrides, log=lambda s: None)
+    assert third["c2st"] == rec["c2st"]  # same seeds, same store: the same scores
+    assert json.loads(path.read_text())["c2st"] == rec["c2st"]
 
 
 def test_the_table_marks_the_best_method_and_shows_sbibm():

@@ -111,16 +111,33 @@ def published(task: str, method: str, budget: int) -> float | None:
     return _published().get((task, method.lower(), int(budget)))
 
 
+_RECORD_KEYS = {"cell", "c2st", "c2st_mean", "published_c2st", "train_s", "sample_s"}
+
+
+def _finished(path: Path, cell: Cell) -> dict[str, Any] | None:
+    """The record a finished cell wrote, checked; ``None`` when absent, unreadable or of
+    another cell (then the cell is run again and the file replaced)."""
+    if not path.exists():
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(record, dict) or not _RECORD_KEYS <= set(record) or \
+            record["cell"] != dataclasses.asdict(cell):
+        return None
+    return record
+
+
 def run_cell(cell: Cell, out_dir: Path, *, num_observations: int, num_samples: int,
              seed: int = 0, device: str = "cpu", train_overrides: dict | None = None,
              log: Callable[[str], None] = print) -> dict[str, Any]:
     """Runs one cell (or reads it back when ``cells/NAME.json`` exists) and returns its
     record: C2ST per observation and their mean, training and sampling seconds."""
     path = out_dir / "cells" / f"{cell.name}.json"
-    if path.exists():
-        record = json.loads(path.read_text())
-        if record.get("cell") == dataclasses.asdict(cell):
-            return record
+    record = _finished(path, cell)
+    if record is not None:
+        return record
     sim = load_simulator(cell.task, device=device)
     if not callable(getattr(type(sim), "reference_samples", None)):
         raise ConfigError(f"task {cell.task!r} has no reference posterior samples; the "

@@ -38,6 +38,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import torch
@@ -194,12 +195,26 @@ class LensingImaging(Simulator):
         """The ``(k, k)`` PSF kernel (float64), ``None`` without PSF."""
         o = self.options
         if o.psf is not None:
-            return torch.from_numpy(read_psf(o.psf, o.psf_supersampling))
+            return self._files["psf"]
         if o.psf_fwhm == 0:
             return None
         return ph.gaussian_psf_kernel(o.psf_fwhm, o.pixel_scale)
 
     # -- your own data --------------------------------------------------------------------
+    @functools.cached_property
+    def _files(self) -> dict[str, Tensor]:
+        """The PSF kernel, the noise map (sigma) and the mask (1 = used) read once from
+        their files, float64 (the render and noise paths use them on every chunk)."""
+        o, shape = self.options, self.event_shape
+        out = {}
+        if o.psf is not None:
+            out["psf"] = torch.from_numpy(read_psf(o.psf, o.psf_supersampling))
+        if o.noise_map is not None:
+            out["sigma"] = torch.from_numpy(read_noise_map(o.noise_map, shape))
+        if o.mask is not None:
+            out["mask"] = torch.from_numpy(read_mask(o.mask, shape)).double()
+        return out
+
     @property
     def has_observation(self) -> bool:
         return self.options.image is not None
@@ -220,8 +235,7 @@ class LensingImaging(Simulator):
         o = self.options
         if o.mask is None:
             return None
-        return self.constant("mask", torch.from_numpy(read_mask(o.mask, self.event_shape)
-                                                      ).double(), like)
+        return self.constant("mask", self._files["mask"], like)
 
     def _apply_mask(self, x: Tensor) -> Tensor:
         m = self.pixel_mask(x)
@@ -233,15 +247,14 @@ class LensingImaging(Simulator):
         o = self.options
         if o.noise_map is None:
             return o.background_rms ** 2
-        sigma = torch.from_numpy(read_noise_map(o.noise_map, self.event_shape))
+        sigma = self._files["sigma"]
         return self.constant("noise_var", sigma * sigma, like)
 
     def _background_sigma(self, like: Tensor) -> Tensor | float:
         o = self.options
         if o.noise_map is None:
             return o.background_rms
-        return self.constant("noise_sigma", torch.from_numpy(
-            read_noise_map(o.noise_map, self.event_shape)), like)
+        return self.constant("noise_sigma", self._files["sigma"], like)
 
     def data_files(self) -> dict[str, dict]:
         """The image, PSF, noise map and mask files read, with their SHA-256."""
