@@ -40,16 +40,17 @@ import os
 import sys
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from .errors import ChunkError, ConfigError
 from .random import RowRandom, fold
-from .rows import row_keys, simulate_rows
+from .rows import row_keys, simulate_given, simulate_rows
 from .simulator import Simulator
 from .store import SimulationStore
 
@@ -197,6 +198,18 @@ def simulate_chunk(ref: dict[str, Any], device: str | None, threads: int, seed: 
     return theta.cpu().numpy(), x.cpu().numpy()
 
 
+def simulate_given_chunk(ref: dict[str, Any], device: str | None, threads: int,
+                         theta: np.ndarray, seed: int, start: int) -> np.ndarray:
+    """The task: simulations of the given ``theta`` as rows ``[start, start + len(theta))``
+    of ``seed`` (:func:`~sbi_astro.rows.simulate_given`; runs on a worker)."""
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    _heap_allocations()
+    sim = _worker_simulator(ref, device)
+    x = simulate_given(sim, torch.from_numpy(theta).to(sim.device), seed, start)
+    return x.cpu().numpy()
+
+
 _ALLOCATOR_TUNED = False
 
 
@@ -229,16 +242,26 @@ def chunk_error(store: SimulationStore, sim: Simulator, seed: int, chunk: int,
     """The error of a chunk whose task failed: the chunk, its rows and parameter ranges."""
     a, b = store.chunk_bounds(chunk)
     theta = sim.prior.sample_rows(RowRandom(fold(row_keys(seed, a, b, sim.device), 0)))
-    ranges = ", ".join(f"{n} in [{lo:.4g}, {hi:.4g}]" for n, lo, hi in zip(
+    return ChunkError(f"{sim.name} failed on chunk {chunk} (rows {a}-{b - 1}; "
+                      f"{_ranges(sim, theta)}): {_why(err)}. {committed} other chunk(s) are "
+                      f"committed in {store.path}; fix the simulator and re-run the same "
+                      "command to resume")
+
+
+def _ranges(sim: Simulator, theta: Tensor) -> str:
+    """Each parameter's range over the rows ``theta (M, D)``, for error messages."""
+    return ", ".join(f"{n} in [{lo:.4g}, {hi:.4g}]" for n, lo, hi in zip(
         sim.param_names, theta.min(0).values.tolist(), theta.max(0).values.tolist(),
         strict=True))
+
+
+def _why(err: BaseException) -> str:
+    """A failed task's error in one line (a task that killed its workers says so)."""
     why = " ".join(f"{type(err).__name__}: {err}".split())[:400]
     if type(err).__name__ == "KilledWorker":
         why = (f"it killed the workers that ran it ({why}): out of memory? try a smaller "
                "--chunk-size or more memory per worker")
-    return ChunkError(f"{sim.name} failed on chunk {chunk} (rows {a}-{b - 1}; {ranges}): {why}. "
-                      f"{committed} other chunk(s) are committed in {store.path}; fix the "
-                      "simulator and re-run the same command to resume")
+    return why
 
 
 def run_chunks(client: Any, store: SimulationStore, sim: Simulator, seed: int,
@@ -255,8 +278,7 @@ def run_chunks(client: Any, store: SimulationStore, sim: Simulator, seed: int,
     """
     from distributed import wait
 
-    ref = simulator_ref(sim)
-    device = str(sim.device) if sim.device.type == "cpu" else None
+    ref, device = simulator_ref(sim), _task_device(sim)
     token = uuid.uuid4().hex[:12]  # keys unique to this run, even on a shared scheduler
     todo = list(reversed(store.pending_chunks()))  # pop() from the end: lowest chunks first
     running: dict[Any, int] = {}
@@ -305,3 +327,114 @@ def dashboard_line(client: Any) -> str:
 
 def log(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
+
+
+class RowSimulations:
+    """Row-keyed simulations in chunks of ``chunk_size`` rows, in this process or as tasks on
+    a Dask cluster: the held-out simulations and posterior predictive re-simulations of a
+    calibration.  Each chunk is the same pure function of its rows wherever it runs, so the
+    numbers are bit for bit the same on a cluster and here (for the same ``chunk_size``).
+
+    Use it as a context manager: a cluster is started (or joined) on entry and let go on
+    exit.  Without a distributed ``cluster`` Dask is never imported.  As for campaigns, a
+    simulator on a GPU given only ``workers=N`` runs here (its device is the parallelism).
+
+    Example:
+        >>> from sbi_astro import load_simulator
+        >>> sim = load_simulator("gaussian_linear", device="cpu", dim=2)
+        >>> with RowSimulations(sim, chunk_size=3) as rows:
+        ...     theta, x = rows.joint(seed=7, n=5)
+        ...     x_again = rows.given(theta, seed=7)
+        >>> bool((x == x_again).all())  # the same rows, the same noise keys
+        True
+    """
+
+    def __init__(self, simulator: Simulator, cluster: ClusterSpec | None = None, *,
+                 chunk_size: int = 100, log: Callable[[str], None] | None = None) -> None:
+        if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1:
+            raise ConfigError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+        self.simulator = simulator
+        self.cluster = cluster if cluster is not None else ClusterSpec()
+        self.chunk_size = chunk_size
+        self._log = log
+        self._client: Any = None
+        self._stack = ExitStack()
+        #: where the chunks run, in words (for provenance)
+        self.where = "this process"
+
+    def __enter__(self) -> RowSimulations:
+        spec, sim = self.cluster, self.simulator
+        if spec.distributed and (sim.device.type == "cpu" or spec.workers == 1):
+            spec.check()
+            self._client = self._stack.enter_context(open_client(spec))
+            self.where = spec.describe()
+            if self._log is not None:
+                self._log(f"simulating on {spec.describe()}; {dashboard_line(self._client)}")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._client = None
+        self._stack.close()
+
+    def joint(self, seed: int, n: int) -> tuple[Tensor, Tensor]:
+        """Rows ``[0, n)`` of ``seed``: ``theta (n, D)`` from the prior and ``x (n, *E)``,
+        on the simulator's device."""
+        sim = self.simulator
+        bounds = self._bounds(n)
+        if self._client is None:
+            parts = [simulate_rows(sim, seed, a, b) for a, b in bounds]
+        else:
+            ref, device = simulator_ref(sim), _task_device(sim)
+            out = self._gather(simulate_chunk, [(ref, device, self.cluster.threads, seed, a, b)
+                                                for a, b in bounds], seed, bounds,
+                               lambda a, b: sim.prior.sample_rows(
+                                   RowRandom(fold(row_keys(seed, a, b, sim.device), 0))))
+            parts = [(torch.from_numpy(t).to(sim.device), torch.from_numpy(x).to(sim.device))
+                     for t, x in out]
+        return torch.cat([t for t, _ in parts]), torch.cat([x for _, x in parts])
+
+    def given(self, theta: Tensor, seed: int) -> Tensor:
+        """Simulations ``x (M, *E)`` of the given ``theta (M, D)``, row ``i`` keyed by
+        ``(seed, i)``, on ``theta``'s device."""
+        bounds = self._bounds(theta.shape[0])
+        if self._client is None:
+            parts = [simulate_given(self.simulator, theta[a:b], seed, a) for a, b in bounds]
+        else:
+            sim = self.simulator
+            ref, device = simulator_ref(sim), _task_device(sim)
+            host = theta.detach().cpu().numpy()
+            out = self._gather(simulate_given_chunk,
+                               [(ref, device, self.cluster.threads, host[a:b], seed, a)
+                                for a, b in bounds], seed, bounds, lambda a, b: theta[a:b])
+            parts = [torch.from_numpy(x).to(theta.device) for x in out]
+        return torch.cat(parts)
+
+    def _bounds(self, n: int) -> list[tuple[int, int]]:
+        return [(a, min(a + self.chunk_size, n)) for a in range(0, n, self.chunk_size)]
+
+    def _gather(self, fn: Callable[..., Any], calls: list[tuple[Any, ...]], seed: int,
+                bounds: list[tuple[int, int]], theta_of: Callable[[int, int], Tensor]
+                ) -> list[Any]:
+        """Runs ``fn(*call)`` for every call (rows ``bounds``) as tasks; the results in order.
+
+        Raises:
+            ChunkError: a task failed (after the scheduler's retries of lost workers).
+        """
+        from distributed import wait
+
+        token = uuid.uuid4().hex[:12]
+        futures = [self._client.submit(fn, *call, key=f"sbi-astro-rows-{k}-{token}", pure=False)
+                   for k, call in enumerate(calls)]
+        wait(futures)
+        for fut, (a, b) in zip(futures, bounds, strict=True):
+            if fut.status != "finished":
+                sim = self.simulator
+                raise ChunkError(f"{sim.name} failed on rows {a}-{b - 1} of seed {seed} "
+                                 f"({_ranges(sim, theta_of(a, b))}): {_why(_failure(fut))}; "
+                                 "fix the simulator and run again")
+        return [fut.result() for fut in futures]
+
+
+def _task_device(sim: Simulator) -> str | None:
+    """The device a worker builds its simulator on: ``cpu``, or its own default."""
+    return str(sim.device) if sim.device.type == "cpu" else None

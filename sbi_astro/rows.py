@@ -2,6 +2,8 @@
 
 Row ``i`` of a campaign with seed ``s`` has the key ``fold(root(s), i)``; its parameters come
 from ``fold(key, 0)`` and its noise from ``fold(key, 1)`` (see :mod:`sbi_astro.campaign`).
+:func:`simulate_given` is the same with the parameters given (posterior predictive
+re-simulations): row ``i``'s noise comes from ``fold(key, 1)`` of its own row key.
 
 Example:
     >>> from sbi_astro import load_simulator
@@ -37,3 +39,14 @@ def simulate_rows(simulator: Simulator, seed: int, start: int, stop: int
     theta = simulator.prior.sample_rows(RowRandom(fold(keys, 0)))
     x = simulator.simulate(theta, keys=fold(keys, 1))
     return theta, x
+
+
+def simulate_given(simulator: Simulator, theta: Tensor, seed: int, start: int) -> Tensor:
+    """Simulations of given parameters ``theta (M, D)`` as rows ``[start, start + M)`` of
+    ``seed``: row ``i``'s noise depends only on ``(seed, i)``, never on how rows are split.
+
+    Returns:
+        ``x (M, *event_shape)`` on ``theta``'s device.
+    """
+    keys = row_keys(seed, start, start + theta.shape[0], theta.device)
+    return simulator.simulate(theta, keys=fold(keys, 1))

@@ -31,15 +31,6 @@ from sbi_astro.pipeline.study import Study
 TESTS = Path(__file__).resolve().parent
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    from distributed import LocalCluster
-
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=":0") as c:
-        yield c
-
-
 def _arrays(path):
     with h5py.File(path, "r") as f:
         return {k: f[k][...] for k in ("theta", "x", "chunk_crc32", "chunk_done")}

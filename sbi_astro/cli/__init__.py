@@ -135,9 +135,12 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from ..pipeline.calibration import calibrate_estimator
 
     check_output_dir(args.output, kind="report", overwrite=args.overwrite)
+    cluster = _cluster(args)
+    cluster.check()
     est = load_run(args.run_dir, device=args.device)
     result = calibrate_estimator(est, args.output, n_test=args.n_test,
-                                 num_samples=args.num_samples, seed=args.seed)
+                                 num_samples=args.num_samples, seed=args.seed, cluster=cluster,
+                                 log=lambda line: print(line, file=sys.stderr, flush=True))
     print(f"verdict: {result.verdict}")
     print(f"report: {result.report_path}")
     print(f"metrics: {result.metrics_path}")
@@ -215,9 +218,15 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _simulation_flags(s: argparse.ArgumentParser) -> None:
-    """Where and how a command simulates: ``--device``, ``--workers``, ``--no-progress``,
-    and a Dask cluster (``--scheduler``, ``--cluster``, ``--jobs``, ``--cluster-config``)."""
+    """Where and how a command simulates: ``--device``, the cluster flags, ``--no-progress``."""
     s.add_argument("--device", default=None)
+    _cluster_flags(s)
+    s.add_argument("--no-progress", action="store_true")
+
+
+def _cluster_flags(s: argparse.ArgumentParser) -> None:
+    """Where a command's simulations run: ``--workers`` (a local Dask cluster) or a running
+    or batch-system cluster (``--scheduler``, ``--cluster``, ``--jobs``, ``--cluster-config``)."""
     s.add_argument("--workers", type=int, default=1,
                    help="worker processes of a local Dask cluster (1: no Dask)")
     s.add_argument("--scheduler", default=None, metavar="ADDRESS",
@@ -229,7 +238,6 @@ def _simulation_flags(s: argparse.ArgumentParser) -> None:
     s.add_argument("--jobs", type=int, default=1, help="batch jobs to submit (--cluster)")
     s.add_argument("--cluster-config", default=None, metavar="FILE.yaml",
                    help="dask-jobqueue settings per batch system (see docs/scale_out.md)")
-    s.add_argument("--no-progress", action="store_true")
 
 
 def _cluster(args: argparse.Namespace) -> Any:
@@ -321,6 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=_seed, default=12345)
     s.add_argument("-o", "--output", required=True, help="report directory")
     s.add_argument("--device", default=None)
+    _cluster_flags(s)
     s.add_argument("--overwrite", action="store_true", help="replace a report already there")
     s.set_defaults(fn=cmd_calibrate, interrupted="calibration stopped; an existing report "
                    "there is unchanged")

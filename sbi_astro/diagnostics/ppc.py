@@ -125,7 +125,8 @@ def _in_support(simulator: Simulator, theta: Tensor) -> Tensor:
 def posterior_predictive(simulator: Simulator, samples: Tensor, x_obs: Tensor, *,
                          num_draws: int = 100,
                          statistics: Mapping[str, Statistic] | None = None,
-                         seed: int | torch.Generator | None = 0) -> PPCResult:
+                         seed: int | torch.Generator | None = 0,
+                         simulate: Callable[[Tensor], Tensor] | None = None) -> PPCResult:
     """Posterior predictive check of observations ``x_obs`` given posterior samples.
 
     Args:
@@ -138,6 +139,9 @@ def posterior_predictive(simulator: Simulator, samples: Tensor, x_obs: Tensor, *
         statistics: name -> function ``x (*B, *E) -> (*B,)``; default
             :func:`default_statistics`.
         seed: seeds the simulator's noise.
+        simulate: how to re-simulate, ``theta (K, N, D) -> x (K, N, *E)``, e.g. row-keyed
+            chunks on a cluster (:class:`~sbi_astro.executor.RowSimulations`); default
+            ``simulator.simulate`` seeded by ``seed``.
 
     Returns:
         A :class:`PPCResult`.
@@ -151,9 +155,14 @@ def posterior_predictive(simulator: Simulator, samples: Tensor, x_obs: Tensor, *
         raise ConfigError(f"num_draws must be in 1..{samples.shape[0]} (the number of "
                           f"posterior samples), got {num_draws}")
     theta = _in_support(simulator, samples[:num_draws])
-    gen = make_generator(seed, _SALT)
     with torch.no_grad():
-        x_rep = simulator.simulate(theta, generator=gen)  # (K, N, *E)
+        if simulate is None:
+            x_rep = simulator.simulate(theta, generator=make_generator(seed, _SALT))
+        else:
+            x_rep = simulator.check_x(simulate(theta))
+    if tuple(x_rep.shape) != (*theta.shape[:2], *ev):
+        raise ShapeError(f"re-simulations must have shape {(*theta.shape[:2], *ev)}, got "
+                         f"{tuple(x_rep.shape)}")  # (K, N, *E)
     x_rep = x_rep.to(torch.float64).cpu()
     x_o = x_obs.to(torch.float64).cpu()
     stats = dict(statistics) if statistics is not None else default_statistics(len(ev))

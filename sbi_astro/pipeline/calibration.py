@@ -34,6 +34,7 @@ import datetime as _dt
 import inspect
 import platform
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -49,9 +50,14 @@ from ..diagnostics.sbc import sbc
 from ..diagnostics.tarp import tarp
 from ..diagnostics.verdict import Verdict, calibration_verdict
 from ..errors import ConfigError, NonFiniteError, ShapeError
+from ..executor import ClusterSpec, RowSimulations
 from ..provenance import package_versions
 from ..report import ReportContent, jsonable, write_report
 from ..simulator import Simulator
+
+
+#: the posterior predictive re-simulations' seed is the calibration seed xor this
+_PPC_SALT = 0x99C
 
 
 @runtime_checkable
@@ -83,8 +89,9 @@ def calibrate(posterior: SamplingPosterior, simulator: Simulator, out_dir: str |
               provenance: dict[str, Any] | None = None,
               device: torch.device | str | None = None,
               ppc_observations: int = 50, ppc_draws: int = 100,
-              sections: list[Section] | tuple[Section, ...] = ()
-              ) -> CalibrationResult:
+              sections: list[Section] | tuple[Section, ...] = (),
+              cluster: ClusterSpec | None = None, chunk_size: int = 100,
+              log: Callable[[str], Any] | None = None) -> CalibrationResult:
     """Calibrates ``posterior`` on held-out simulations and writes the report.
 
     Args:
@@ -101,6 +108,13 @@ def calibrate(posterior: SamplingPosterior, simulator: Simulator, out_dir: str |
         ppc_draws: re-simulations per observation there.
         sections: extra :class:`~sbi_astro.analysis.Section` s (study analyses), shown
             before Provenance.
+        cluster: where the held-out simulations and the posterior predictive
+            re-simulations run (:class:`~sbi_astro.executor.ClusterSpec`: a local Dask
+            cluster, a running one, a batch system's); default: here.  The numbers are the
+            same wherever they run.
+        chunk_size: rows per task of those simulations (each row is keyed by the seed and
+            its index, so the held-out set does not depend on it).
+        log: where the cluster's dashboard address is reported (default: nowhere).
 
     Returns:
         A :class:`CalibrationResult`.
@@ -114,19 +128,20 @@ def calibrate(posterior: SamplingPosterior, simulator: Simulator, out_dir: str |
     out.mkdir(parents=True, exist_ok=True)
     dev = resolve_device(device) if device is not None else simulator.device
     timings: dict[str, float] = {}
-    with _timed(timings, "simulate_s"):
-        gen = torch.Generator().manual_seed(seed)
-        theta = simulator.prior.sample((n_test,), generator=gen).to(dev)
-        x = simulator.simulate(theta, generator=gen)
-    with _timed(timings, "sample_s"):
-        samples = _posterior_samples(posterior, num_samples, x, seed, simulator.dim)
-    samples = samples.to(theta)
-    res = _diagnose(posterior, simulator, theta, x, samples, seed, timings,
-                    ppc_observations=ppc_observations, ppc_draws=ppc_draws)
+    with RowSimulations(simulator, cluster, chunk_size=chunk_size, log=log) as rows:
+        with _timed(timings, "simulate_s"):
+            theta, x = rows.joint(seed, n_test)
+            theta, x = theta.to(dev), x.to(dev)
+        with _timed(timings, "sample_s"):
+            samples = _posterior_samples(posterior, num_samples, x, seed, simulator.dim)
+        samples = samples.to(theta)
+        res = _diagnose(posterior, simulator, theta, x, samples, seed, timings, rows,
+                        ppc_observations=ppc_observations, ppc_draws=ppc_draws)
     prov = {
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "simulator": simulator.describe(),
         "n_test": n_test, "num_samples": num_samples, "seed": seed, "device": str(dev),
+        "simulated_on": rows.where,
         "posterior": type(posterior).__name__,
         "packages": package_versions(), "platform": platform.platform(),
         # the caller's entries (run directory, training options...) under their own key, so
@@ -174,7 +189,7 @@ def _posterior_samples(posterior: SamplingPosterior, num_samples: int, x: Tensor
 
 
 def _diagnose(posterior: SamplingPosterior, simulator: Simulator, theta: Tensor, x: Tensor,
-              samples: Tensor, seed: int, timings: dict[str, float], *,
+              samples: Tensor, seed: int, timings: dict[str, float], rows: RowSimulations, *,
               ppc_observations: int, ppc_draws: int) -> dict[str, Any]:
     """TARP, SBC, recovery, HPD coverage (with ``log_prob``), the verdict and the PPC."""
     prior = simulator.prior
@@ -194,8 +209,14 @@ def _diagnose(posterior: SamplingPosterior, simulator: Simulator, theta: Tensor,
                                            param_names=simulator.param_names)
     with _timed(timings, "ppc_s"):
         m = min(ppc_observations, theta.shape[0])
+
+        def resimulate(th: Tensor) -> Tensor:  # (K, m, D) -> (K, m, *E), rows on the executor
+            flat = rows.given(th.reshape(-1, th.shape[-1]), seed ^ _PPC_SALT)
+            return flat.reshape(*th.shape[:2], *flat.shape[1:])
+
         ppc_res = posterior_predictive(simulator, samples[:, :m], x[:m],
-                                       num_draws=min(ppc_draws, samples.shape[0]), seed=seed)
+                                       num_draws=min(ppc_draws, samples.shape[0]), seed=seed,
+                                       simulate=resimulate)
     return {"tarp": tarp_res, "sbc": sbc_res, "recovery": recovery, "coverage": cov_res,
             "verdict": verdict, "ppc": ppc_res}
 
@@ -244,8 +265,11 @@ def _metrics(res: dict[str, Any], simulator: Simulator, n_test: int, num_samples
 def calibrate_estimator(est: Any, out_dir: str | Path, *, n_test: int = 200,
                         num_samples: int = 1000, seed: int = 12345,
                         sections: list[Section] | tuple[Section, ...] = (),
-                        ppc_observations: int = 50, ppc_draws: int = 100) -> CalibrationResult:
-    """The calibration report of a trained estimator, with its run's provenance."""
+                        ppc_observations: int = 50, ppc_draws: int = 100,
+                        cluster: ClusterSpec | None = None,
+                        log: Callable[[str], Any] | None = None) -> CalibrationResult:
+    """The calibration report of a trained estimator, with its run's provenance (its
+    simulations on ``cluster``, as in :func:`calibrate`)."""
     provenance = {
         "simulator": est.simulator.name,
         "options": est.simulator.options_dict(),
@@ -257,4 +281,5 @@ def calibrate_estimator(est: Any, out_dir: str | Path, *, n_test: int = 200,
     }
     return calibrate(est, est.simulator, Path(out_dir), n_test=n_test, num_samples=num_samples,
                      seed=seed, provenance=provenance, device=est.device, sections=sections,
-                     ppc_observations=ppc_observations, ppc_draws=ppc_draws)
+                     ppc_observations=ppc_observations, ppc_draws=ppc_draws,
+                     cluster=cluster, log=log)

@@ -50,10 +50,10 @@ def run_study(study: Study, *, output: str | Path | None = None, progress: bool 
     out.mkdir(parents=True, exist_ok=True)
     store_path = out / "simulations.h5"
     log(f"[1/3] simulating {study.simulate.num_simulations} x {sim.name} -> {store_path}")
+    cluster = study.cluster or ClusterSpec(workers=study.simulate.workers)
     with run_campaign(store_path, sim, num_simulations=study.simulate.num_simulations,
                       seed=study.simulate.seed, chunk_size=study.simulate.chunk_size,
-                      cluster=study.cluster or ClusterSpec(workers=study.simulate.workers),
-                      progress=progress) as store:
+                      cluster=cluster, progress=progress) as store:
         # a store that would not fit in memory is streamed to each stage from disk
         fits = fits_in_memory(store.metadata.num_simulations * row_bytes(store.metadata))
         theta, x = store.load() if fits else (None, None)
@@ -69,7 +69,8 @@ def run_study(study: Study, *, output: str | Path | None = None, progress: bool 
     c = study.calibrate
     result = calibrate_estimator(est, out / "report", n_test=c.n_test,
                                  num_samples=c.num_samples, seed=c.seed, sections=sections,
-                                 ppc_observations=c.ppc_observations, ppc_draws=c.ppc_draws)
+                                 ppc_observations=c.ppc_observations, ppc_draws=c.ppc_draws,
+                                 cluster=cluster, log=log)
     return {"store": str(store_path), "run": str(run_dir), "report": str(result.report_path),
             "metrics": str(result.metrics_path), "verdict": result.verdict}
 
