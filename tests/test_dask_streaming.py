@@ -22,7 +22,7 @@ from _dask_helpers import WideGaussian
 from sbi_astro.campaign import run_campaign
 from sbi_astro.errors import StoreError
 from sbi_astro.inference import TrainingConfig, load_run, train
-from sbi_astro.inference.streaming import StoreBatches
+from sbi_astro.store_batches import StoreBatches
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADROOM = 64 * 2**20  # bytes the capped process may map beyond its start-up
@@ -35,16 +35,17 @@ import torch
 torch.set_num_threads(1)
 from _dask_helpers import WideGaussian
 from sbi_astro.campaign import run_campaign
+from sbi_astro import store_batches
 from sbi_astro.inference import TrainingConfig, streaming, train_from_store
 from sbi_astro.store import SimulationStore
-streaming.BLOCK_BYTES = 2 * 2**20
+store_batches.BLOCK_BYTES = 2 * 2**20
 streaming.SAMPLE_ROWS = 1000
 sim = WideGaussian(device="cpu")
 # warm-up: load every lazily imported module, and the prefetch thread's allocator arena
 run_campaign({warm!r}, sim, num_simulations=600, chunk_size=100, progress=False).close()
 train_from_store({warm!r}, sim, TrainingConfig(max_epochs=1, batch_size=64, device="cpu"),
                  stream=True)
-limit = streaming._address_space() + {headroom}
+limit = store_batches._address_space() + {headroom}
 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 out = {{"limit": limit}}
 try:

@@ -4,7 +4,7 @@ One module per concept: :mod:`.config` (the training configuration), :mod:`.trai
 (:func:`train`), :mod:`.estimator` (the trained estimator's interface), :mod:`.npe`,
 :mod:`.nle`, :mod:`.nre`, :mod:`.ensemble` (the methods), :mod:`.methods` (method -> class),
 :mod:`.run_files` and :mod:`.runs` (saving and loading run directories), :mod:`.data`
-(checking training sets), :mod:`.streaming` (training batches streamed from a store),
+(checking training sets), :mod:`.streaming` (training on batches streamed from a store),
 :mod:`.transforms`, and :mod:`.sbi_adapter`, the one module that touches ``sbi``.
 
 Example:

@@ -32,7 +32,8 @@ from .ensemble import member_config, mixture
 from .estimator import TrainedEstimator, resolve_embedding_spec
 from .methods import estimator_class
 from .run_files import read_run
-from .streaming import StoreBatches, fits_in_memory, row_bytes, train_streamed
+from ..store_batches import StoreBatches, fits_in_memory, row_bytes
+from .streaming import train_streamed
 from .transforms import LogitBox
 
 
@@ -128,10 +129,10 @@ def train_from_store(path: str | Path, simulator: Simulator,
         config: training configuration.
         num_rows: train on the first ``num_rows`` rows (default: all).
         stream: ``True`` streams batches from disk
-            (:class:`~sbi_astro.inference.streaming.StoreBatches`: bounded memory, the last
+            (:class:`~sbi_astro.store_batches.StoreBatches`: bounded memory, the last
             ``validation_fraction`` of the rows held out), ``False`` loads the rows and
             calls :func:`train`; ``None`` streams when the rows would take more than
-            :data:`~sbi_astro.inference.streaming.STREAM_FRACTION` of the memory available.
+            :data:`~sbi_astro.store_batches.STREAM_FRACTION` of the memory available.
         provenance, on_epoch: as for :func:`train`.
     """
     config = (config or TrainingConfig()).resolved(simulator.dim)

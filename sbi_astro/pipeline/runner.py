@@ -31,7 +31,7 @@ from ..campaign import run_campaign
 from ..executor import ClusterSpec
 from ..inference import TrainedEstimator, load_run
 from ..inference.ensemble import mixture
-from ..inference.streaming import fits_in_memory, row_bytes
+from ..store_batches import fits_in_memory, row_bytes
 from ..outputs import check_output_dir
 from ..registry import load_simulator
 from ..simulator import Simulator
