@@ -12,7 +12,9 @@ executor's overhead per chunk, and the peak memory of streamed against in-memory
   top of the local commit (submit, schedule, run, send the rows back).
 * **peak RSS** (``ru_maxrss``) of a fresh process that trains one NPE epoch on a lensing
   store: in memory (``store.load()`` then ``train``) against streamed from disk
-  (``train_from_store(stream=True)``).
+  (``train_from_store(stream=True)``); and the same for a learned solver, a U-Net score
+  prior trained for 100 steps on the store's images (the images loaded into a tensor
+  against :class:`~sbi_astro.store_batches.StoreBatches`).
 
 The machine's cores are shared (see ``machine`` in the JSON): speed-ups under 2 with 2
 workers on a 2-core machine shared with other work are expected.
@@ -63,6 +65,30 @@ else:
 print(json.dumps({"peak_rss_MB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "start_rss_MB": before / 1024, "seconds": time.perf_counter() - t0,
                   "validation_loss": est.metadata["training"]["best_validation_loss"]}))
+"""
+
+SCORE_RSS_CHILD = r"""
+import json, resource, sys, time
+import torch
+torch.set_num_threads(1)
+from sbi_astro.solvers import ScoreModel, VPSDE, train_score_model
+from sbi_astro.store import SimulationStore
+from sbi_astro.store_batches import StoreBatches
+path, mode = sys.argv[1], sys.argv[2]
+model = ScoreModel(VPSDE(), {"kind": "unet", "in_channels": 1, "channels": [8, 16, 16]})
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+t0 = time.perf_counter()
+if mode == "memory":
+    with SimulationStore.open(path) as s:
+        _, x = s.load()
+    data = x[:, None].float()
+    del x
+else:
+    data = StoreBatches(path, batch_size=32, validation_fraction=0.01, seed=0)
+summary = train_score_model(model, data, steps=100, batch_size=32, device="cpu")
+print(json.dumps({"peak_rss_MB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "start_rss_MB": before / 1024, "seconds": time.perf_counter() - t0,
+                  "final_loss": sum(summary["loss"][-20:]) / 20}))
 """
 
 
@@ -121,12 +147,13 @@ def _rss(d: Path, quick: bool) -> list[dict]:
     run_campaign(path, "lensing_sie", num_simulations=n, seed=2, chunk_size=250,
                  device="cpu", workers=2, progress=False).close()
     rows = []
-    for mode in ("memory", "streamed"):
-        out = subprocess.run([sys.executable, "-c", RSS_CHILD, str(path), mode],
-                             capture_output=True, text=True, check=True)
-        res = json.loads(out.stdout.strip().splitlines()[-1])
-        rows.append({"case": f"NPE 1 epoch, lensing_sie store ({n} rows, "
-                             f"{path.stat().st_size / 2**20:.0f} MB), {mode}", **res})
+    size = f"lensing_sie store ({n} rows, {path.stat().st_size / 2**20:.0f} MB)"
+    for what, child in (("NPE 1 epoch", RSS_CHILD), ("score prior 100 steps", SCORE_RSS_CHILD)):
+        for mode in ("memory", "streamed"):
+            out = subprocess.run([sys.executable, "-c", child, str(path), mode],
+                                 capture_output=True, text=True, check=True)
+            res = json.loads(out.stdout.strip().splitlines()[-1])
+            rows.append({"case": f"{what}, {size}, {mode}", **res})
     return rows
 
 

@@ -1,8 +1,10 @@
 """Training a score model by denoising score matching on a tensor of examples.
 
 :func:`train_score_model` runs Adam on :meth:`ScoreModel.loss` over random mini-batches of
-``data`` ``(N, *event_shape)`` (or over fresh draws of a sampler function, for noise models
-that can be simulated on the fly), updating the EMA weights after each step.  Everything
+``data`` ``(N, *event_shape)``, over fresh draws of a sampler function (noise models that
+can be simulated on the fly), or over a simulation store's rows streamed from disk
+(:class:`~sbi_astro.store_batches.StoreBatches`: training sets larger than memory, e.g. a
+campaign of GalSim galaxies), updating the EMA weights after each step.  Everything
 random (batches, times, noise) comes from one seeded ``torch.Generator``, so a seed gives
 the same model on a given device.
 
@@ -17,9 +19,10 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -27,9 +30,11 @@ from torch import Tensor
 
 from ..device import resolve_device
 from ..errors import ConfigError, NonFiniteError
+from ..store_batches import StoreBatches
 from .score_model import ScoreModel
 
 Sampler = Callable[[int, torch.Generator], Tensor]
+Example = Callable[[Tensor, Tensor], Tensor]
 
 
 def _check(steps: int, batch_size: int, lr: float) -> None:
@@ -41,17 +46,20 @@ def _check(steps: int, batch_size: int, lr: float) -> None:
         raise ConfigError(f"lr must be positive, got {lr!r}")
 
 
-def train_score_model(model: ScoreModel, data: Tensor | Sampler, *, steps: int = 2000,
-                      batch_size: int = 64, lr: float = 1e-3, seed: int = 0,
+def train_score_model(model: ScoreModel, data: Tensor | Sampler | StoreBatches, *,
+                      steps: int = 2000, batch_size: int = 64, lr: float = 1e-3, seed: int = 0,
                       device: str | torch.device | None = None, grad_clip: float = 1.0,
-                      log: Callable[[str], None] | None = None, log_every: int = 500
-                      ) -> dict[str, Any]:
+                      log: Callable[[str], None] | None = None, log_every: int = 500,
+                      example: Example | None = None) -> dict[str, Any]:
     """Trains ``model`` in place and returns a summary (losses per step, seconds).
 
     Args:
         model: the score model (moved to ``device``; left in eval mode, EMA weights active).
-        data: examples ``(N, *event_shape)`` in data units, or a function
-            ``(batch_size, generator) -> (batch_size, *event_shape)`` drawing fresh ones.
+        data: examples ``(N, *event_shape)`` in data units, a function
+            ``(batch_size, generator) -> (batch_size, *event_shape)`` drawing fresh ones, or
+            a store's batches (:class:`~sbi_astro.store_batches.StoreBatches` with
+            ``batch_size`` rows each, visited epoch after epoch in its seeded order; maps
+            of shape ``(H, W)`` get their channel axis).
         steps: optimiser steps.
         batch_size: examples per step.
         lr: Adam learning rate (cosine-decayed to 10 % over the steps).
@@ -59,6 +67,8 @@ def train_score_model(model: ScoreModel, data: Tensor | Sampler, *, steps: int =
         device: ``None`` picks CUDA when available (:func:`sbi_astro.device.resolve_device`).
         grad_clip: maximum gradient norm.
         log: called with a progress line every ``log_every`` steps.
+        example: with a store, ``example(theta, x) -> (B, *event_shape)`` makes the
+            examples from its rows (default: ``x``).
 
     Raises:
         ConfigError: bad settings; ShapeError: data of the wrong shape;
@@ -68,6 +78,19 @@ def train_score_model(model: ScoreModel, data: Tensor | Sampler, *, steps: int =
     dev = resolve_device(device)
     model.to(dev).train()
     gen = torch.Generator(device=dev).manual_seed(seed)
+    streamed = None
+    if isinstance(data, StoreBatches):
+        if data.batch_size != batch_size:
+            raise ConfigError(f"the store's batches hold {data.batch_size} rows but "
+                              f"batch_size is {batch_size}; make them equal")
+        streamed = _store_examples(data, model, example)
+
+        def from_store(n: int, gen: torch.Generator) -> Tensor:  # the store decides the rows
+            return next(streamed)
+
+        data = from_store
+    elif example is not None:
+        raise ConfigError("example= applies to training from a store")
     if isinstance(data, Tensor):
         model.check_x(data)
         data = data.to(dev)
@@ -78,26 +101,45 @@ def train_score_model(model: ScoreModel, data: Tensor | Sampler, *, steps: int =
         opt, lambda i: 0.1 + 0.45 * (1.0 + math.cos(math.pi * i / steps)))
     losses = []
     t0 = time.perf_counter()
-    for step in range(steps):
-        if isinstance(data, Tensor):
-            idx = torch.randint(data.shape[0], (batch_size,), generator=gen, device=dev)
-            batch = data[idx]
-        else:
-            batch = data(batch_size, gen).to(dev)
-        loss = model.loss(batch, generator=gen)
-        if not torch.isfinite(loss):
-            raise NonFiniteError(f"score-matching loss is {loss.item()} at step {step}; lower lr "
-                                 "or check the data for NaN/inf")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.net.parameters(), grad_clip)
-        opt.step()
-        sched.step()
-        model.update_ema()
-        losses.append(loss.item())
-        if log is not None and (step + 1) % log_every == 0:
-            recent = sum(losses[-log_every:]) / len(losses[-log_every:])
-            log(f"step {step + 1}/{steps}: loss {recent:.4g}")
+    try:
+        for step in range(steps):
+            if isinstance(data, Tensor):
+                idx = torch.randint(data.shape[0], (batch_size,), generator=gen, device=dev)
+                batch = data[idx]
+            else:
+                batch = data(batch_size, gen).to(dev)
+            loss = model.loss(batch, generator=gen)
+            if not torch.isfinite(loss):
+                raise NonFiniteError(f"score-matching loss is {loss.item()} at step {step}; "
+                                     "lower lr or check the data for NaN/inf")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.net.parameters(), grad_clip)
+            opt.step()
+            sched.step()
+            model.update_ema()
+            losses.append(loss.item())
+            if log is not None and (step + 1) % log_every == 0:
+                recent = sum(losses[-log_every:]) / len(losses[-log_every:])
+                log(f"step {step + 1}/{steps}: loss {recent:.4g}")
+    finally:
+        if streamed is not None:
+            streamed.close()  # stops the store's prefetch thread
     model.eval()
     return {"loss": losses, "seconds": time.perf_counter() - t0, "steps": steps,
             "batch_size": batch_size, "lr": lr, "seed": seed}
+
+
+def _store_examples(data: StoreBatches, model: ScoreModel, example: Example | None
+                    ) -> Iterator[Tensor]:
+    """The store's batches as examples, epoch after epoch, checked against the model."""
+    epoch = 0
+    while True:
+        with contextlib.closing(data.epoch(epoch)) as batches:
+            for theta, x in batches:
+                batch = example(theta, x) if example is not None else x
+                if batch.dim() == len(model.event_shape):  # (B, H, W) maps: one channel
+                    batch = batch.unsqueeze(1)
+                model.check_x(batch)
+                yield batch
+        epoch += 1

@@ -16,10 +16,9 @@ number of the row's counter-based stream, so an image depends only on its row ke
 parameters (whatever the batch), as every simulator's.  GalSim runs on the CPU, one image at
 a time (~1 ms for 64 x 64); the result is moved to the simulator's device.
 
-Needs ``pip install galsim`` (2.8.5 tested; it does not touch torch).  To use it as a
-registered plugin (campaigns, stores), add
-``galsim_sources = "simulators.galsim_sources:GalSimSources"`` to the
-``sbi_astro.simulators`` entry points once galsim is a dependency of the environment.
+Needs GalSim (a dependency of the package; 2.8.5 tested; it does not touch torch).  It is
+registered as ``galsim_sources``, so campaigns write its images into stores like any
+simulation's.
 
 Example:
     >>> import pytest, torch

@@ -4,7 +4,9 @@ Either the observations are given (``data``), or an ``observe(signal, rng) -> da
 callable draws fresh noise every epoch (the noise of row ``i`` in epoch ``e`` comes from
 its own counter-based stream ``fold(fold(key(seed), e), i)``, so it does not depend on the
 batch size).  The last ``validation_fraction`` of the rows, with fixed noise, is the
-validation set; the weights of the best validation epoch are kept.
+validation set; the weights of the best validation epoch are kept.  The signals can also be
+streamed from a simulation store larger than memory
+(:class:`~sbi_astro.store_batches.StoreBatches`; ``signal(theta, x)`` makes each row's truth).
 
 Example:
     >>> import torch
@@ -24,17 +26,19 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import Tensor
 
 from ...errors import ConfigError, ShapeError
 from ...random import RowRandom, fold, key_from_seed
+from ...store_batches import StoreBatches
 from .likelihoods import LogLikelihood
 from .model import RIM
 
 Observe = Callable[[Tensor, RowRandom], Tensor]
+Signal = Callable[[Tensor, Tensor], Tensor]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,69 +99,154 @@ def _check(rim: RIM, truth: Tensor, observe: Observe | None, data: Tensor | None
         raise ConfigError("fit needs at least 2 training signals (one is held out)")
 
 
-def fit(rim: RIM, truth: Tensor, log_likelihood: LogLikelihood, *,
+Pairs = Iterator[tuple[Tensor, Tensor]]  # (data, truth) batches
+
+
+class _InMemory:
+    """Training and validation pairs of signals held in memory (``truth`` a tensor)."""
+
+    def __init__(self, rim: RIM, truth: Tensor, observe: Observe | None, data: Tensor | None,
+                 config: TrainingConfig):
+        _check(rim, truth, observe, data)
+        self.dev, self.config = rim.device, config
+        self.truth = truth.to(self.dev, torch.float32)
+        n = self.truth.shape[0]
+        n_val = max(1, int(round(config.validation_fraction * n)))
+        self.num_train = n - n_val
+        if self.num_train < 1:
+            raise ConfigError(f"validation_fraction {config.validation_fraction} leaves no "
+                              f"training row of {n}; lower it or add signals")
+        self.observe, self.data = observe, data
+        self.root = key_from_seed(config.seed).to(self.dev)
+        self.gen = torch.Generator().manual_seed(config.seed)
+        self.val_rows = torch.arange(self.num_train, n, device=self.dev)
+        self.val_data = self._data(self.val_rows, fold(self.root, -1))
+
+    def _data(self, rows: Tensor, key: Tensor) -> Tensor:
+        if self.data is not None:
+            return self.data[rows.cpu()].to(self.dev)
+        return noisy_data(self.observe, self.truth[rows], key, rows)
+
+    def standardising_pairs(self) -> tuple[Tensor, Tensor]:
+        rows = torch.arange(min(self.num_train, 1024), device=self.dev)
+        return self.truth[rows], self._data(rows, fold(self.root, -2))
+
+    def epoch(self, epoch: int) -> Pairs:
+        perm = torch.randperm(self.num_train, generator=self.gen).to(self.dev)
+        key = fold(self.root, epoch)
+        for i in range(0, self.num_train, self.config.batch_size):
+            rows = perm[i:i + self.config.batch_size]
+            yield self._data(rows, key), self.truth[rows]
+
+    def validation(self) -> Pairs:
+        step = 4 * self.config.batch_size
+        for i in range(0, self.val_rows.shape[0], step):
+            yield self.val_data[i:i + step], self.truth[self.val_rows[i:i + step]]
+
+
+class _Streamed:
+    """Training and validation pairs of signals streamed from a store
+    (:class:`~sbi_astro.store_batches.StoreBatches`): ``signal(theta, x)`` of each row is the
+    truth, ``observe`` draws its noise.  Batch ``b`` of epoch ``e`` draws its noise from
+    ``fold(fold(key(seed), e), b * batch_size + i)``; validation noise is fixed."""
+
+    def __init__(self, rim: RIM, store: StoreBatches, observe: Observe | None,
+                 signal: Signal | None, config: TrainingConfig):
+        if observe is None:
+            raise ConfigError("training from a store needs observe= (the store holds the "
+                              "signals; their observations are simulated every epoch)")
+        if store.batch_size != config.batch_size:
+            raise ConfigError(f"the store's batches hold {store.batch_size} rows but "
+                              f"config.batch_size is {config.batch_size}; make them equal")
+        self.rim, self.store, self.observe, self.config = rim, store, observe, config
+        self.signal = signal if signal is not None else (lambda theta, x: x)
+        self.dev = rim.device
+        self.num_train = store.num_train
+        self.root = key_from_seed(config.seed).to(self.dev)
+
+    def _truth(self, theta: Tensor, x: Tensor) -> Tensor:
+        truth = self.signal(theta.to(self.dev), x.to(self.dev)).to(torch.float32)
+        if tuple(truth.shape[1:]) != self.rim.config.signal_shape:
+            raise ShapeError(f"signal(theta, x) of the store's rows must be (B, "
+                             f"*{self.rim.config.signal_shape}), got {tuple(truth.shape)}")
+        return truth
+
+    def _pairs(self, batches: Iterator[tuple[Tensor, Tensor]], key: Tensor) -> Pairs:
+        offset = 0
+        for theta, x in batches:
+            truth = self._truth(theta, x)
+            rows = torch.arange(offset, offset + truth.shape[0], device=self.dev)
+            offset += truth.shape[0]
+            yield noisy_data(self.observe, truth, key, rows), truth
+
+    def standardising_pairs(self) -> tuple[Tensor, Tensor]:
+        theta, x = self.store.sample(1024)
+        truth = self._truth(theta, x)
+        rows = torch.arange(truth.shape[0], device=self.dev)
+        return truth, noisy_data(self.observe, truth, fold(self.root, -2), rows)
+
+    def epoch(self, epoch: int) -> Pairs:
+        return self._pairs(self.store.epoch(epoch), fold(self.root, epoch))
+
+    def validation(self) -> Pairs:
+        return self._pairs(self.store.validation(), fold(self.root, -1))
+
+
+def fit(rim: RIM, truth: Tensor | StoreBatches, log_likelihood: LogLikelihood, *,
         observe: Observe | None = None, data: Tensor | None = None,
-        config: TrainingConfig = TrainingConfig(),
+        signal: Signal | None = None, config: TrainingConfig = TrainingConfig(),
         log: Callable[[str], None] | None = print) -> TrainingSummary:
     """Trains ``rim`` in place; keeps the weights of the best validation epoch.
 
     Args:
         rim: the machine (standardised here on the training rows if not yet).
-        truth: signals ``(N, *signal_shape)``.
+        truth: signals ``(N, *signal_shape)``, or a store's batches
+            (:class:`~sbi_astro.store_batches.StoreBatches`, with ``batch_size`` equal to
+            ``config.batch_size``): training from a store larger than memory, its
+            validation rows held out by range (the store's ``validation_fraction`` is
+            used, not ``config``'s).
         log_likelihood: ``fn(signal, data) -> (B,)``.
         observe: ``observe(signal (B, ...), rng) -> data (B, ...)``, noise from ``rng``
             (a :class:`~sbi_astro.random.RowRandom` over the batch's rows).
-        data: fixed observations ``(N, *data_shape)`` instead of ``observe``.
+        data: fixed observations ``(N, *data_shape)`` instead of ``observe`` (in memory).
+        signal: with a store, ``signal(theta (B, D), x (B, *E)) -> (B, *signal_shape)``,
+            the truth of each row (default: ``x``), e.g. a spectrum computed from the
+            parameters.
         config: optimiser settings.
         log: receives one progress line per epoch (``None``: silent).
     """
-    _check(rim, truth, observe, data)
-    dev = rim.device
-    truth = truth.to(dev, torch.float32)
-    n = truth.shape[0]
-    n_val = max(1, int(round(config.validation_fraction * n)))
-    n_train = n - n_val
-    if n_train < 1:
-        raise ConfigError(f"validation_fraction {config.validation_fraction} leaves no "
-                          f"training row of {n}; lower it or add signals")
-    root = key_from_seed(config.seed).to(dev)
-    val_rows = torch.arange(n_train, n, device=dev)
-
-    def batch_data(rows: Tensor, key: Tensor) -> Tensor:
-        if data is not None:
-            return data[rows.cpu()].to(dev)
-        return noisy_data(observe, truth[rows], key, rows)
-
-    val_data = batch_data(val_rows, fold(root, -1))
+    if isinstance(truth, StoreBatches):
+        pairs: _InMemory | _Streamed = _Streamed(rim, truth, observe, signal, config)
+    else:
+        if signal is not None:
+            raise ConfigError("signal= applies to training from a store; give the signals "
+                              "themselves as truth")
+        pairs = _InMemory(rim, truth, observe, data, config)
     if not bool(rim.standardised):
-        rows = torch.arange(min(n_train, 1024), device=dev)
-        rim.standardise(truth[rows], batch_data(rows, fold(root, -2)), log_likelihood)
+        rim.standardise(*pairs.standardising_pairs(), log_likelihood)
     opt = torch.optim.Adam(rim.parameters(), lr=config.lr)
-    steps_per_epoch = math.ceil(n_train / config.batch_size)
+    steps_per_epoch = math.ceil(pairs.num_train / config.batch_size)
     total = config.epochs * steps_per_epoch
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda i: 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(i, total) / total)))
-    gen = torch.Generator().manual_seed(config.seed)
     summary = TrainingSummary([], [], -1, 0.0)
     best, best_state = math.inf, None
     t0 = time.perf_counter()
     for epoch in range(config.epochs):
         rim.train()
-        perm = torch.randperm(n_train, generator=gen).to(dev)
-        key = fold(root, epoch)
-        running = 0.0
-        for i in range(0, n_train, config.batch_size):
-            rows = perm[i:i + config.batch_size]
-            loss = rim.loss(batch_data(rows, key), truth[rows], log_likelihood)
+        running, seen = 0.0, 0
+        for batch_data, batch_truth in pairs.epoch(epoch):
+            loss = rim.loss(batch_data, batch_truth, log_likelihood)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(rim.parameters(), config.clip_norm)
             opt.step()
             sched.step()
-            running += float(loss.detach()) * rows.shape[0]
-        summary.train_loss.append(running / n_train)
-        summary.validation_loss.append(_validation_loss(rim, val_data, truth[val_rows],
-                                                        log_likelihood, config.batch_size))
+            running += float(loss.detach()) * batch_truth.shape[0]
+            seen += batch_truth.shape[0]
+        summary.train_loss.append(running / max(seen, 1))
+        summary.validation_loss.append(_validation_loss(rim, pairs.validation(),
+                                                        log_likelihood))
         if summary.validation_loss[-1] < best:
             best, summary.best_epoch = summary.validation_loss[-1], epoch
             best_state = {k: v.detach().clone() for k, v in rim.state_dict().items()}
@@ -173,11 +262,10 @@ def fit(rim: RIM, truth: Tensor, log_likelihood: LogLikelihood, *,
 
 
 @torch.no_grad()
-def _validation_loss(rim: RIM, data: Tensor, truth: Tensor, log_likelihood: LogLikelihood,
-                     batch_size: int) -> float:
+def _validation_loss(rim: RIM, batches: Pairs, log_likelihood: LogLikelihood) -> float:
     rim.eval()
-    total = 0.0
-    for i in range(0, truth.shape[0], 4 * batch_size):
-        sl = slice(i, i + 4 * batch_size)
-        total += float(rim.loss(data[sl], truth[sl], log_likelihood)) * truth[sl].shape[0]
-    return total / truth.shape[0]
+    total, rows = 0.0, 0
+    for data, truth in batches:
+        total += float(rim.loss(data, truth, log_likelihood)) * truth.shape[0]
+        rows += truth.shape[0]
+    return total / max(rows, 1)
