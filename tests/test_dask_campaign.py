@@ -20,6 +20,7 @@ import h5py
 import numpy as np
 import psutil
 import pytest
+import yaml
 from _dask_helpers import FaultyGaussian
 
 from sbi_astro.campaign import run_campaign, simulate_rows
@@ -210,3 +211,21 @@ def test_study_cluster_section():
         Study.from_dict({**base, "simulate": {"workers": 2}, "cluster": {"workers": 3}})
     with pytest.raises(ConfigError, match="cluster: cluster kind must be one of"):
         Study.from_dict({**base, "cluster": {"kind": "lsf"}})
+
+
+def test_study_cluster_files_are_relative_to_the_yaml(tmp_path, monkeypatch):
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "hpc.yaml").write_text("slurm: {cores: 4, memory: 8GB}\n")
+    (project / "sched.json").write_text("{}")
+    base = {"simulator": {"name": "gaussian_linear", "device": "cpu"}}
+    (project / "a.yaml").write_text(yaml.safe_dump(
+        {**base, "cluster": {"kind": "slurm", "jobs": 2, "config": "hpc.yaml"}}))
+    (project / "b.yaml").write_text(yaml.safe_dump(
+        {**base, "cluster": {"scheduler": "sched.json"}}))
+    (project / "c.yaml").write_text(yaml.safe_dump(
+        {**base, "cluster": {"scheduler": "tcp://10.0.0.1:8786"}}))
+    monkeypatch.chdir(tmp_path)  # elsewhere: the files follow the YAML
+    assert Study.from_yaml(project / "a.yaml").cluster.config == str(project / "hpc.yaml")
+    assert Study.from_yaml(project / "b.yaml").cluster.scheduler == str(project / "sched.json")
+    assert Study.from_yaml(project / "c.yaml").cluster.scheduler == "tcp://10.0.0.1:8786"

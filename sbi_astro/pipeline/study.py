@@ -8,6 +8,7 @@ Schema (every key optional except ``simulator.name``; unknown keys are errors)::
     simulate: {num_simulations: 10000, seed: 1, chunk_size: 1000, workers: 1}
     cluster: {workers: 4}                           # or {scheduler: tcp://host:8786}, or
                                                     # {kind: slurm, jobs: 10, config: hpc.yaml}
+                                                    # (files relative to the YAML)
     train: {method: npe, flow: nsf, ...}          # any TrainingConfig field
     fine_tune: [{learning_rate: 1.0e-4}]            # further stages, each from the last weights
     snapshot_ensemble: false                        # true / N: mix every / the last N stages
@@ -201,7 +202,8 @@ class Study:
         except UnicodeDecodeError:
             raise ConfigError(f"{path} is not a text file (not UTF-8); give the study's YAML "
                               "file") from None
-        study = cls.from_dict(doc, source=str(path))
+        study = cls.from_dict(_cluster_files_relative_to(doc, path.resolve().parent),
+                              source=str(path))
         options = _files_relative_to(study.simulator, study.options, path.resolve().parent)
         return dataclasses.replace(study, options=options) if options != study.options else study
 
@@ -220,6 +222,23 @@ def _files_relative_to(simulator: str, options: dict[str, Any], folder: Path
         if isinstance(value, str) and value.strip() and not Path(value).expanduser().is_absolute():
             out[name] = str(folder / value)
     return out
+
+
+def _cluster_files_relative_to(doc: Any, folder: Path) -> Any:
+    """``doc`` with the ``cluster:`` section's files taken from ``folder`` (the study's):
+    a relative ``config`` always, a relative ``scheduler`` when that file exists there (it
+    may also be an address)."""
+    cluster = doc.get("cluster") if isinstance(doc, dict) else None
+    if not isinstance(cluster, dict):
+        return doc
+    out = dict(cluster)
+    for key in ("config", "scheduler"):
+        value = out.get(key)
+        if not isinstance(value, str) or not value.strip() or Path(value).expanduser().is_absolute():
+            continue
+        if key == "config" or (folder / value).is_file():
+            out[key] = str(folder / value)
+    return {**doc, "cluster": out}
 
 
 def training_options(stage: dict[str, Any]) -> dict[str, Any]:
