@@ -9,6 +9,7 @@ a ``seed`` and is reproducible.
 * :mod:`.coverage` - expected coverage of highest-posterior-density regions.
 * :mod:`.c2st` - classifier two-sample test (seeded torch MLP).
 * :mod:`.ppc` - posterior predictive checks.
+* :mod:`.images` - calibration of image posteriors: TARP over all pixels, z-scores, chi^2.
 * :mod:`.recovery` - parameter recovery: R^2 of posterior means, posterior widths.
 * :mod:`.verdict` - one word: calibrated, overconfident, underconfident or biased.
 
@@ -20,6 +21,7 @@ Dynamics diagnostics of simulated or observed time series (numpy, imported on th
 
 from .c2st import c2st, c2st_scores
 from .coverage import CoverageResult, expected_coverage, hpd_levels, posterior_log_probs
+from .images import ImageCalibrationResult, image_calibration
 from .ppc import PPCResult, default_statistics, posterior_predictive
 from .recovery import RecoveryResult, parameter_recovery
 from .sbc import SBCResult, rank_histogram, sbc, sbc_ranks
@@ -37,6 +39,7 @@ from .verdict import LABELS, Verdict, calibration_verdict
 __all__ = [
     "LABELS",
     "CoverageResult",
+    "ImageCalibrationResult",
     "PPCResult",
     "RecoveryResult",
     "SBCResult",
@@ -52,6 +55,7 @@ __all__ = [
     "ecp_curve",
     "expected_coverage",
     "hpd_levels",
+    "image_calibration",
     "parameter_recovery",
     "posterior_log_probs",
     "posterior_predictive",

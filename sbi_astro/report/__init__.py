@@ -30,13 +30,16 @@ from ..diagnostics.ppc import PPCResult
 from ..diagnostics.recovery import RecoveryResult
 from ..diagnostics.sbc import SBCResult
 from ..diagnostics.tarp import TarpResult
+from ..diagnostics.images import ImageCalibrationResult
 from .figures import (
     plot_corner,
     plot_coverage,
+    plot_image_maps,
     plot_ppc,
     plot_recovery,
     plot_sbc,
     plot_tarp,
+    plot_z_histogram,
     png,
 )
 from .html import jsonable, render_html, section_html
@@ -101,4 +104,29 @@ def write_report(content: ReportContent, out_dir: str | Path) -> tuple[Path, Pat
     return report_path, metrics_path
 
 
-__all__ = ["ReportContent", "jsonable", "write_report"]
+def image_calibration_section(res: ImageCalibrationResult, *, title: str = "Pixel calibration",
+                              text: str = "") -> Section:
+    """A report section of a high-dimensional calibration
+    (:func:`~sbi_astro.diagnostics.images.image_calibration`): TARP over all pixels, the
+    z-score histogram, maps of examples and the numbers (also in ``metrics.json``)."""
+    m = res.to_dict()
+    lines = [f"{m['num_images']} images of {m['num_pixels']} pixels. TARP over all pixels: "
+             f"ATC {m['tarp_atc']:+.3f}, KS p {m['tarp_ks_pvalue']:.3g}. Per-pixel z-scores: "
+             f"mean {m['z_mean']:+.3f}, std {m['z_std']:.3f}; |z| < 1 for "
+             f"{m['fraction_abs_z_below_1']:.3f} of pixels (0.683 if calibrated), |z| < 2 for "
+             f"{m['fraction_abs_z_below_2']:.3f} (0.954). Central 90 % intervals hold "
+             f"{m['interval90_coverage']:.3f} of true pixels ({m['interval90_expected']:.3f} "
+             "expected for this number of samples)."]
+    if "reduced_chi2_mean" in m:
+        lines.append(f"Reduced chi^2 of the posterior's model images against the data: mean "
+                     f"{m['reduced_chi2_mean']:.3f}, median {m['reduced_chi2_median']:.3f} "
+                     "(1 for a fit at the noise level).")
+    figures = [(res.tarp, "TARP over all pixels: expected coverage against credibility"),
+               (plot_z_histogram(res), "Per-pixel z-scores of the true images"),
+               (plot_image_maps(res), "Examples: truth, data, posterior mean and std, and "
+                                      "the residual in posterior standard deviations")]
+    return Section(title=title, text="\n\n".join([*([text] if text else []), *lines]),
+                   figures=figures, metrics=m)
+
+
+__all__ = ["ReportContent", "image_calibration_section", "jsonable", "write_report"]

@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from ..diagnostics.coverage import CoverageResult
+from ..diagnostics.images import NORMAL_WITHIN, ImageCalibrationResult
 from ..diagnostics.ppc import PPCResult
 from ..diagnostics.recovery import RecoveryResult
 from ..diagnostics.sbc import SBCResult
@@ -212,6 +213,55 @@ def plot_recovery(res: RecoveryResult, theta: Tensor, names: tuple[str, ...],
     return fig
 
 
+
+
+def plot_image_maps(res: ImageCalibrationResult) -> Any:
+    """One row per example image: truth, data, posterior mean, posterior std and the
+    residual in posterior standard deviations, ``(truth - mean) / std``."""
+    ex = res.examples
+    cols = [("truth", ex["truth"], "viridis"), ("data", ex.get("data"), "viridis"),
+            ("posterior mean", ex["mean"], "viridis"), ("posterior std", ex["std"], "magma"),
+            ("(truth - mean) / std", (ex["truth"] - ex["mean"]) / ex["std"].clamp_min(1e-12),
+             "RdBu_r")]
+    cols = [c for c in cols if c[1] is not None and c[1].dim() == 3]  # maps only
+    k = ex["truth"].shape[0]
+    fig, axes = figure(k, len(cols), size=(2.1 * len(cols), 2.0 * k))
+    for i in range(k):
+        for j, (title, maps, cmap) in enumerate(cols):
+            ax = axes[i, j]
+            img = maps[i].numpy()
+            if cmap == "RdBu_r":
+                im = ax.imshow(img, origin="lower", cmap=cmap, vmin=-3, vmax=3)
+            else:
+                vmin, vmax = (float(ex["truth"][i].min()), float(ex["truth"][i].max())) \
+                    if title in ("truth", "posterior mean") else (None, None)
+                im = ax.imshow(img, origin="lower", cmap=cmap, vmin=vmin, vmax=vmax)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(title, fontsize=9)
+            fig.colorbar(im, ax=ax, shrink=0.8)
+    return fig
+
+
+def plot_z_histogram(res: ImageCalibrationResult) -> Any:
+    """The per-pixel z-scores against the standard normal."""
+    import numpy as np
+
+    fig, ax = figure(size=(4.6, 3.6))
+    ax = ax[0, 0]
+    z = res.z.reshape(-1).numpy()
+    ax.hist(np.clip(z, -5, 5), bins=np.linspace(-5, 5, 51), density=True, color="C0",
+            alpha=0.7, label="pixels")
+    grid = np.linspace(-5, 5, 201)
+    ax.plot(grid, np.exp(-0.5 * grid**2) / math.sqrt(2 * math.pi), "k--", lw=1,
+            label="N(0, 1)")
+    ax.set(xlabel="(truth - posterior mean) / posterior std", ylabel="density",
+           title=f"z: mean {res.z_mean:+.2f}, std {res.z_std:.2f}; |z|<1 "
+                 f"{res.within[1]:.2f} ({NORMAL_WITHIN[1]:.2f})")
+    ax.title.set_fontsize(9)
+    ax.legend(fontsize=8)
+    return fig
 
 
 def render_figure(obj: Any) -> str:
