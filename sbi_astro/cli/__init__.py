@@ -179,8 +179,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ..pipeline import Study, run_study
+    from ..pipeline import ScoreStudy, Study, is_score_study, run_score_study, run_study
 
+    if is_score_study(args.study):
+        res = run_score_study(ScoreStudy.from_yaml(args.study), output=args.output,
+                              progress=not args.no_progress)
+        print(f"posterior-mean RMS error {res['rmse']:.4g}; pixel z std {res['z_std']:.3f}; "
+              f"TARP KS p {res['tarp_ks_pvalue']:.3g}")
+        print(f"report: {res['report']}")
+        return 0
     study = Study.from_yaml(args.study)
     res = run_study(study, output=args.output, progress=not args.no_progress)
     print(f"verdict: {res['verdict']}")

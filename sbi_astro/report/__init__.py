@@ -26,11 +26,11 @@ from torch import Tensor
 from .. import atomic
 from ..analysis import Section
 from ..diagnostics.coverage import CoverageResult
+from ..diagnostics.images import ImageCalibrationResult
 from ..diagnostics.ppc import PPCResult
 from ..diagnostics.recovery import RecoveryResult
 from ..diagnostics.sbc import SBCResult
 from ..diagnostics.tarp import TarpResult
-from ..diagnostics.images import ImageCalibrationResult
 from .figures import (
     plot_corner,
     plot_coverage,
@@ -42,7 +42,7 @@ from .figures import (
     plot_z_histogram,
     png,
 )
-from .html import jsonable, render_html, section_html
+from .html import jsonable, render_html, render_sections_page, section_html
 
 
 @dataclasses.dataclass
@@ -104,6 +104,26 @@ def write_report(content: ReportContent, out_dir: str | Path) -> tuple[Path, Pat
     return report_path, metrics_path
 
 
+def write_sections_report(sections: list[Section], out_dir: str | Path, *, title: str,
+                          subtitle: str, metrics: dict[str, Any]) -> tuple[Path, Path]:
+    """Writes ``report.html`` (the sections, then ``metrics["provenance"]``) and
+    ``metrics.json`` (``metrics`` with each section's numbers under ``sections``), each
+    atomically: the report of a study without parameter-level calibration.
+
+    Returns:
+        The paths of ``report.html`` and ``metrics.json``.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    metrics = jsonable({**metrics, "sections": {s.title: s.metrics for s in sections}})
+    page = render_sections_page(title, subtitle, [section_html(s) for s in sections],
+                                metrics.get("provenance", {}))
+    report_path, metrics_path = out / "report.html", out / "metrics.json"
+    atomic.write_text(metrics_path, json.dumps(metrics, indent=2))
+    atomic.write_text(report_path, page)
+    return report_path, metrics_path
+
+
 def image_calibration_section(res: ImageCalibrationResult, *, title: str = "Pixel calibration",
                               text: str = "") -> Section:
     """A report section of a high-dimensional calibration
@@ -129,4 +149,5 @@ def image_calibration_section(res: ImageCalibrationResult, *, title: str = "Pixe
                    figures=figures, metrics=m)
 
 
-__all__ = ["ReportContent", "image_calibration_section", "jsonable", "write_report"]
+__all__ = ["ReportContent", "image_calibration_section", "jsonable", "write_report",
+           "write_sections_report"]

@@ -204,3 +204,21 @@ samples each, seed {metrics['seed']}; created {when}</div>
 {''.join(sections)}
 </main></body></html>
 """
+
+
+def render_sections_page(title: str, subtitle: str, sections: list[str] | tuple[str, ...],
+                         provenance: dict[str, Any]) -> str:
+    """A report page of sections only (a learned solver's study: no parameter-level
+    calibration), with the provenance as JSON at the end."""
+    prov = html.escape(json.dumps(provenance, indent=2))
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{html.escape(title)}</title><style>{_CSS}</style></head>
+<body><main>
+<h1>{html.escape(title)}</h1>
+<div class="sub">{html.escape(subtitle)}</div>
+{"".join(sections)}
+<h2>Provenance</h2><pre>{prov}</pre>
+</main></body></html>
+"""

@@ -1,0 +1,90 @@
+"""Linear forward operators of pixel-level problems, found through entry points.
+
+A learned inverse solver (:mod:`sbi_astro.solvers`) reconstructs a map ``x`` from data
+``y = A x + noise``.  A plugin contributes ``A`` as a function of keyword options returning
+an operator object with:
+
+* ``op(x)``: ``(N, *source_shape) -> (N, *data_shape)``, linear, differentiable;
+* ``op.adjoint(y)``: the transpose, ``(N, *data_shape) -> (N, *source_shape)``.
+
+They are found only through the entry-point group ``sbi_astro.operators``, the built-in
+lensing operator exactly like a third party's::
+
+    [project.entry-points."sbi_astro.operators"]
+    lensing = "simulators.lensing.operator:lensing_operator"
+
+Example:
+    >>> "lensing" in list_operators()
+    True
+    >>> op = get_operator("lensing", theta_E=1.0, e1=0.0, e2=0.0, num_pix=8, pixel_scale=0.3,
+    ...                   source_num_pix=8, source_pixel_scale=0.15)
+    >>> callable(op.adjoint)
+    True
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from functools import cache
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any
+
+from .errors import ConfigError, PluginError
+
+GROUP = "sbi_astro.operators"
+
+
+@cache
+def _entry_points() -> dict[str, EntryPoint]:
+    return {ep.name: ep for ep in entry_points(group=GROUP)}
+
+
+def list_operators() -> list[str]:
+    """Names of the registered operators."""
+    return sorted(_entry_points())
+
+
+def operator_factory(name: str) -> Callable[..., Any]:
+    """The function registered as ``name``.
+
+    Raises:
+        ConfigError: no operator of that name (the message lists the known ones).
+        PluginError: the entry point cannot be imported or is not callable.
+    """
+    eps = _entry_points()
+    if name not in eps:
+        raise ConfigError(f"unknown operator '{name}'; known operators: {list_operators()}")
+    try:
+        fn = eps[name].load()
+    except Exception as err:  # noqa: BLE001 - any import failure of a third-party plugin
+        raise PluginError(f"operator {name!r} ({eps[name].value}) could not be imported: "
+                          f"{type(err).__name__}: {err}") from err
+    if not callable(fn):
+        raise PluginError(f"operator {name!r} ({eps[name].value}) is not a function")
+    return fn
+
+
+def check_operator_options(name: str, options: dict[str, Any]) -> None:
+    """Checks that ``options`` fit the signature of operator ``name`` (before any work).
+
+    Raises:
+        ConfigError: unknown operator, or options it does not take.
+    """
+    fn = operator_factory(name)
+    try:
+        inspect.signature(fn).bind(**options)
+    except TypeError as err:
+        params = list(inspect.signature(fn).parameters)
+        raise ConfigError(f"operator '{name}': options {sorted(options)} do not fit ({err}); "
+                          f"it takes {params}") from None
+
+
+def get_operator(name: str, **options: Any) -> Any:
+    """The operator ``name`` built with ``options`` (checked against its signature)."""
+    check_operator_options(name, options)
+    op = operator_factory(name)(**options)
+    if not callable(op) or not callable(getattr(op, "adjoint", None)):
+        raise PluginError(f"operator {name!r} returned a {type(op).__name__}, which lacks "
+                          "op(x) or op.adjoint(y)")
+    return op
