@@ -16,10 +16,10 @@ lensing operator exactly like a third party's::
 Example:
     >>> "lensing" in list_operators()
     True
-    >>> op = get_operator("lensing", theta_E=1.0, e1=0.0, e2=0.0, num_pix=8, pixel_scale=0.3,
-    ...                   source_num_pix=8, source_pixel_scale=0.15)
-    >>> callable(op.adjoint)
-    True
+    >>> check_operator_options("lensing", {"warp": 2})
+    Traceback (most recent call last):
+    ...
+    sbi_astro.errors.ConfigError: operator 'lensing': options ['warp'] do not fit...
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ Schema (``solver: score`` marks it; unknown keys are errors)::
               seed: 0, chunk_size: 250}         # the prior's training images (a campaign)
     prior: {sde: ve, sigma_min: 0.01, sigma_max: 10.0, channels: [16, 32, 64],
             data_std: 0.2, steps: 800, batch_size: 16, lr: 0.002, seed: 0}
-    operator: {name: lensing, options: {theta_E: 0.9, ...}}   # y = A x + noise
+    operator: {name: lensing, options: {...}}  # y = A x + noise; A from sbi_astro.operators
     noise_sigma: 0.05                           # Gaussian noise of y, in normalised units
     test: {num_images: 8, seed: 200, chains: 16, steps: 300, final_steps: 100,
            t_min: 0.01, cg_iters: 20}
