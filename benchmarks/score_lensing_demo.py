@@ -24,9 +24,10 @@ from sbi_astro.solvers import (
     VESDE,
     LinearOperatorLikelihood,
     ScoreModel,
-    conjugate_gradient,
+    regularised_least_squares,
     sample_posterior,
     train_score_model,
+    tune_regularisation,
 )
 from simulators.galsim_sources import GalSimSources
 from simulators.lensing.operator import lensing_operator
@@ -39,25 +40,6 @@ def galaxies(num: int, seed: int) -> torch.Tensor:
     theta = sim.prior.sample((num,), generator=torch.Generator().manual_seed(seed))
     x = sim.simulate(theta, generator=torch.Generator().manual_seed(seed + 1))
     return (x / x.amax((-1, -2), keepdim=True))[:, None]
-
-
-def regularised_ls(op, y: torch.Tensor, lam: float) -> torch.Tensor:
-    """argmin |y - A x|^2 / sigma^2 + lam |grad x|^2 by CG on the normal equations."""
-    def grad_t_grad(x):
-        dx = torch.diff(x, dim=-1, append=x[..., -1:])
-        dy = torch.diff(x, dim=-2, append=x[..., -1:, :])
-        gx = -torch.diff(dx, dim=-1, prepend=torch.zeros_like(dx[..., :1]))
-        gy = -torch.diff(dy, dim=-2, prepend=torch.zeros_like(dy[..., :1, :]))
-        return gx + gy
-
-    n = y.shape[0]
-
-    def matvec(v):
-        x = v.reshape(n, 1, N, N)
-        return (op.adjoint(op(x)) / SIGMA**2 + lam * grad_t_grad(x)).reshape(n, -1)
-
-    b = (op.adjoint(y) / SIGMA**2).reshape(n, -1)
-    return conjugate_gradient(matvec, b, iters=300, tol=1e-6).reshape(n, 1, N, N)
 
 
 def main() -> None:
@@ -82,10 +64,9 @@ def main() -> None:
     val, test = galaxies(5, 100), galaxies(args.test, 200)
     y_val = op(val) + SIGMA * torch.randn(op(val).shape, generator=g)
     y = op(test) + SIGMA * torch.randn(op(test).shape, generator=g)
-    lams = [10.0**k for k in range(-1, 5)]
-    val_err = [float((regularised_ls(op, y_val, lam) - val).pow(2).mean().sqrt()) for lam in lams]
-    lam = lams[min(range(len(lams)), key=val_err.__getitem__)]
-    base = regularised_ls(op, y, lam)
+    lam, _ = tune_regularisation(op, op.adjoint, y_val, val, SIGMA,
+                                 [10.0**k for k in range(-1, 5)])
+    base = regularised_least_squares(op, op.adjoint, y, SIGMA, lam)
     lik = LinearOperatorLikelihood(op, SIGMA, (1, N, N), adjoint=op.adjoint, cg_iters=20,
                                    cg_tol=1e-3)
     t1 = time.time()

@@ -49,6 +49,12 @@ def test_score_study_runs_end_to_end_and_resumes(tmp_path, capsys, one_thread):
     # the posterior mean, put through the operator, fits the data at the noise level
     # (reduced chi^2 ~1) even with this barely trained prior: the likelihood works
     assert 0.5 < m["reduced_chi2_mean"] < 2.0, m["reduced_chi2_mean"]
+    # the baseline: its strength is the best of the grid on the validation images, and
+    # the ratio is the two RMS errors'
+    lam = str(m["lambda"])
+    assert m["validation_rmse_per_lambda"][lam] == min(m["validation_rmse_per_lambda"].values())
+    assert m["rmse_ratio_posterior_mean_to_baseline"] == pytest.approx(
+        m["rmse_posterior_mean"] / m["rmse_regularised_ls"])
     page = (tmp_path / "out" / "report" / "report.html").read_text()
     assert "Source pixels" in page and page.count("<img") == 3
     assert m["provenance"]["study"]["operator"] == "lensing"

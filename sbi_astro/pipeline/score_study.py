@@ -12,7 +12,7 @@ Schema (``solver: score`` marks it; unknown keys are errors)::
     operator: {name: lensing, options: {...}}  # y = A x + noise; A from sbi_astro.operators
     noise_sigma: 0.05                           # Gaussian noise of y, in normalised units
     test: {num_images: 8, seed: 200, chains: 16, steps: 300, final_steps: 100,
-           t_min: 0.01, cg_iters: 20}
+           t_min: 0.01, cg_iters: 20, num_validation: 5, validation_seed: 100}
     device: null
     output: lensing-source-score-output
 
@@ -22,7 +22,10 @@ streaming the store, :func:`~sbi_astro.solvers.train_score_model`), ``test.h5`` 
 images from another seed), then the posterior of every test image given ``y = A x + n`` by
 reverse-diffusion sampling with the convolved likelihood
 (:class:`~sbi_astro.solvers.LinearOperatorLikelihood`) and the report: TARP over all pixels,
-z-scores, maps, reduced chi^2 (:func:`~sbi_astro.diagnostics.images.image_calibration`).
+z-scores, maps, reduced chi^2 (:func:`~sbi_astro.diagnostics.images.image_calibration`), and
+the posterior mean's RMS error against gradient-regularised least squares through the same
+operator, its strength tuned on ``num_validation`` images of a third seed
+(:mod:`sbi_astro.solvers.baseline`).
 """
 
 from __future__ import annotations
@@ -53,8 +56,10 @@ from ..solvers import (
     VPSDE,
     LinearOperatorLikelihood,
     ScoreModel,
+    regularised_least_squares,
     sample_posterior,
     train_score_model,
+    tune_regularisation,
 )
 from ..solvers.io import load_score_model, save_score_model
 from ..store import SimulationStore
@@ -97,6 +102,8 @@ class TestSection:
     final_steps: int = 100
     t_min: float = 0.01
     cg_iters: int = 20
+    num_validation: int = 5
+    validation_seed: int = 100
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,7 +163,8 @@ class ScoreStudy:
                     ("sources.chunk_size", self.sources.chunk_size),
                     ("prior.steps", self.prior.steps), ("prior.batch_size", self.prior.batch_size),
                     ("test.num_images", self.test.num_images), ("test.chains", self.test.chains),
-                    ("test.steps", self.test.steps), ("test.cg_iters", self.test.cg_iters)]
+                    ("test.steps", self.test.steps), ("test.cg_iters", self.test.cg_iters),
+                    ("test.num_validation", self.test.num_validation)]
         for key, value in positive:
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{source}: '{key}' must be a positive integer, got {value!r}")
@@ -246,17 +254,10 @@ def run_score_study(study: ScoreStudy, *, output: str | Path | None = None,
     t = study.test
     log(f"[3/4] {t.num_images} held-out images through '{study.operator}', "
         f"{t.chains} posterior chains each")
-    run_campaign(out / "test.h5", sim, num_simulations=t.num_images, seed=t.seed,
-                 chunk_size=t.num_images, progress=False).close()
-    with SimulationStore.open(out / "test.h5") as store:
-        truth = _peak_normalised(store.load()[1]).to(dev)
     op = get_operator(study.operator, **study.operator_options)
     op = op.to(dev) if hasattr(op, "to") else op
-    with torch.no_grad():
-        clean = op(truth)
-    keys = fold(key_from_seed(t.seed).to(dev), torch.arange(t.num_images, device=dev))
-    noise = RowRandom(fold(keys, 7)).normal(tuple(clean.shape[1:]), dtype=clean.dtype)
-    y = clean + study.noise_sigma * noise
+    truth, y = _held_out(out / "test.h5", sim, op, t.num_images, t.seed, study.noise_sigma,
+                         dev)
     likelihood = LinearOperatorLikelihood(op, study.noise_sigma, tuple(y.shape[1:]),
                                           adjoint=op.adjoint, cg_iters=t.cg_iters,
                                           cg_tol=1e-3)
@@ -272,13 +273,30 @@ def run_score_study(study: ScoreStudy, *, output: str | Path | None = None,
     res = image_calibration(samples[:, :, 0], truth[:, 0], data=y[:, 0], model=model[:, 0],
                             noise_sigma=study.noise_sigma, seed=t.seed)
     rmse = float((mean - truth).pow(2).mean().sqrt())
+    # the baseline: gradient-regularised least squares, its strength tuned on validation
+    # images (another seed), through the same operator
+    x_val, y_val = _held_out(out / "validation.h5", sim, op, t.num_validation,
+                             t.validation_seed, study.noise_sigma, dev)
+    lams = [10.0**k for k in range(-2, 6)]
+    with torch.no_grad():
+        lam, val_errors = tune_regularisation(op, op.adjoint, y_val, x_val, study.noise_sigma,
+                                              lams)
+        base = regularised_least_squares(op, op.adjoint, y, study.noise_sigma, lam)
+    rmse_base = float((base - truth).pow(2).mean().sqrt())
+    baseline = {"rmse_regularised_ls": rmse_base, "lambda": lam,
+                "validation_rmse_per_lambda": dict(zip(map(str, lams), val_errors,
+                                                       strict=True)),
+                "rmse_ratio_posterior_mean_to_baseline": rmse / rmse_base}
     section = image_calibration_section(
         res, title="Source pixels",
         text=f"Posterior of {t.num_images} held-out {sim.name} images (peak-normalised) given "
              f"y = A x + n through the '{study.operator}' operator, noise sigma "
              f"{study.noise_sigma:g}: {t.chains} reverse-diffusion chains each. Pixel RMS error "
-             f"of the posterior mean: {rmse:.4f}.")
-    metrics = {"name": study.name, "rmse_posterior_mean": rmse, **res.to_dict(),
+             f"of the posterior mean: {rmse:.4f}, against {rmse_base:.4f} for "
+             f"gradient-regularised least squares through the same operator (strength "
+             f"{lam:g}, tuned on {t.num_validation} validation images): a ratio of "
+             f"{rmse / rmse_base:.2f}.")
+    metrics = {"name": study.name, "rmse_posterior_mean": rmse, **baseline, **res.to_dict(),
                "training": training, "timings": timings,
                "provenance": {
                    "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
@@ -291,7 +309,22 @@ def run_score_study(study: ScoreStudy, *, output: str | Path | None = None,
                  f"prior trained on {src.num_simulations} {sim.name} images",
         metrics=metrics)
     return {"report": str(report), "metrics": str(metrics_path), "rmse": rmse,
+            "rmse_baseline": rmse_base,
             "tarp_ks_pvalue": res.tarp.ks_pvalue, "z_std": res.z_std}
+
+
+def _held_out(path: Path, sim: Any, op: Any, n: int, seed: int, sigma: float,
+              dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` images of a campaign with ``seed`` (peak-normalised) and their data
+    ``op(x) + sigma * noise``, the noise of image ``i`` keyed by ``(seed, i)``."""
+    run_campaign(path, sim, num_simulations=n, seed=seed, chunk_size=n, progress=False).close()
+    with SimulationStore.open(path) as store:
+        truth = _peak_normalised(store.load()[1]).to(dev)
+    with torch.no_grad():
+        clean = op(truth)
+    keys = fold(key_from_seed(seed).to(dev), torch.arange(n, device=dev))
+    noise = RowRandom(fold(keys, 7)).normal(tuple(clean.shape[1:]), dtype=clean.dtype)
+    return truth, clean + sigma * noise
 
 
 def prior_metadata(path: Path) -> dict[str, Any]:

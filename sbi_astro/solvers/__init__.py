@@ -12,6 +12,7 @@ inference machines (issue 22, the :mod:`.rim` subpackage, ``docs/solvers_rim.md`
 See ``docs/solvers_score.md``.
 """
 
+from .baseline import regularised_least_squares, tune_regularisation
 from .gaussian import GaussianScore
 from .io import load_score_model, save_score_model
 from .likelihood import (
@@ -36,11 +37,10 @@ from .sde import VESDE, VPSDE, sde_from_config
 from .slic import NoiseScoreLikelihood, operator_gain
 from .training import train_score_model
 
-__all__ = [
-    "VESDE", "VPSDE", "GaussianLinearLikelihood", "GaussianScore", "LinearOperatorLikelihood",
-    "ScoreMLP", "ScoreModel", "ScoreUNet", "TweedieLikelihood", "build_network",
-    "conjugate_gradient", "gaussian_log_likelihood", "load_score_model", "poisson_log_likelihood",
-    "sample_posterior", "save_score_model", "sde_from_config", "train_score_model",
-    "NoiseScoreLikelihood", "noise_sampler", "operator_gain", "power_law_covariance",
-    "power_law_noise", "power_law_spectrum", "read_noise_with_cosmic_rays",
-]
+__all__ = ["GaussianLinearLikelihood", "GaussianScore", "LinearOperatorLikelihood",
+           "NoiseScoreLikelihood", "ScoreMLP", "ScoreModel", "ScoreUNet", "TweedieLikelihood",
+           "VESDE", "VPSDE", "build_network", "conjugate_gradient", "gaussian_log_likelihood",
+           "load_score_model", "noise_sampler", "operator_gain", "poisson_log_likelihood",
+           "power_law_covariance", "power_law_noise", "power_law_spectrum",
+           "read_noise_with_cosmic_rays", "regularised_least_squares", "sample_posterior",
+           "save_score_model", "sde_from_config", "train_score_model", "tune_regularisation"]
