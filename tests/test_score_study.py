@@ -79,3 +79,63 @@ def test_bad_score_studies_exit_2_before_any_work(tmp_path, capsys, change, word
     err = capsys.readouterr().err
     assert words in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
+
+
+def _blobs(n: int, side: int = 16):
+    """Elliptical Gaussian blobs of random position, size and orientation: (n, side, side)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:side, :side] - (side - 1) / 2
+    out = []
+    for _ in range(n):
+        x0, y0 = rng.uniform(-2, 2, 2)
+        a, b, phi = rng.uniform(1.5, 3.5), rng.uniform(0.8, 2.0), rng.uniform(0, np.pi)
+        u = (xx - x0) * np.cos(phi) + (yy - y0) * np.sin(phi)
+        v = -(xx - x0) * np.sin(phi) + (yy - y0) * np.cos(phi)
+        out.append(np.exp(-0.5 * ((u / a) ** 2 + (v / b) ** 2)))
+    return np.stack(out).astype(np.float32)
+
+
+@pytest.mark.parametrize("fmt", ["npy", "fits"])
+def test_score_study_on_your_own_images(tmp_path, capsys, one_thread, fmt):
+    import hashlib
+
+    import numpy as np
+    from astropy.io import fits
+
+    project = tmp_path / "project"
+    project.mkdir()
+    images = _blobs(48)
+    name = f"blobs.{fmt}"
+    if fmt == "npy":
+        np.save(project / name, images)
+    else:
+        fits.PrimaryHDU(images).writeto(project / name)
+    sources = {"images": name}  # relative to the YAML
+    study = {**STUDY, "sources": sources, "output": str(tmp_path / "out"),
+             "prior": {**STUDY["prior"], "steps": 20}}
+    (project / "s.yaml").write_text(yaml.safe_dump(study))
+    assert main(["run", str(project / "s.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "48 images from" in out and "39 train the prior, 5 tune the baseline, 4 are held" in out
+    assert "in memory" in out
+    m = json.loads((tmp_path / "out" / "report" / "metrics.json").read_text())
+    f = m["provenance"]["data_files"]["images"]
+    assert f["sha256"] == hashlib.sha256((project / name).read_bytes()).hexdigest()
+    assert m["num_images"] == 4 and 0.5 < m["reduced_chi2_mean"] < 2.0
+
+
+@pytest.mark.parametrize("array, words", [
+    ((10, 16), "give a stack of square images (N, H, H)"),
+    ((10, 18, 18), "H divisible by 4"),
+])
+def test_bad_training_images_exit_2(tmp_path, capsys, array, words):
+    import numpy as np
+
+    np.save(tmp_path / "bad.npy", np.ones(array, dtype=np.float32))
+    study = {**STUDY, "sources": {"images": "bad.npy"}, "output": str(tmp_path / "out")}
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(study))
+    assert main(["run", str(tmp_path / "s.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert words in err and "Traceback" not in err and not (tmp_path / "out").exists()

@@ -7,6 +7,9 @@ Schema (``solver: score`` marks it; unknown keys are errors)::
     solver: score
     sources: {simulator: galsim_sources, options: {num_pix: 32}, num_simulations: 2000,
               seed: 0, chunk_size: 250}         # the prior's training images (a campaign)
+    # or your own: sources: {images: my_galaxies.npy}  (N, H, H), .npy or a FITS cube,
+    # relative to the YAML; its last test.num_images (and the test.num_validation before
+    # them) are held out
     prior: {sde: ve, sigma_min: 0.01, sigma_max: 10.0, channels: [16, 32, 64],
             data_std: 0.2, steps: 800, batch_size: 16, lr: 0.002, seed: 0}
     operator: {name: lensing, options: {...}}  # y = A x + noise; A from sbi_astro.operators
@@ -38,13 +41,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import yaml
 
 from ..campaign import run_campaign
 from ..device import resolve_device
 from ..diagnostics.images import image_calibration
-from ..errors import ConfigError
+from ..errors import ConfigError, DataFormatError
 from ..operators import check_operator_options, get_operator
 from ..outputs import check_output_dir
 from ..provenance import package_versions
@@ -64,6 +68,7 @@ from ..solvers import (
 from ..solvers.io import load_score_model, save_score_model
 from ..store import SimulationStore
 from ..store_batches import StoreBatches
+from ..user_arrays import read_user_array
 from .study import _check_keys
 
 TOP_KEYS = {"name", "solver", "sources", "prior", "operator", "noise_sigma", "test", "device",
@@ -73,6 +78,7 @@ TOP_KEYS = {"name", "solver", "sources", "prior", "operator", "noise_sigma", "te
 @dataclasses.dataclass(frozen=True)
 class SourcesSection:
     simulator: str = "galsim_sources"
+    images: str | None = None  # your own training images (.npy or FITS cube) instead
     options: dict[str, Any] = dataclasses.field(default_factory=dict)
     num_simulations: int = 2000
     seed: int = 0
@@ -177,11 +183,21 @@ class ScoreStudy:
         if self.sources.num_simulations < 2 * self.prior.batch_size:
             raise ConfigError(f"{source}: 'sources.num_simulations' must be at least twice "
                               "'prior.batch_size' (some images validate)")
-        load_simulator(self.sources.simulator, device="cpu", **self.sources.options)
+        if self.sources.images is None:
+            load_simulator(self.sources.simulator, device="cpu", **self.sources.options)
+        else:
+            read_images(self.sources.images)  # checked before any work
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> ScoreStudy:
-        return cls.from_dict(_read_yaml(path), source=str(path))
+        """The study in ``path``; a relative ``sources.images`` is found beside it."""
+        doc = _read_yaml(path)
+        images = doc.get("sources", {}).get("images") if isinstance(doc, dict) and \
+            isinstance(doc.get("sources"), dict) else None
+        if isinstance(images, str) and not Path(images).expanduser().is_absolute():
+            doc = {**doc, "sources": {**doc["sources"],
+                                      "images": str(Path(path).resolve().parent / images)}}
+        return cls.from_dict(doc, source=str(path))
 
 
 def is_score_study(path: str | Path) -> bool:
@@ -217,47 +233,43 @@ def run_score_study(study: ScoreStudy, *, output: str | Path | None = None,
                            overwrite=True)
     out.mkdir(parents=True, exist_ok=True)
     dev = resolve_device(study.device)
-    src = study.sources
-    sim = load_simulator(src.simulator, device="cpu", **src.options)
+    src, t = study.sources, study.test
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    log(f"[1/4] simulating {src.num_simulations} x {sim.name} -> {out / 'sources.h5'}")
-    run_campaign(out / "sources.h5", sim, num_simulations=src.num_simulations, seed=src.seed,
-                 chunk_size=src.chunk_size, progress=progress).close()
-    timings["sources_s"] = time.perf_counter() - t0
-    prior_dir = out / "prior"
-    t0 = time.perf_counter()
-    if (prior_dir / "score_model.json").exists():
-        log(f"[2/4] reusing the score prior in {prior_dir}")
-        prior = load_score_model(prior_dir, device=dev)
-        training = prior_metadata(prior_dir)
+    if src.images is not None:  # the user's images: the last ones are held out
+        images = _peak_normalised(torch.from_numpy(read_images(src.images)))
+        n_train = images.shape[0] - t.num_images - t.num_validation
+        if n_train < 2 * study.prior.batch_size:
+            raise ConfigError(f"{src.images} holds {images.shape[0]} images; after holding "
+                              f"out {t.num_images} test and {t.num_validation} validation "
+                              f"images, fewer than 2 x prior.batch_size remain to train on; "
+                              "give more images or lower those numbers")
+        log(f"[1/4] {images.shape[0]} images from {src.images}: {n_train} train the prior, "
+            f"{t.num_validation} tune the baseline, {t.num_images} are held out")
+        data: Any = images[:n_train]
+        x_val = images[n_train:n_train + t.num_validation].to(dev)
+        truth = images[n_train + t.num_validation:].to(dev)
+        what, example = f"images of {Path(src.images).name}", None
     else:
-        p = study.prior
-        log(f"[2/4] training the score prior ({p.steps} steps of {p.batch_size} images, "
-            "streamed from the store)")
-        sde = VESDE(p.sigma_min, p.sigma_max) if p.sde == "ve" else VPSDE()
-        prior = ScoreModel(sde, {"kind": "unet", "in_channels": 1,
-                                 "channels": list(p.channels)},
-                           data_std=p.data_std, ema_decay=p.ema_decay)
-        data = StoreBatches(out / "sources.h5", batch_size=p.batch_size,
-                            validation_fraction=0.01, seed=p.seed)
-        torch.manual_seed(p.seed)  # the network's initial weights
-        summary = train_score_model(prior, data, steps=p.steps, batch_size=p.batch_size,
-                                    lr=p.lr, seed=p.seed, device=dev,
-                                    example=lambda theta, x: _peak_normalised(x),
-                                    log=log, log_every=max(1, p.steps // 10))
-        tail = summary["loss"][-max(1, p.steps // 10):]
-        training = {"steps": p.steps, "seconds": summary["seconds"],
-                    "final_loss": sum(tail) / len(tail)}
-        save_score_model(prior, prior_dir, metadata=training, overwrite=True)
+        sim = load_simulator(src.simulator, device="cpu", **src.options)
+        log(f"[1/4] simulating {src.num_simulations} x {sim.name} -> {out / 'sources.h5'}")
+        run_campaign(out / "sources.h5", sim, num_simulations=src.num_simulations,
+                     seed=src.seed, chunk_size=src.chunk_size, progress=progress).close()
+        data = StoreBatches(out / "sources.h5", batch_size=study.prior.batch_size,
+                            validation_fraction=0.01, seed=study.prior.seed)
+        x_val = _campaign_images(out / "validation.h5", sim, t.num_validation,
+                                 t.validation_seed, dev)
+        truth = _campaign_images(out / "test.h5", sim, t.num_images, t.seed, dev)
+        what, example = f"{sim.name} images", (lambda theta, x: _peak_normalised(x))
+    timings["sources_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    prior, training = _prior(study, data, example, out / "prior", dev, log)
     timings["prior_s"] = time.perf_counter() - t0
-    t = study.test
     log(f"[3/4] {t.num_images} held-out images through '{study.operator}', "
         f"{t.chains} posterior chains each")
     op = get_operator(study.operator, **study.operator_options)
     op = op.to(dev) if hasattr(op, "to") else op
-    truth, y = _held_out(out / "test.h5", sim, op, t.num_images, t.seed, study.noise_sigma,
-                         dev)
+    y = _observe(op, truth, t.seed, study.noise_sigma)
     likelihood = LinearOperatorLikelihood(op, study.noise_sigma, tuple(y.shape[1:]),
                                           adjoint=op.adjoint, cg_iters=t.cg_iters,
                                           cg_tol=1e-3)
@@ -273,10 +285,9 @@ def run_score_study(study: ScoreStudy, *, output: str | Path | None = None,
     res = image_calibration(samples[:, :, 0], truth[:, 0], data=y[:, 0], model=model[:, 0],
                             noise_sigma=study.noise_sigma, seed=t.seed)
     rmse = float((mean - truth).pow(2).mean().sqrt())
-    # the baseline: gradient-regularised least squares, its strength tuned on validation
-    # images (another seed), through the same operator
-    x_val, y_val = _held_out(out / "validation.h5", sim, op, t.num_validation,
-                             t.validation_seed, study.noise_sigma, dev)
+    # the baseline: gradient-regularised least squares, its strength tuned on the
+    # validation images, through the same operator
+    y_val = _observe(op, x_val, t.validation_seed, study.noise_sigma)
     lams = [10.0**k for k in range(-2, 6)]
     with torch.no_grad():
         lam, val_errors = tune_regularisation(op, op.adjoint, y_val, x_val, study.noise_sigma,
@@ -289,42 +300,114 @@ def run_score_study(study: ScoreStudy, *, output: str | Path | None = None,
                 "rmse_ratio_posterior_mean_to_baseline": rmse / rmse_base}
     section = image_calibration_section(
         res, title="Source pixels",
-        text=f"Posterior of {t.num_images} held-out {sim.name} images (peak-normalised) given "
+        text=f"Posterior of {t.num_images} held-out {what} (peak-normalised) given "
              f"y = A x + n through the '{study.operator}' operator, noise sigma "
              f"{study.noise_sigma:g}: {t.chains} reverse-diffusion chains each. Pixel RMS error "
              f"of the posterior mean: {rmse:.4f}, against {rmse_base:.4f} for "
              f"gradient-regularised least squares through the same operator (strength "
              f"{lam:g}, tuned on {t.num_validation} validation images): a ratio of "
              f"{rmse / rmse_base:.2f}.")
+    files = {}
+    if src.images is not None:
+        files["images"] = {"path": str(src.images), "sha256": _sha256(Path(src.images))}
     metrics = {"name": study.name, "rmse_posterior_mean": rmse, **baseline, **res.to_dict(),
                "training": training, "timings": timings,
                "provenance": {
                    "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-                   "study": dataclasses.asdict(study), "sources": sim.describe(),
+                   "study": dataclasses.asdict(study), "data_files": files,
                    "device": str(dev), "packages": package_versions(),
                    "platform": platform.platform()}}
     report, metrics_path = write_sections_report(
         [section], out / "report", title=f"Score-prior study: {study.name}",
         subtitle=f"{t.num_images} held-out images, {t.chains} posterior samples each, "
-                 f"prior trained on {src.num_simulations} {sim.name} images",
-        metrics=metrics)
+                 f"prior trained on {what}", metrics=metrics)
     return {"report": str(report), "metrics": str(metrics_path), "rmse": rmse,
-            "rmse_baseline": rmse_base,
-            "tarp_ks_pvalue": res.tarp.ks_pvalue, "z_std": res.z_std}
+            "rmse_baseline": rmse_base, "tarp_ks_pvalue": res.tarp.ks_pvalue,
+            "z_std": res.z_std}
 
 
-def _held_out(path: Path, sim: Any, op: Any, n: int, seed: int, sigma: float,
-              dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """``n`` images of a campaign with ``seed`` (peak-normalised) and their data
-    ``op(x) + sigma * noise``, the noise of image ``i`` keyed by ``(seed, i)``."""
+def _prior(study: ScoreStudy, data: Any, example: Any, prior_dir: Path, dev: torch.device,
+           log: Callable[[str], Any]) -> tuple[ScoreModel, dict[str, Any]]:
+    """The score prior saved in ``prior_dir``, or one trained on ``data`` (a tensor of
+    images or a store's batches) and saved there."""
+    if (prior_dir / "score_model.json").exists():
+        log(f"[2/4] reusing the score prior in {prior_dir}")
+        return load_score_model(prior_dir, device=dev), prior_metadata(prior_dir)
+    p = study.prior
+    how = "streamed from the store" if isinstance(data, StoreBatches) else "in memory"
+    log(f"[2/4] training the score prior ({p.steps} steps of {p.batch_size} images, {how})")
+    sde = VESDE(p.sigma_min, p.sigma_max) if p.sde == "ve" else VPSDE()
+    prior = ScoreModel(sde, {"kind": "unet", "in_channels": 1, "channels": list(p.channels)},
+                       data_std=p.data_std, ema_decay=p.ema_decay)
+    torch.manual_seed(p.seed)  # the network's initial weights
+    summary = train_score_model(prior, data, steps=p.steps, batch_size=p.batch_size, lr=p.lr,
+                                seed=p.seed, device=dev, example=example, log=log,
+                                log_every=max(1, p.steps // 10))
+    tail = summary["loss"][-max(1, p.steps // 10):]
+    training = {"steps": p.steps, "seconds": summary["seconds"],
+                "final_loss": sum(tail) / len(tail)}
+    save_score_model(prior, prior_dir, metadata=training, overwrite=True)
+    return prior, training
+
+
+def _campaign_images(path: Path, sim: Any, n: int, seed: int, dev: torch.device
+                     ) -> torch.Tensor:
+    """``n`` peak-normalised images of a campaign with ``seed``."""
     run_campaign(path, sim, num_simulations=n, seed=seed, chunk_size=n, progress=False).close()
     with SimulationStore.open(path) as store:
-        truth = _peak_normalised(store.load()[1]).to(dev)
+        return _peak_normalised(store.load()[1]).to(dev)
+
+
+def _observe(op: Any, truth: torch.Tensor, seed: int, sigma: float) -> torch.Tensor:
+    """``op(truth) + sigma * noise``, the noise of image ``i`` keyed by ``(seed, i)``."""
     with torch.no_grad():
         clean = op(truth)
-    keys = fold(key_from_seed(seed).to(dev), torch.arange(n, device=dev))
+    keys = fold(key_from_seed(seed).to(truth.device),
+                torch.arange(truth.shape[0], device=truth.device))
     noise = RowRandom(fold(keys, 7)).normal(tuple(clean.shape[1:]), dtype=clean.dtype)
-    return truth, clean + sigma * noise
+    return clean + sigma * noise
+
+
+def read_images(path: str | Path) -> np.ndarray:
+    """Training images ``(N, H, W)`` from a ``.npy`` file or a FITS cube (the first HDU
+    with 3-D data), as float32.
+
+    Raises:
+        FileNotFoundError, DataFormatError: a missing or unreadable file, or not a stack of
+        square images with a side divisible by 4 (the U-Net halves it twice).
+    """
+    path = Path(path)
+    name = path.name.lower()
+    if name.endswith((".fits", ".fits.gz", ".fit", ".fts")):
+        if not path.is_file():
+            raise FileNotFoundError(f"training images file {path} does not exist")
+        from astropy.io import fits
+
+        try:
+            with fits.open(path, memmap=False) as hdus:
+                cubes = [h.data for h in hdus if h.data is not None and h.data.ndim == 3]
+        except OSError as err:
+            raise DataFormatError(f"{path} is not a readable FITS file ({err})") from None
+        if not cubes:
+            raise DataFormatError(f"{path} holds no 3-D image cube (N, H, W) in any HDU")
+        arr = np.asarray(cubes[0], dtype=np.float32)
+        if not np.isfinite(arr).all():
+            raise DataFormatError(f"{path}: the images contain NaN or infinite values")
+    else:
+        arr = read_user_array(path, what="training images")
+    if arr.ndim != 3 or arr.shape[1] != arr.shape[2] or arr.shape[1] % 4:
+        raise DataFormatError(f"{path} holds an array of shape {arr.shape}; give a stack of "
+                              "square images (N, H, H) with H divisible by 4")
+    if not (arr.reshape(arr.shape[0], -1).max(1) > 0).all():
+        raise DataFormatError(f"{path}: some images have no positive pixel; images are "
+                              "divided by their peak")
+    return arr
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def prior_metadata(path: Path) -> dict[str, Any]:
