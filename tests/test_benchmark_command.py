@@ -57,3 +57,28 @@ def test_bad_arguments_exit_2(tmp_path, capsys, argv, needle):
         code = exc.code
     err = capsys.readouterr().err
     assert code == 2 and needle in err and "Traceback" not in err and not out.exists()
+
+
+def test_cells_on_a_dask_cluster_equal_the_local_ones(tmp_path, cluster):
+    """Two cells of one task and budget (one shared store) run at once on 2 workers; their
+    records equal those of the same cells run here on one torch thread."""
+    import torch
+
+    from sbi_astro.executor import ClusterSpec
+    from sbi_astro.pipeline.benchmark import run_benchmark
+
+    kw = dict(tasks=["gaussian_linear"], methods=["npe", "nre"], budgets=[300],
+              num_observations=1, num_samples=100, log=lambda s: None,
+              train_overrides={"max_epochs": 3, "hidden_features": 16,
+                               "mcmc_method": "ensemble"})
+    there = run_benchmark(tmp_path / "there",
+                          cluster=ClusterSpec(scheduler=cluster.scheduler_address), **kw)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        here = run_benchmark(tmp_path / "here", **kw)
+    finally:
+        torch.set_num_threads(threads)
+    assert [r["cell"]["method"] for r in there] == ["npe", "nre"]
+    assert [r["c2st"] for r in there] == [r["c2st"] for r in here]
+    assert (tmp_path / "there" / "results.md").exists()

@@ -211,9 +211,11 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 
     if args.tasks or args.methods or args.budgets:  # checked before any work
         expand(args.tasks or ["two_moons"], args.methods or ["npe"], args.budgets or [1000])
+    cluster = _cluster(args)
+    cluster.check()
     check_output_dir(args.output, kind="benchmark", overwrite=True)  # resumes what is there
     run_benchmark(args.output, suite=args.suite, tasks=args.tasks, methods=args.methods,
-                  budgets=args.budgets, device=args.device or "cpu")
+                  budgets=args.budgets, device=args.device or "cpu", cluster=cluster)
     return 0
 
 
@@ -271,6 +273,7 @@ def _study_parsers(sub: Any) -> None:
     s.add_argument("--methods", nargs="+", default=None)
     s.add_argument("--budgets", nargs="+", type=int, default=None)
     s.add_argument("--device", default=None)
+    _cluster_flags(s)
     s.add_argument("-o", "--output", default="benchmark-output")
     s.set_defaults(fn=cmd_benchmark, interrupted="benchmark stopped; finished cells are kept: "
                    "re-run the same command to run only the missing ones")

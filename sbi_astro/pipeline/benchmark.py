@@ -41,8 +41,10 @@ from ..atomic import atomic_write
 from ..campaign import run_campaign
 from ..diagnostics.c2st import c2st
 from ..errors import ConfigError
+from ..executor import ClusterSpec
 from ..inference import TrainingConfig, train
 from ..registry import list_simulators, load_simulator
+from ..store import SimulationStore
 
 #: the named suites: tasks, methods, budgets, observations per cell, samples per observation
 SUITES: dict[str, dict[str, Any]] = {
@@ -142,10 +144,7 @@ def run_cell(cell: Cell, out_dir: Path, *, num_observations: int, num_samples: i
     if not callable(getattr(type(sim), "reference_samples", None)):
         raise ConfigError(f"task {cell.task!r} has no reference posterior samples; the "
                           "benchmark needs observation(i) and reference_samples(i, n)")
-    store = run_campaign(out_dir / "stores" / f"{cell.task}_{cell.budget}.h5", sim,
-                         num_simulations=cell.budget, seed=seed, progress=False)
-    theta, x = store.load()
-    store.close()
+    theta, x = _training_set(out_dir, cell, sim, seed)
     config = TrainingConfig(method=cell.method, device=device, seed=seed,
                             **(train_overrides or {}))
     t0 = time.perf_counter()
@@ -168,6 +167,30 @@ def run_cell(cell: Cell, out_dir: Path, *, num_observations: int, num_samples: i
         f"{record['published_c2st'] if record['published_c2st'] is not None else 'n/a'}), "
         f"training {train_s:.0f} s, sampling {sample_s:.1f} s")
     return record
+
+
+def _store_path(out_dir: Path, task: str, budget: int) -> Path:
+    return out_dir / "stores" / f"{task}_{budget}.h5"
+
+
+def _training_set(out_dir: Path, cell: Cell, sim: Any, seed: int) -> tuple[Any, Any]:
+    """The cell's simulations: its task and budget's store, read without its lock when it is
+    complete (cells of one store may run at once on a cluster), else simulated first."""
+    path = _store_path(out_dir, cell.task, cell.budget)
+    if path.exists():
+        with SimulationStore.open(path) as store:
+            meta = store.metadata
+            if store.is_complete and (meta.num_simulations, meta.seed) == (cell.budget, seed):
+                return store.load()
+    with run_campaign(path, sim, num_simulations=cell.budget, seed=seed,
+                      progress=False) as store:
+        return store.load()
+
+
+def _cell_task(cell: Cell, out_dir: Path, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """A cell on a Dask worker: one torch thread (each worker process runs one cell)."""
+    torch.set_num_threads(1)
+    return run_cell(cell, out_dir, log=lambda line: None, **kwargs)
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -199,18 +222,61 @@ def summary_table(records: list[dict[str, Any]]) -> str:
 def run_benchmark(out_dir: str | Path, *, suite: str = "quick", tasks: list[str] | None = None,
                   methods: list[str] | None = None, budgets: list[int] | None = None,
                   device: str = "cpu", train_overrides: dict | None = None,
+                  num_observations: int | None = None, num_samples: int | None = None,
+                  cluster: ClusterSpec | None = None,
                   log: Callable[[str], None] = print) -> list[dict[str, Any]]:
-    """Runs (or resumes) a suite, optionally narrowed, and writes ``results.md``."""
+    """Runs (or resumes) a suite, optionally narrowed, and writes ``results.md``.
+
+    Args:
+        num_observations, num_samples: per cell, instead of the suite's.
+        cluster: run the missing cells as tasks of a Dask cluster (one cell per worker
+            process, one torch thread each; :class:`~sbi_astro.executor.ClusterSpec`); the
+            stores are simulated here first, one writer per store.
+    """
     if suite not in SUITES:
         raise ConfigError(f"unknown suite {suite!r}; use one of {sorted(SUITES)}")
     s = SUITES[suite]
     cells = expand(tasks or s["tasks"], methods or s["methods"], budgets or s["budgets"])
     out = Path(out_dir)
     log(f"benchmark '{suite}': {len(cells)} cell(s) -> {out}")
-    records = [run_cell(c, out, num_observations=s["num_observations"],
-                        num_samples=s["num_samples"], device=device,
-                        train_overrides=train_overrides, log=log) for c in cells]
+    kwargs = {"num_observations": num_observations or s["num_observations"],
+              "num_samples": num_samples or s["num_samples"], "device": device,
+              "train_overrides": train_overrides}
+    if cluster is not None and cluster.distributed:
+        records = _run_on_cluster(cells, out, kwargs, cluster, log)
+    else:
+        records = [run_cell(c, out, log=log, **kwargs) for c in cells]
     table = summary_table(records)
     _write_text(out / "results.md", table)
     log(table)
     return records
+
+
+def _run_on_cluster(cells: list[Cell], out: Path, kwargs: dict[str, Any], cluster: ClusterSpec,
+                    log: Callable[[str], None]) -> list[dict[str, Any]]:
+    """The missing cells as Dask tasks (finished ones are read back here)."""
+    from distributed import as_completed
+
+    from ..executor import dashboard_line, open_client
+
+    cluster.check()
+    done = {c: _finished(out / "cells" / f"{c.name}.json", c) for c in cells}
+    pending = [c for c in cells if done[c] is None]
+    for task, budget in dict.fromkeys((c.task, c.budget) for c in pending):
+        run_campaign(_store_path(out, task, budget), load_simulator(task, device="cpu"),
+                     num_simulations=budget, seed=0, progress=False).close()
+    if pending:
+        with open_client(cluster) as client:
+            log(f"{len(pending)} cell(s) on {cluster.describe()}; {dashboard_line(client)}")
+            futures = {client.submit(_cell_task, c, out, kwargs, pure=False,
+                                     key=f"sbi-astro-cell-{c.name}"): c for c in pending}
+            for fut in as_completed(futures):
+                c = futures[fut]
+                if fut.status != "finished":
+                    raise ConfigError(f"benchmark cell {c.name} failed: "
+                                      f"{type(fut.exception()).__name__}: {fut.exception()}; "
+                                      "finished cells are kept, re-run to resume") from None
+                record = done[c] = fut.result()
+                log(f"  {c.name}: C2ST {record['c2st_mean']:.3f}, training "
+                    f"{record['train_s']:.0f} s, sampling {record['sample_s']:.1f} s")
+    return [done[c] for c in cells]
