@@ -20,6 +20,8 @@ def test_a_cell_scores_against_the_reference_and_is_resumed(tmp_path):
     # a C2ST classifier still tells it apart (sbibm's published NPE at 10^3: 0.695)
     assert 0.5 <= rec["c2st_mean"] < 0.9
     assert rec["published_c2st"] is None  # sbibm ran 10^3, 10^4, 10^5 only
+    # MMD of a near miss: small and positive (two exact samples give |MMD^2| < 0.01)
+    assert 0.0 < rec["mmd_mean"] < 0.5 and rec["tarp_tests"] == 100
     assert published("gaussian_linear", "npe", 1000) == 0.6945  # main_paper.csv, 10 obs
     path = tmp_path / "cells" / "gaussian_linear_npe_500.json"
     assert json.loads(path.read_text())["c2st"] == rec["c2st"]
@@ -37,9 +39,10 @@ def test_a_cell_scores_against_the_reference_and_is_resumed(tmp_path):
 def test_the_table_marks_the_best_method_and_shows_sbibm():
     recs = [{"cell": {"task": "two_moons", "method": m, "budget": 10_000}, "c2st_mean": c,
              "published_c2st": published("two_moons", m, 10_000), "train_s": 1.0,
-             "sample_s": 0.5} for m, c in [("npe", 0.55), ("nle", 0.61)]]
+             "sample_s": 0.5, "mmd_mean": 0.01, "tarp_atc": -0.02, "tarp_ks_pvalue": 0.4}
+            for m, c in [("npe", 0.55), ("nle", 0.61)]]
     table = summary_table(recs)
-    assert "| two_moons | 10,000 | NPE | **0.550** | 0.606 |" in table
+    assert "| two_moons | 10,000 | NPE | **0.550** | 0.606 | 0.0100 | -0.020 (0.4) |" in table
     assert "| two_moons | 10,000 | NLE | 0.610 |" in table
 
 
@@ -82,3 +85,25 @@ def test_cells_on_a_dask_cluster_equal_the_local_ones(tmp_path, cluster):
     assert [r["cell"]["method"] for r in there] == ["npe", "nre"]
     assert [r["c2st"] for r in there] == [r["c2st"] for r in here]
     assert (tmp_path / "there" / "results.md").exists()
+
+
+def test_tarp_per_cell_passes_the_exact_posterior_and_fails_a_narrow_one():
+    import torch
+
+    from sbi_astro import load_simulator
+    from sbi_astro.pipeline.benchmark import _tarp_on_held_out
+
+    sim = load_simulator("gaussian_linear", device="cpu")
+
+    class Posterior:
+        def __init__(self, width):
+            self.width = width
+
+        def sample(self, n, x, generator):
+            exact = sim.reference_posterior(x, n, generator=generator)
+            return exact.mean(0) + self.width * (exact - exact.mean(0))
+
+    good = _tarp_on_held_out(Posterior(1.0), sim, 200, 300, seed=0)
+    assert good["tarp_ks_pvalue"] > 0.01 and abs(good["tarp_atc"]) < 0.05
+    narrow = _tarp_on_held_out(Posterior(0.5), sim, 200, 300, seed=0)
+    assert narrow["tarp_ks_pvalue"] < 1e-4 and narrow["tarp_atc"] < -0.1

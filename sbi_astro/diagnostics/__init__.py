@@ -8,6 +8,7 @@ a ``seed`` and is reproducible.
 * :mod:`.sbc` - simulation-based calibration ranks and uniformity tests (Talts et al. 2018).
 * :mod:`.coverage` - expected coverage of highest-posterior-density regions.
 * :mod:`.c2st` - classifier two-sample test (seeded torch MLP).
+* :mod:`.mmd` - maximum mean discrepancy with a Gaussian kernel (median heuristic).
 * :mod:`.ppc` - posterior predictive checks.
 * :mod:`.images` - calibration of image posteriors: TARP over all pixels, z-scores, chi^2.
 * :mod:`.recovery` - parameter recovery: R^2 of posterior means, posterior widths.
@@ -22,6 +23,7 @@ Dynamics diagnostics of simulated or observed time series (numpy, imported on th
 from .c2st import c2st, c2st_scores
 from .coverage import CoverageResult, expected_coverage, hpd_levels, posterior_log_probs
 from .images import ImageCalibrationResult, image_calibration
+from .mmd import mmd
 from .ppc import PPCResult, default_statistics, posterior_predictive
 from .recovery import RecoveryResult, parameter_recovery
 from .sbc import SBCResult, rank_histogram, sbc, sbc_ranks
@@ -56,6 +58,7 @@ __all__ = [
     "expected_coverage",
     "hpd_levels",
     "image_calibration",
+    "mmd",
     "parameter_recovery",
     "posterior_log_probs",
     "posterior_predictive",

@@ -5,7 +5,9 @@ One **cell** is a (task, method, budget): simulate ``budget`` rows (one store pe
 budget, shared by the methods), train the method with the project's defaults, draw
 ``num_samples`` posterior samples for each of the task's first ``num_observations``
 reference observations and score them with C2ST (sbibm's protocol: an MLP classifier,
-5-fold cross-validation, as many posterior as reference samples; 0.5 is a perfect score).
+5-fold cross-validation, as many posterior as reference samples; 0.5 is a perfect score)
+and MMD (:mod:`~sbi_astro.diagnostics.mmd`); and calibrate the estimator with TARP on
+held-out simulations (ATC and KS p).
 Each cell is written atomically to ``cells/TASK_METHOD_BUDGET.json`` when it finishes, so
 a killed benchmark re-runs only the missing cells.  :func:`summary_table` puts our mean
 C2ST beside sbibm's published mean for the same task, algorithm and budget (Lueckmann et
@@ -40,22 +42,27 @@ import torch
 from ..atomic import atomic_write
 from ..campaign import run_campaign
 from ..diagnostics.c2st import c2st
+from ..diagnostics.mmd import mmd
+from ..diagnostics.tarp import tarp
 from ..errors import ConfigError
 from ..executor import ClusterSpec
 from ..inference import TrainingConfig, train
 from ..registry import list_simulators, load_simulator
+from ..rows import simulate_rows
 from ..store import SimulationStore
 
 #: the named suites: tasks, methods, budgets, observations per cell, samples per observation
 SUITES: dict[str, dict[str, Any]] = {
     # about 6 minutes on 2 cores
     "quick": {"tasks": ["gaussian_linear", "two_moons"], "methods": ["npe"],
-              "budgets": [1000], "num_observations": 3, "num_samples": 1000},
+              "budgets": [1000], "num_observations": 3, "num_samples": 1000,
+              "tarp_tests": 100, "tarp_samples": 200},
     "full": {"tasks": ["gaussian_linear", "gaussian_linear_uniform", "gaussian_mixture",
                        "two_moons", "slcp", "slcp_distractors", "bernoulli_glm", "sir",
                        "lotka_volterra"],
              "methods": ["npe", "nle", "nre"], "budgets": [1000, 10_000, 100_000],
-             "num_observations": 10, "num_samples": 10_000},
+             "num_observations": 10, "num_samples": 10_000, "tarp_tests": 200,
+             "tarp_samples": 1000},
 }
 METHODS = ("npe", "nle", "nre")
 
@@ -113,7 +120,8 @@ def published(task: str, method: str, budget: int) -> float | None:
     return _published().get((task, method.lower(), int(budget)))
 
 
-_RECORD_KEYS = {"cell", "c2st", "c2st_mean", "published_c2st", "train_s", "sample_s"}
+_RECORD_KEYS = {"cell", "c2st", "c2st_mean", "mmd", "mmd_mean", "tarp_atc", "tarp_ks_pvalue",
+                "published_c2st", "train_s", "sample_s"}
 
 
 def _finished(path: Path, cell: Cell) -> dict[str, Any] | None:
@@ -133,9 +141,11 @@ def _finished(path: Path, cell: Cell) -> dict[str, Any] | None:
 
 def run_cell(cell: Cell, out_dir: Path, *, num_observations: int, num_samples: int,
              seed: int = 0, device: str = "cpu", train_overrides: dict | None = None,
+             tarp_tests: int = 100, tarp_samples: int = 200,
              log: Callable[[str], None] = print) -> dict[str, Any]:
     """Runs one cell (or reads it back when ``cells/NAME.json`` exists) and returns its
-    record: C2ST per observation and their mean, training and sampling seconds."""
+    record: C2ST and MMD per observation and their means, TARP on ``tarp_tests`` held-out
+    simulations (``tarp_samples`` posterior samples each), training and sampling seconds."""
     path = out_dir / "cells" / f"{cell.name}.json"
     record = _finished(path, cell)
     if record is not None:
@@ -154,10 +164,13 @@ def run_cell(cell: Cell, out_dir: Path, *, num_observations: int, num_samples: i
     t0 = time.perf_counter()
     samples = est.sample(num_samples, obs, generator=torch.Generator().manual_seed(seed))
     sample_s = time.perf_counter() - t0
-    scores = [c2st(samples[:, i].cpu(), sim.reference_samples(i + 1, num_samples), seed=i)
-              for i in range(num_observations)]
+    refs = [sim.reference_samples(i + 1, num_samples) for i in range(num_observations)]
+    scores = [c2st(samples[:, i].cpu(), refs[i], seed=i) for i in range(num_observations)]
+    mmds = [mmd(samples[:, i].cpu(), refs[i], seed=i) for i in range(num_observations)]
+    calibration = _tarp_on_held_out(est, sim, tarp_tests, tarp_samples, seed)
     record = {"cell": dataclasses.asdict(cell), "c2st": scores,
-              "c2st_mean": sum(scores) / len(scores),
+              "c2st_mean": sum(scores) / len(scores), "mmd": mmds,
+              "mmd_mean": sum(mmds) / len(mmds), **calibration,
               "published_c2st": published(cell.task, cell.method, cell.budget),
               "train_s": train_s, "sample_s": sample_s, "num_observations": num_observations,
               "num_samples": num_samples, "seed": seed, "config": config.to_dict()}
@@ -165,8 +178,25 @@ def run_cell(cell: Cell, out_dir: Path, *, num_observations: int, num_samples: i
     _write_text(path, json.dumps(record, indent=1))
     log(f"  {cell.name}: C2ST {record['c2st_mean']:.3f} (sbibm "
         f"{record['published_c2st'] if record['published_c2st'] is not None else 'n/a'}), "
+        f"MMD {record['mmd_mean']:.4f}, TARP ATC {record['tarp_atc']:+.3f}, "
         f"training {train_s:.0f} s, sampling {sample_s:.1f} s")
     return record
+
+
+def _tarp_on_held_out(est: Any, sim: Any, n: int, num_samples: int, seed: int
+                     ) -> dict[str, Any]:
+    """TARP of the trained estimator on ``n`` held-out simulations (rows of the seed
+    ``seed + 1``; the training store uses ``seed``), references in the prior's box when it
+    is bounded."""
+    theta, x = simulate_rows(sim, seed + 1, 0, n)
+    t0 = time.perf_counter()
+    samples = est.sample(num_samples, x, generator=torch.Generator().manual_seed(seed + 1))
+    prior = sim.prior
+    finite = bool(torch.isfinite(prior.low).all() and torch.isfinite(prior.high).all())
+    res = tarp(samples.to(theta), theta, bounds=(prior.low, prior.high) if finite else None,
+               seed=seed)
+    return {"tarp_atc": res.atc, "tarp_ks_pvalue": res.ks_pvalue, "tarp_tests": n,
+            "tarp_samples": num_samples, "tarp_s": time.perf_counter() - t0}
 
 
 def _store_path(out_dir: Path, task: str, budget: int) -> Path:
@@ -205,8 +235,9 @@ def summary_table(records: list[dict[str, Any]]) -> str:
     for r in records:
         key = (r["cell"]["task"], r["cell"]["budget"])
         best[key] = min(best.get(key, 1.0), r["c2st_mean"])
-    lines = ["| task | simulations | method | C2ST (ours) | C2ST (sbibm, published) | "
-             "training [s] | sampling [s] |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| task | simulations | method | C2ST (ours) | C2ST (sbibm, published) | MMD | "
+             "TARP ATC (KS p) | training [s] | sampling [s] |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in sorted(records, key=lambda r: (r["cell"]["task"], r["cell"]["budget"],
                                             r["cell"]["method"])):
         c = r["cell"]
@@ -215,7 +246,9 @@ def summary_table(records: list[dict[str, Any]]) -> str:
             ours = f"**{ours}**"
         peer = "n/a" if r["published_c2st"] is None else f"{r['published_c2st']:.3f}"
         lines.append(f"| {c['task']} | {c['budget']:,} | {c['method'].upper()} | {ours} | "
-                     f"{peer} | {r['train_s']:.0f} | {r['sample_s']:.1f} |")
+                     f"{peer} | {r['mmd_mean']:.4f} | {r['tarp_atc']:+.3f} "
+                     f"({r['tarp_ks_pvalue']:.2g}) | {r['train_s']:.0f} | "
+                     f"{r['sample_s']:.1f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -241,7 +274,8 @@ def run_benchmark(out_dir: str | Path, *, suite: str = "quick", tasks: list[str]
     log(f"benchmark '{suite}': {len(cells)} cell(s) -> {out}")
     kwargs = {"num_observations": num_observations or s["num_observations"],
               "num_samples": num_samples or s["num_samples"], "device": device,
-              "train_overrides": train_overrides}
+              "train_overrides": train_overrides, "tarp_tests": s["tarp_tests"],
+              "tarp_samples": s["tarp_samples"]}
     if cluster is not None and cluster.distributed:
         records = _run_on_cluster(cells, out, kwargs, cluster, log)
     else:
