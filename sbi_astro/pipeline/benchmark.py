@@ -47,6 +47,7 @@ from ..diagnostics.tarp import tarp
 from ..errors import ConfigError
 from ..executor import ClusterSpec
 from ..inference import TrainingConfig, train
+from ..inference.sbi_peers import VECTOR_FIELD_METHODS, sbi_vector_field
 from ..registry import list_simulators, load_simulator
 from ..rows import simulate_rows
 from ..store import SimulationStore
@@ -60,11 +61,13 @@ SUITES: dict[str, dict[str, Any]] = {
     "full": {"tasks": ["gaussian_linear", "gaussian_linear_uniform", "gaussian_mixture",
                        "two_moons", "slcp", "slcp_distractors", "bernoulli_glm", "sir",
                        "lotka_volterra"],
-             "methods": ["npe", "nle", "nre"], "budgets": [1000, 10_000, 100_000],
+             "methods": ["npe", "nle", "nre", "fmpe", "npse"],
+             "budgets": [1000, 10_000, 100_000],
              "num_observations": 10, "num_samples": 10_000, "tarp_tests": 200,
              "tarp_samples": 1000},
 }
-METHODS = ("npe", "nle", "nre")
+#: ours (NPE, NLE, NRE with the project's defaults) and sbi 0.27's FMPE and NPSE (its defaults)
+METHODS = ("npe", "nle", "nre", *VECTOR_FIELD_METHODS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,11 +158,18 @@ def run_cell(cell: Cell, out_dir: Path, *, num_observations: int, num_samples: i
         raise ConfigError(f"task {cell.task!r} has no reference posterior samples; the "
                           "benchmark needs observation(i) and reference_samples(i, n)")
     theta, x = _training_set(out_dir, cell, sim, seed)
-    config = TrainingConfig(method=cell.method, device=device, seed=seed,
-                            **(train_overrides or {}))
-    t0 = time.perf_counter()
-    est = train(theta, x, sim, config)
-    train_s = time.perf_counter() - t0
+    if cell.method in VECTOR_FIELD_METHODS:  # sbi 0.27 with its defaults: a peer row
+        epochs = (train_overrides or {}).get("max_epochs", 2**31 - 1)
+        est, train_s = sbi_vector_field(cell.method, sim.prior, theta, x,
+                                        torch.device(device), max_epochs=epochs, seed=seed)
+        config_dict = {"method": cell.method, "sbi": "0.27 defaults", "max_epochs": epochs}
+    else:
+        config = TrainingConfig(method=cell.method, device=device, seed=seed,
+                                **(train_overrides or {}))
+        t0 = time.perf_counter()
+        est = train(theta, x, sim, config)
+        train_s = time.perf_counter() - t0
+        config_dict = config.to_dict()
     obs = torch.stack([sim.observation(i) for i in range(1, num_observations + 1)])
     t0 = time.perf_counter()
     samples = est.sample(num_samples, obs, generator=torch.Generator().manual_seed(seed))
@@ -173,7 +183,7 @@ def run_cell(cell: Cell, out_dir: Path, *, num_observations: int, num_samples: i
               "mmd_mean": sum(mmds) / len(mmds), **calibration,
               "published_c2st": published(cell.task, cell.method, cell.budget),
               "train_s": train_s, "sample_s": sample_s, "num_observations": num_observations,
-              "num_samples": num_samples, "seed": seed, "config": config.to_dict()}
+              "num_samples": num_samples, "seed": seed, "config": config_dict}
     path.parent.mkdir(parents=True, exist_ok=True)
     _write_text(path, json.dumps(record, indent=1))
     log(f"  {cell.name}: C2ST {record['c2st_mean']:.3f} (sbibm "
@@ -229,10 +239,12 @@ def _write_text(path: Path, text: str) -> None:
 
 
 def summary_table(records: list[dict[str, Any]]) -> str:
-    """A Markdown table: task, budget, method, our C2ST, sbibm's, times; ``**`` marks the
-    best of our methods per task and budget."""
+    """A Markdown table: task, budget, method, C2ST, sbibm's, MMD, TARP, times; ``**`` marks
+    the best of our methods per task and budget (sbi's FMPE and NPSE rows are peers)."""
     best: dict[tuple[str, int], float] = {}
     for r in records:
+        if r["cell"]["method"] in VECTOR_FIELD_METHODS:  # sbi's rows: peers, not ours
+            continue
         key = (r["cell"]["task"], r["cell"]["budget"])
         best[key] = min(best.get(key, 1.0), r["c2st_mean"])
     lines = ["| task | simulations | method | C2ST (ours) | C2ST (sbibm, published) | MMD | "
@@ -242,10 +254,13 @@ def summary_table(records: list[dict[str, Any]]) -> str:
                                             r["cell"]["method"])):
         c = r["cell"]
         ours = f"{r['c2st_mean']:.3f}"
-        if r["c2st_mean"] == best[(c["task"], c["budget"])]:
+        if r["c2st_mean"] == best.get((c["task"], c["budget"])):
             ours = f"**{ours}**"
+        method = c["method"].upper()
+        if c["method"] in VECTOR_FIELD_METHODS:
+            method += " (sbi 0.27)"
         peer = "n/a" if r["published_c2st"] is None else f"{r['published_c2st']:.3f}"
-        lines.append(f"| {c['task']} | {c['budget']:,} | {c['method'].upper()} | {ours} | "
+        lines.append(f"| {c['task']} | {c['budget']:,} | {method} | {ours} | "
                      f"{peer} | {r['mmd_mean']:.4f} | {r['tarp_atc']:+.3f} "
                      f"({r['tarp_ks_pvalue']:.2g}) | {r['train_s']:.0f} | "
                      f"{r['sample_s']:.1f} |")
