@@ -122,3 +122,19 @@ def test_sbi_flow_matching_is_a_peer_row(tmp_path):
     recs = [rec, {**rec, "cell": {**rec["cell"], "method": "npe"}, "c2st_mean": 0.9}]
     table = summary_table(recs)
     assert "| FMPE (sbi 0.27) |" in table and "**0.900**" in table  # ours is marked
+
+
+def test_the_report_page_draws_c2st_against_budget_with_sbibm_curves(tmp_path):
+    from sbi_astro.pipeline.benchmark import published_curves, write_pages
+
+    recs = [{"cell": {"task": "two_moons", "method": "npe", "budget": b}, "c2st_mean": c,
+             "published_c2st": published("two_moons", "npe", b), "train_s": 1.0,
+             "sample_s": 0.5, "mmd_mean": 0.01, "tarp_atc": -0.02, "tarp_ks_pvalue": 0.4}
+            for b, c in [(1000, 0.7), (10_000, 0.58)]]
+    curves = published_curves(recs)
+    assert [b for b, _ in curves[("two_moons", "npe")]] == [1000, 10_000, 100_000]
+    assert curves[("two_moons", "npe")][1][1] == published("two_moons", "npe", 10_000)
+    report, metrics = write_pages(recs, tmp_path, "quick")
+    page = report.read_text()
+    assert page.count("<img") == 1 and "C2ST against simulation budget" in page
+    assert json.loads(metrics.read_text())["cells"][1]["c2st_mean"] == 0.58

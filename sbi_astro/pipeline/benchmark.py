@@ -9,7 +9,9 @@ reference observations and score them with C2ST (sbibm's protocol: an MLP classi
 and MMD (:mod:`~sbi_astro.diagnostics.mmd`); and calibrate the estimator with TARP on
 held-out simulations (ATC and KS p).
 Each cell is written atomically to ``cells/TASK_METHOD_BUDGET.json`` when it finishes, so
-a killed benchmark re-runs only the missing cells.  :func:`summary_table` puts our mean
+a killed benchmark re-runs only the missing cells.  ``results.md`` is the table;
+``report.html`` adds the figure of C2ST against budget per task with sbibm's published
+curves (:func:`write_pages`), ``metrics.json`` every cell's record.  :func:`summary_table` puts our mean
 C2ST beside sbibm's published mean for the same task, algorithm and budget (Lueckmann et
 al. 2021, the ``sbi-benchmark/results`` data shipped in ``benchmark_data/`` with its
 provenance) and marks the best method per task and budget.
@@ -39,6 +41,7 @@ from typing import Any
 
 import torch
 
+from ..analysis import Section
 from ..atomic import atomic_write
 from ..campaign import run_campaign
 from ..diagnostics.c2st import c2st
@@ -48,7 +51,10 @@ from ..errors import ConfigError
 from ..executor import ClusterSpec
 from ..inference import TrainingConfig, train
 from ..inference.sbi_peers import VECTOR_FIELD_METHODS, sbi_vector_field
+from ..provenance import package_versions
 from ..registry import list_simulators, load_simulator
+from ..report import write_sections_report
+from ..report.figures import plot_benchmark
 from ..rows import simulate_rows
 from ..store import SimulationStore
 
@@ -297,8 +303,47 @@ def run_benchmark(out_dir: str | Path, *, suite: str = "quick", tasks: list[str]
         records = [run_cell(c, out, log=log, **kwargs) for c in cells]
     table = summary_table(records)
     _write_text(out / "results.md", table)
+    report, _ = write_pages(records, out, suite)
     log(table)
+    log(f"report: {report}")
     return records
+
+
+def published_curves(records: list[dict[str, Any]]) -> dict[tuple[str, str], list[tuple[int,
+                                                                                       float]]]:
+    """sbibm's published mean C2ST at 10^3, 10^4, 10^5 for each (task, method) measured."""
+    out = {}
+    for task, method in {(r["cell"]["task"], r["cell"]["method"]) for r in records}:
+        pts = [(b, v) for b in (1000, 10_000, 100_000)
+               if (v := published(task, method, b)) is not None]
+        if pts:
+            out[(task, method)] = pts
+    return out
+
+
+def write_pages(records: list[dict[str, Any]], out: Path, suite: str) -> tuple[Path, Path]:
+    """``report.html`` (the figure of C2ST against budget with sbibm's published curves, and
+    the table) and ``metrics.json`` (every cell's record) in ``out``."""
+    fig = plot_benchmark(records, published_curves(records))
+    rows = [{"task": r["cell"]["task"], "simulations": r["cell"]["budget"],
+             "method": r["cell"]["method"].upper(), "C2ST": round(r["c2st_mean"], 3),
+             "C2ST (sbibm)": r["published_c2st"], "MMD": round(r["mmd_mean"], 4),
+             "TARP ATC": round(r["tarp_atc"], 3), "TARP KS p": r["tarp_ks_pvalue"],
+             "training [s]": round(r["train_s"], 1), "sampling [s]": round(r["sample_s"], 1)}
+            for r in sorted(records, key=lambda r: (r["cell"]["task"], r["cell"]["budget"],
+                                                    r["cell"]["method"]))]
+    section = Section(
+        title="C2ST against simulation budget",
+        text="Solid: measured here (mean C2ST over the reference observations; 0.5 is "
+             "perfect). Dashed: sbibm's published means for the same algorithm (Lueckmann "
+             "et al. 2021). FMPE and NPSE are sbi 0.27 with its defaults.",
+        figures=[(fig, "C2ST against the number of simulations, per task")], table=rows)
+    return write_sections_report(
+        [section], out, title=f"sbi-astro benchmark ({suite})",
+        subtitle=f"{len(records)} cells", metrics={
+            "cells": records,
+            "provenance": {"created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                           "suite": suite, "packages": package_versions()}})
 
 
 def _run_on_cluster(cells: list[Cell], out: Path, kwargs: dict[str, Any], cluster: ClusterSpec,

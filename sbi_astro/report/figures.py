@@ -264,6 +264,38 @@ def plot_z_histogram(res: ImageCalibrationResult) -> Any:
     return fig
 
 
+def plot_benchmark(records: list[dict[str, Any]],
+                   published: dict[tuple[str, str], list[tuple[int, float]]]) -> Any:
+    """C2ST against the simulation budget, one panel per task (the layout of sbibm's main
+    figure): a solid line per method measured here, sbibm's published means dashed in the
+    same colour."""
+    tasks = sorted({r["cell"]["task"] for r in records})
+    methods = sorted({r["cell"]["method"] for r in records})
+    colours = {m: f"C{i}" for i, m in enumerate(["npe", "nle", "nre", "fmpe", "npse"])}
+    cols = min(3, len(tasks))
+    rows = math.ceil(len(tasks) / cols)
+    fig, axes = figure(rows, cols, size=(3.6 * cols, 3.0 * rows))
+    for k, task in enumerate(tasks):
+        ax = axes[k // cols, k % cols]
+        for m in methods:
+            pts = sorted((r["cell"]["budget"], r["c2st_mean"]) for r in records
+                         if r["cell"]["task"] == task and r["cell"]["method"] == m)
+            if pts:
+                ax.plot(*zip(*pts, strict=True), "o-", color=colours.get(m, "k"),
+                        label=m.upper())
+            ref = published.get((task, m))
+            if ref:
+                ax.plot(*zip(*sorted(ref), strict=True), "--", color=colours.get(m, "k"),
+                        alpha=0.6, label=f"{m.upper()} (sbibm)")
+        ax.set(xscale="log", ylim=(0.45, 1.02), title=task, xlabel="simulations",
+               ylabel="C2ST")
+        ax.axhline(0.5, color="k", lw=0.6)
+        ax.legend(fontsize=7)
+    for k in range(len(tasks), rows * cols):
+        axes[k // cols, k % cols].axis("off")
+    return fig
+
+
 def render_figure(obj: Any) -> str:
     """A figure, or a diagnostics result with a standard drawing, as a base64 PNG.
 
