@@ -118,7 +118,7 @@ def test_save_load_round_trip_is_exact(toy, tmp_path):
     with pytest.raises(DataFormatError, match="checksum"):
         load_rim(path)
     (path / "rim.json").write_text(json.dumps({"format": "other"}))
-    with pytest.raises(DataFormatError, match="not an sbi-astro RIM"):
+    with pytest.raises(DataFormatError, match="not an sbi-astro RIM description"):
         load_rim(path)
 
 

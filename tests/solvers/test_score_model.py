@@ -168,7 +168,7 @@ def test_altered_weights_are_refused(tmp_path):
     wfile.write_bytes(wfile.read_bytes()[:-1] + b"x")
     with pytest.raises(DataFormatError, match="checksum"):
         load_score_model(path)
-    with pytest.raises(DataFormatError, match="not a saved score model"):
+    with pytest.raises(FileNotFoundError, match="not a saved score model"):
         load_score_model(tmp_path)
 
 
