@@ -33,11 +33,10 @@ from __future__ import annotations
 import dataclasses
 import inspect
 from collections.abc import Callable
-from functools import cache
-from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
-from .errors import ConfigError, PluginError
+from .errors import ConfigError
+from .plugins import function_names, load_function
 
 GROUP = "sbi_astro.analyses"
 
@@ -63,14 +62,9 @@ class Section:
     table: list[dict[str, Any]] | None = None
 
 
-@cache
-def _entry_points() -> dict[str, EntryPoint]:
-    return {ep.name: ep for ep in entry_points(group=GROUP)}
-
-
 def list_analyses() -> list[str]:
     """Names of the registered analyses."""
-    return sorted(_entry_points())
+    return function_names(GROUP)
 
 
 def get_analysis(kind: str) -> Callable[..., Section]:
@@ -80,18 +74,7 @@ def get_analysis(kind: str) -> Callable[..., Section]:
         ConfigError: no analysis of that name (the message lists the known ones).
         PluginError: the entry point cannot be imported or is not callable.
     """
-    eps = _entry_points()
-    if kind not in eps:
-        raise ConfigError(f"unknown study analysis kind '{kind}'; known kinds: "
-                          f"{list_analyses()}")
-    try:
-        fn = eps[kind].load()
-    except Exception as err:  # noqa: BLE001 - any import failure of a third-party plugin
-        raise PluginError(f"analysis {kind!r} ({eps[kind].value}) could not be imported: "
-                          f"{type(err).__name__}: {err}") from err
-    if not callable(fn):
-        raise PluginError(f"analysis {kind!r} ({eps[kind].value}) is not a function")
-    return fn
+    return load_function(GROUP, kind, what="study analysis kind")
 
 
 def check_analysis_options(kind: str, options: dict[str, Any]) -> None:

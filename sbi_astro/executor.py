@@ -298,11 +298,14 @@ def run_chunks(client: Any, store: SimulationStore, sim: Simulator, seed: int,
             finished = set()
         for fut in sorted(finished, key=running.get):
             c = running.pop(fut)
-            if fut.status == "finished":
-                commit(c, *fut.result())
-                committed += 1
+            try:
+                # blocks while a result lost with its worker is being recomputed
+                theta, x = _result(fut)
+            except Exception as err:  # noqa: BLE001 - the task's own error, reported
+                failures.append((c, err))
             else:
-                failures.append((c, _failure(fut)))
+                commit(c, theta, x)
+                committed += 1
             fut.release()
         status(f"{len(client.nthreads())} workers")
     if failures:
@@ -310,11 +313,12 @@ def run_chunks(client: Any, store: SimulationStore, sim: Simulator, seed: int,
         raise chunk_error(store, sim, seed, c, err, committed) from None
 
 
-def _failure(fut: Any) -> BaseException:
-    """The exception of a failed or cancelled future."""
-    if fut.status == "error":
-        return fut.exception()
-    return RuntimeError(f"the task was {fut.status} (the scheduler went away?)")
+def _result(fut: Any) -> Any:
+    """The future's result; its task's exception, or a RuntimeError if it was cancelled
+    (a future whose worker died after it finished is recomputed: this waits for it)."""
+    if fut.cancelled():
+        raise RuntimeError("the task was cancelled (the scheduler went away?)")
+    return fut.result()
 
 
 def dashboard_line(client: Any) -> str:
@@ -426,13 +430,16 @@ class RowSimulations:
         futures = [self._client.submit(fn, *call, key=f"sbi-astro-rows-{k}-{token}", pure=False)
                    for k, call in enumerate(calls)]
         wait(futures)
+        results = []
         for fut, (a, b) in zip(futures, bounds, strict=True):
-            if fut.status != "finished":
+            try:
+                results.append(_result(fut))
+            except Exception as err:  # noqa: BLE001 - the task's own error, reported
                 sim = self.simulator
                 raise ChunkError(f"{sim.name} failed on rows {a}-{b - 1} of seed {seed} "
-                                 f"({_ranges(sim, theta_of(a, b))}): {_why(_failure(fut))}; "
-                                 "fix the simulator and run again")
-        return [fut.result() for fut in futures]
+                                 f"({_ranges(sim, theta_of(a, b))}): {_why(err)}; "
+                                 "fix the simulator and run again") from None
+        return results
 
 
 def _task_device(sim: Simulator) -> str | None:

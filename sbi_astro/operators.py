@@ -26,43 +26,22 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from functools import cache
-from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 from .errors import ConfigError, PluginError
+from .plugins import function_names, load_function
 
 GROUP = "sbi_astro.operators"
 
 
-@cache
-def _entry_points() -> dict[str, EntryPoint]:
-    return {ep.name: ep for ep in entry_points(group=GROUP)}
-
-
 def list_operators() -> list[str]:
     """Names of the registered operators."""
-    return sorted(_entry_points())
+    return function_names(GROUP)
 
 
 def operator_factory(name: str) -> Callable[..., Any]:
-    """The function registered as ``name``.
-
-    Raises:
-        ConfigError: no operator of that name (the message lists the known ones).
-        PluginError: the entry point cannot be imported or is not callable.
-    """
-    eps = _entry_points()
-    if name not in eps:
-        raise ConfigError(f"unknown operator '{name}'; known operators: {list_operators()}")
-    try:
-        fn = eps[name].load()
-    except Exception as err:  # noqa: BLE001 - any import failure of a third-party plugin
-        raise PluginError(f"operator {name!r} ({eps[name].value}) could not be imported: "
-                          f"{type(err).__name__}: {err}") from err
-    if not callable(fn):
-        raise PluginError(f"operator {name!r} ({eps[name].value}) is not a function")
-    return fn
+    """The function registered as ``name`` (errors as :func:`~sbi_astro.plugins.load_function`)."""
+    return load_function(GROUP, name, what="operator")
 
 
 def check_operator_options(name: str, options: dict[str, Any]) -> None:

@@ -7,7 +7,11 @@ simulator from its class; they inherit the test process's ``sys.path``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
+import signal
+import threading
 import time
 
 import torch
@@ -91,3 +95,27 @@ class WideGaussian(Simulator):
         noise = rng.normal((64,), dtype=theta.dtype).repeat_interleave(
             self.options.width // 64, dim=-1)
         return (self._expected(theta) + NOISE * noise).to(self.dtype)
+
+
+@contextlib.contextmanager
+def one_worker_killed(scheduler_address: str, after: float = 0.9):
+    """SIGKILLs one worker process of the cluster ``after`` seconds into the block; yields
+    its pid.  On exit, waits until the nanny has restarted it (for later tests)."""
+    from distributed import Client
+
+    with Client(scheduler_address) as client:
+        victim = sorted(client.run(os.getpid).values())[0]
+
+    def kill() -> None:
+        time.sleep(after)
+        os.kill(victim, signal.SIGKILL)
+
+    killer = threading.Thread(target=kill)
+    killer.start()
+    try:
+        yield victim
+    finally:
+        killer.join()
+    with Client(scheduler_address) as client:
+        client.wait_for_workers(2, timeout=60)
+        assert victim not in client.run(os.getpid).values()

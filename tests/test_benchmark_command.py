@@ -88,7 +88,6 @@ def test_cells_on_a_dask_cluster_equal_the_local_ones(tmp_path, cluster):
 
 
 def test_tarp_per_cell_passes_the_exact_posterior_and_fails_a_narrow_one():
-    import torch
 
     from sbi_astro import load_simulator
     from sbi_astro.pipeline.benchmark import _tarp_on_held_out

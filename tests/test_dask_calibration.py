@@ -5,16 +5,12 @@ a Dask cluster and give the numbers of a local calibration, bit for bit."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import threading
-import time
 
 import numpy as np
 import pytest
 import torch
 import yaml
-from _dask_helpers import FaultyGaussian
+from _dask_helpers import FaultyGaussian, one_worker_killed
 
 from sbi_astro import load_simulator
 from sbi_astro.cli import main
@@ -100,26 +96,11 @@ def test_a_failing_chunk_is_named_with_its_rows(cluster):
 
 def test_a_worker_killed_during_calibration_simulations_loses_nothing(cluster):
     sim = FaultyGaussian(device="cpu", delay=0.25)
-    from distributed import Client
-
-    with Client(cluster.scheduler_address) as client:
-        victim = sorted(client.run(os.getpid).values())[0]
-
-    def kill() -> None:  # 0.9 s in: each worker is inside one of its 0.25 s chunks
-        time.sleep(0.9)
-        os.kill(victim, signal.SIGKILL)
-
-    killer = threading.Thread(target=kill)
-    killer.start()
-    try:
-        with RowSimulations(sim, ClusterSpec(scheduler=cluster.scheduler_address),
-                            chunk_size=5) as rows:
-            theta, x = rows.joint(8, 80)  # 16 chunks of 0.25 s on 2 workers: ~2 s
-    finally:
-        killer.join()
-    with Client(cluster.scheduler_address) as client:
-        client.wait_for_workers(2, timeout=60)
-        assert victim not in client.run(os.getpid).values()
+    # 16 chunks of 0.25 s on 2 workers: ~2 s; one worker dies 0.9 s in
+    with one_worker_killed(cluster.scheduler_address), \
+            RowSimulations(sim, ClusterSpec(scheduler=cluster.scheduler_address),
+                           chunk_size=5) as rows:
+        theta, x = rows.joint(8, 80)
     t_ref, x_ref = simulate_rows(FaultyGaussian(device="cpu"), 8, 0, 80)
     assert torch.equal(theta, t_ref) and torch.equal(x, x_ref)
 

@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import numpy as np
 import psutil
 import pytest
 import yaml
-from _dask_helpers import FaultyGaussian
+from _dask_helpers import FaultyGaussian, one_worker_killed
 
 from sbi_astro.campaign import run_campaign, simulate_rows
 from sbi_astro.cli import main
@@ -111,27 +110,11 @@ def test_bad_cluster_flags_exit_2_before_simulating(tmp_path, capsys, flags, wor
 def test_worker_killed_mid_campaign_store_complete_and_identical(cluster, tmp_path):
     sim = FaultyGaussian(device="cpu", delay=0.25)
     kw = dict(num_simulations=16 * 20, seed=5, chunk_size=20, progress=False)
-    from distributed import Client
-
-    with Client(cluster.scheduler_address) as client:
-        pids = client.run(os.getpid)
-    victim = sorted(pids.values())[0]
-
-    def kill() -> None:  # 0.9 s in: each worker is inside one of its 0.25 s chunks
-        time.sleep(0.9)
-        os.kill(victim, signal.SIGKILL)
-
-    killer = threading.Thread(target=kill)
-    killer.start()
-    try:
+    # 0.9 s in, each worker is inside one of its 0.25 s chunks
+    with one_worker_killed(cluster.scheduler_address) as victim:
         run_campaign(tmp_path / "dask.h5", sim, scheduler=cluster.scheduler_address,
                      **kw).close()
-    finally:
-        killer.join()
     assert not psutil.pid_exists(victim) or psutil.Process(victim).status() == "zombie"
-    with Client(cluster.scheduler_address) as client:
-        client.wait_for_workers(2, timeout=60)  # the nanny restarted it (for later tests)
-        assert victim not in client.run(os.getpid).values()
     run_campaign(tmp_path / "local.h5", FaultyGaussian(device="cpu"), **kw).close()
     _same_rows(tmp_path / "local.h5", tmp_path / "dask.h5")
     assert _arrays(tmp_path / "dask.h5")["chunk_done"].all()

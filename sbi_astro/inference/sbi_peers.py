@@ -30,12 +30,18 @@ def direct_posterior(net: nn.Module, prior: Any, device: torch.device):
 def sbi_default_npe(prior: Any, theta: Tensor, x: Tensor, device: torch.device,
                     max_epochs: int = 2**31 - 1) -> tuple[Any, float]:
     """sbi's NPE with all its defaults (MAF); returns its DirectPosterior and seconds."""
-    import time
-
     from sbi.inference import NPE
 
+    return _train_with_defaults(NPE, prior, theta, x, device, max_epochs)
+
+
+def _train_with_defaults(cls: Any, prior: Any, theta: Tensor, x: Tensor, device: torch.device,
+                         max_epochs: int) -> tuple[Any, float]:
+    """An sbi trainer ``cls`` with its defaults, quiet: its posterior and training seconds."""
+    import time
+
     with _quiet(stdout=True):
-        inference = NPE(prior=prior, device=str(device), tracker=NullTracker(),
+        inference = cls(prior=prior, device=str(device), tracker=NullTracker(),
                         show_progress_bars=False)
         t0 = time.perf_counter()
         inference.append_simulations(theta, x).train(max_num_epochs=max_epochs)
@@ -62,18 +68,11 @@ class PeerPosterior:
 def sbi_vector_field(method: str, prior: Any, theta: Tensor, x: Tensor, device: torch.device,
                      max_epochs: int = 2**31 - 1, seed: int = 0) -> tuple[PeerPosterior, float]:
     """sbi 0.27's FMPE or NPSE with all its defaults; returns the posterior and seconds."""
-    import time
-
     from sbi.inference import FMPE, NPSE
 
     if method not in VECTOR_FIELD_METHODS:
         raise ValueError(f"method must be one of {VECTOR_FIELD_METHODS}, got {method!r}")
-    cls = FMPE if method == "fmpe" else NPSE
     torch.manual_seed(seed)  # sbi initialises and shuffles from the global generator
-    with _quiet(stdout=True):
-        inference = cls(prior=prior, device=str(device), tracker=NullTracker(),
-                        show_progress_bars=False)
-        t0 = time.perf_counter()
-        inference.append_simulations(theta, x).train(max_num_epochs=max_epochs)
-        seconds = time.perf_counter() - t0
-        return PeerPosterior(inference.build_posterior()), seconds
+    posterior, seconds = _train_with_defaults(FMPE if method == "fmpe" else NPSE, prior, theta,
+                                              x, device, max_epochs)
+    return PeerPosterior(posterior), seconds

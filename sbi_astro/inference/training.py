@@ -25,6 +25,7 @@ from ..errors import ConfigError, DataFormatError
 from ..priors import Prior
 from ..simulator import Simulator
 from ..store import SimulationStore
+from ..store_batches import StoreBatches, fits_in_memory, row_bytes
 from . import sbi_adapter
 from .config import TrainingConfig
 from .data import check_theta_x
@@ -32,7 +33,6 @@ from .ensemble import member_config, mixture
 from .estimator import TrainedEstimator, resolve_embedding_spec
 from .methods import estimator_class
 from .run_files import read_run
-from ..store_batches import StoreBatches, fits_in_memory, row_bytes
 from .streaming import train_streamed
 from .transforms import LogitBox
 

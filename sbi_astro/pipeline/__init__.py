@@ -3,7 +3,8 @@
 One concept per module: :mod:`.study` (the validated study configuration), :mod:`.runner`
 (running it), :mod:`.training` (train and save a run, atomically), :mod:`.calibration`
 (the calibration run that produces the report's content), :mod:`.analyses` (the built-in
-study analyses), :mod:`.score_study` (a pixel-level problem with a learned score prior).  It sits above the report and below the CLI.
+study analyses), :mod:`.score_study` (a pixel-level problem with a learned score prior),
+:mod:`.benchmark` (the accuracy benchmark).  It sits above the report and below the CLI.
 """
 
 from __future__ import annotations

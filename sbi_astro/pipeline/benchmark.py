@@ -11,10 +11,10 @@ held-out simulations (ATC and KS p).
 Each cell is written atomically to ``cells/TASK_METHOD_BUDGET.json`` when it finishes, so
 a killed benchmark re-runs only the missing cells.  ``results.md`` is the table;
 ``report.html`` adds the figure of C2ST against budget per task with sbibm's published
-curves (:func:`write_pages`), ``metrics.json`` every cell's record.  :func:`summary_table` puts our mean
-C2ST beside sbibm's published mean for the same task, algorithm and budget (Lueckmann et
-al. 2021, the ``sbi-benchmark/results`` data shipped in ``benchmark_data/`` with its
-provenance) and marks the best method per task and budget.
+curves (:func:`write_pages`), ``metrics.json`` every cell's record.
+:func:`summary_table` puts our mean C2ST beside sbibm's published mean for the same task,
+algorithm and budget (Lueckmann et al. 2021, the ``sbi-benchmark/results`` data shipped in
+``benchmark_data/`` with its provenance) and marks the best method per task and budget.
 
 Tasks are any registered simulator with reference posterior samples for numbered
 observations (``observation(i)`` and ``reference_samples(i, n)``, as the sbibm tasks have).
@@ -366,11 +366,12 @@ def _run_on_cluster(cells: list[Cell], out: Path, kwargs: dict[str, Any], cluste
                                      key=f"sbi-astro-cell-{c.name}"): c for c in pending}
             for fut in as_completed(futures):
                 c = futures[fut]
-                if fut.status != "finished":
+                try:
+                    record = done[c] = fut.result()  # (waits while a lost one is redone)
+                except Exception as err:  # noqa: BLE001 - the cell's own error, reported
                     raise ConfigError(f"benchmark cell {c.name} failed: "
-                                      f"{type(fut.exception()).__name__}: {fut.exception()}; "
-                                      "finished cells are kept, re-run to resume") from None
-                record = done[c] = fut.result()
+                                      f"{type(err).__name__}: {err}; finished cells are "
+                                      "kept, re-run to resume") from None
                 log(f"  {c.name}: C2ST {record['c2st_mean']:.3f}, training "
                     f"{record['train_s']:.0f} s, sampling {record['sample_s']:.1f} s")
     return [done[c] for c in cells]

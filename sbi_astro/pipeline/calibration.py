@@ -55,7 +55,6 @@ from ..provenance import package_versions
 from ..report import ReportContent, jsonable, write_report
 from ..simulator import Simulator
 
-
 #: the posterior predictive re-simulations' seed is the calibration seed xor this
 _PPC_SALT = 0x99C
 

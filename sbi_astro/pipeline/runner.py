@@ -31,10 +31,10 @@ from ..campaign import run_campaign
 from ..executor import ClusterSpec
 from ..inference import TrainedEstimator, load_run
 from ..inference.ensemble import mixture
-from ..store_batches import fits_in_memory, row_bytes
 from ..outputs import check_output_dir
 from ..registry import load_simulator
 from ..simulator import Simulator
+from ..store_batches import fits_in_memory, row_bytes
 from .calibration import calibrate_estimator
 from .study import Study, analysis_options
 from .training import train_run, train_store_run

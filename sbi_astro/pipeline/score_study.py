@@ -43,7 +43,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 
 from ..campaign import run_campaign
 from ..device import resolve_device
@@ -69,7 +68,7 @@ from ..solvers.io import load_score_model, save_score_model
 from ..store import SimulationStore
 from ..store_batches import StoreBatches
 from ..user_arrays import read_user_array
-from .study import _check_keys
+from .study import _check_keys, read_study_yaml
 
 TOP_KEYS = {"name", "solver", "sources", "prior", "operator", "noise_sigma", "test", "device",
             "output"}
@@ -191,7 +190,7 @@ class ScoreStudy:
     @classmethod
     def from_yaml(cls, path: str | Path) -> ScoreStudy:
         """The study in ``path``; a relative ``sources.images`` is found beside it."""
-        doc = _read_yaml(path)
+        doc = read_study_yaml(path)
         images = doc.get("sources", {}).get("images") if isinstance(doc, dict) and \
             isinstance(doc.get("sources"), dict) else None
         if isinstance(images, str) and not Path(images).expanduser().is_absolute():
@@ -202,21 +201,8 @@ class ScoreStudy:
 
 def is_score_study(path: str | Path) -> bool:
     """Whether the YAML at ``path`` is a score-prior study (``solver: score``)."""
-    doc = _read_yaml(path)
+    doc = read_study_yaml(path)
     return isinstance(doc, dict) and "solver" in doc
-
-
-def _read_yaml(path: str | Path) -> Any:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"study file {path} does not exist; give the study's YAML file")
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path} is not valid YAML: {' '.join(str(err).split())}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path} is not a text file (not UTF-8); give the study's YAML "
-                          "file") from None
 
 
 def _peak_normalised(x: torch.Tensor) -> torch.Tensor:

@@ -191,21 +191,31 @@ class Study:
     def from_yaml(cls, path: str | Path) -> Study:
         """Reads (``yaml.safe_load``) and validates a study file."""
         path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"study file {path} does not exist")
-        if path.is_dir():
-            raise ConfigError(f"{path} is a folder; give the study's YAML file")
-        try:
-            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path} is not valid YAML: {' '.join(str(err).split())}") from None
-        except UnicodeDecodeError:
-            raise ConfigError(f"{path} is not a text file (not UTF-8); give the study's YAML "
-                              "file") from None
+        doc = read_study_yaml(path)
         study = cls.from_dict(_cluster_files_relative_to(doc, path.resolve().parent),
                               source=str(path))
         options = _files_relative_to(study.simulator, study.options, path.resolve().parent)
         return dataclasses.replace(study, options=options) if options != study.options else study
+
+
+def read_study_yaml(path: str | Path) -> Any:
+    """The document in a study file, read with ``yaml.safe_load``.
+
+    Raises:
+        FileNotFoundError: no such file; ConfigError: a folder, not YAML, not UTF-8.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"study file {path} does not exist")
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder; give the study's YAML file")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path} is not valid YAML: {' '.join(str(err).split())}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not a text file (not UTF-8); give the study's YAML "
+                          "file") from None
 
 
 def _files_relative_to(simulator: str, options: dict[str, Any], folder: Path
@@ -234,7 +244,8 @@ def _cluster_files_relative_to(doc: Any, folder: Path) -> Any:
     out = dict(cluster)
     for key in ("config", "scheduler"):
         value = out.get(key)
-        if not isinstance(value, str) or not value.strip() or Path(value).expanduser().is_absolute():
+        if (not isinstance(value, str) or not value.strip()
+                or Path(value).expanduser().is_absolute()):
             continue
         if key == "config" or (folder / value).is_file():
             out[key] = str(folder / value)

@@ -17,12 +17,12 @@ from sbi_astro.errors import ConfigError
 from sbi_astro.priors import Normal, Prior
 from sbi_astro.random import RowRandom
 from sbi_astro.simulator import EmbeddingSpec, Simulator
-from sbi_astro.solvers import GaussianScore, ScoreModel, VPSDE, train_score_model
+from sbi_astro.solvers import VPSDE, GaussianScore, ScoreModel, train_score_model
 from sbi_astro.solvers.io import load_score_model, save_score_model
 from sbi_astro.solvers.rim import RIM, RIMConfig, TrainingConfig, fit, gaussian_log_likelihood
 from sbi_astro.store_batches import StoreBatches
 
-from .test_rim import N, SIGMA, deconvolution_toy
+from .test_rim import SIGMA, N, deconvolution_toy
 from .test_score_model import _gaussian
 
 
