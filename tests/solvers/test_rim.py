@@ -48,6 +48,23 @@ def deconvolution_toy(n: int = N, sigma: float = SIGMA):
     return cov, blur, cov @ blur.T @ torch.linalg.inv(s)
 
 
+#: the toy's training settings (also those of the streamed toy in test_streamed_training)
+TOY_TRAINING = TrainingConfig(epochs=8, batch_size=64, lr=3e-3, seed=2)
+
+
+def toy_likelihood(blur: torch.Tensor, sigma: float = SIGMA):
+    """The Gaussian log-likelihood of the blurred signals and a noisy ``observe``."""
+    blur32 = blur.float()
+
+    def forward(s):
+        return s @ blur32.T
+
+    def observe(s, rng):
+        return forward(s) + sigma * rng.normal(s.shape[1:])
+
+    return gaussian_log_likelihood(forward, sigma), observe
+
+
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
     """The trainings here are sequences of small matrix products: one thread is fastest
@@ -64,15 +81,10 @@ def toy():
     gen = torch.Generator().manual_seed(0)
     signals = (torch.linalg.cholesky(cov) @ torch.randn(N, N_TRAIN + N_TEST, generator=gen,
                                                           dtype=torch.float64)).T
-    blur32 = blur.float()
-    def forward(s):
-        return s @ blur32.T
-    ll = gaussian_log_likelihood(forward, SIGMA)
-    def observe(s, rng):
-        return forward(s) + SIGMA * rng.normal(s.shape[1:])
+    ll, observe = toy_likelihood(blur)
     rim = RIM(RIMConfig(signal_shape=(N,), steps=8, hidden=128, seed=1), device="cpu")
     summary = fit(rim, signals[:N_TRAIN].float(), ll, observe=observe,
-                  config=TrainingConfig(epochs=8, batch_size=64, lr=3e-3, seed=2), log=None)
+                  config=TOY_TRAINING, log=None)
     test = signals[N_TRAIN:]
     y = test @ blur.T + SIGMA * torch.randn(test.shape, generator=gen, dtype=torch.float64)
     return {"rim": rim, "ll": ll, "test": test, "y": y, "wiener": wiener, "cov": cov,

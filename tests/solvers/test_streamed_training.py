@@ -19,10 +19,10 @@ from sbi_astro.random import RowRandom
 from sbi_astro.simulator import EmbeddingSpec, Simulator
 from sbi_astro.solvers import VPSDE, GaussianScore, ScoreModel, train_score_model
 from sbi_astro.solvers.io import load_score_model, save_score_model
-from sbi_astro.solvers.rim import RIM, RIMConfig, TrainingConfig, fit, gaussian_log_likelihood
+from sbi_astro.solvers.rim import RIM, RIMConfig, TrainingConfig, fit
 from sbi_astro.store_batches import StoreBatches
 
-from .test_rim import SIGMA, N, deconvolution_toy
+from .test_rim import SIGMA, TOY_TRAINING, N, deconvolution_toy, toy_likelihood
 from .test_score_model import _gaussian
 
 
@@ -106,19 +106,9 @@ def test_rim_streamed_from_a_store_within_10_percent_of_the_wiener_filter(tmp_pa
                  num_simulations=4444, seed=3, chunk_size=500, progress=False).close()
     data = StoreBatches(path, batch_size=64, validation_fraction=0.1, seed=0)
     assert data.num_train == 3999
-    blur32 = blur.float()
-
-    def forward(s):
-        return s @ blur32.T
-
-    ll = gaussian_log_likelihood(forward, SIGMA)
-
-    def observe(s, rng):
-        return forward(s) + SIGMA * rng.normal(s.shape[1:])
-
+    ll, observe = toy_likelihood(blur)
     rim = RIM(RIMConfig(signal_shape=(N,), steps=8, hidden=128, seed=1), device="cpu")
-    summary = fit(rim, data, ll, observe=observe,
-                  config=TrainingConfig(epochs=8, batch_size=64, lr=3e-3, seed=2), log=None)
+    summary = fit(rim, data, ll, observe=observe, config=TOY_TRAINING, log=None)
     assert summary.validation_loss[summary.best_epoch] < 0.5 * summary.validation_loss[0]
     gen = torch.Generator().manual_seed(5)
     test = (torch.linalg.cholesky(cov) @ torch.randn(N, 2000, generator=gen,
