@@ -71,6 +71,10 @@ def test_score_study_runs_end_to_end_and_resumes(tmp_path, capsys, one_thread):
     ({"noise_sigma": -1}, "'noise_sigma' must be a positive number"),
     ({"test": {"num_images": 1}}, "'test.num_images' and 'test.chains' must be >= 2"),
     ({"prior": {"sde": "sub-vp"}}, "'prior.sde' must be 've' or 'vp'"),
+    ({"prior": {"lr": "fast"}}, "'prior.lr' must be a positive number"),
+    ({"prior": {"sigma_min": 5.0, "sigma_max": 1.0}}, "section 'prior'"),
+    ({"prior": {"channels": [8, -1]}}, "channels must be a list of positive integers"),
+    ({"test": {"seed": -3}}, "'test.seed'"),
 ])
 def test_bad_score_studies_exit_2_before_any_work(tmp_path, capsys, change, words):
     path = tmp_path / "s.yaml"

@@ -51,7 +51,7 @@ from ..errors import ConfigError, DataFormatError
 from ..operators import check_operator_options, get_operator
 from ..outputs import check_output_dir
 from ..provenance import package_versions
-from ..random import RowRandom, fold, key_from_seed
+from ..random import RowRandom, check_seed, fold, key_from_seed
 from ..registry import load_simulator
 from ..report import image_calibration_section, write_sections_report
 from ..solvers import (
@@ -155,8 +155,9 @@ class ScoreStudy:
             raise ConfigError(f"{source}: 'noise_sigma' must be a positive number, got "
                               f"{sigma!r}")
         study = cls(name=str(top.get("name", "score-study")), sources=sections["sources"],
-                    prior=dataclasses.replace(sections["prior"],
-                                              channels=tuple(sections["prior"].channels)),
+                    prior=dataclasses.replace(sections["prior"], channels=tuple(
+                        sections["prior"].channels) if isinstance(
+                        sections["prior"].channels, list | tuple) else sections["prior"].channels),
                     operator=op["name"], operator_options=options, noise_sigma=float(sigma),
                     test=sections["test"], device=top.get("device"),
                     output=str(top.get("output", "score-study-output")))
@@ -179,6 +180,28 @@ class ScoreStudy:
         if self.prior.sde not in ("ve", "vp"):
             raise ConfigError(f"{source}: 'prior.sde' must be 've' or 'vp', got "
                               f"{self.prior.sde!r}")
+        numbers = [("prior.sigma_min", self.prior.sigma_min),
+                   ("prior.sigma_max", self.prior.sigma_max),
+                   ("prior.data_std", self.prior.data_std), ("prior.lr", self.prior.lr),
+                   ("test.t_min", self.test.t_min)]
+        for key, value in numbers:
+            if not isinstance(value, int | float) or isinstance(value, bool) or not value > 0:
+                raise ConfigError(f"{source}: '{key}' must be a positive number, got {value!r}")
+        if not self.test.t_min < 1:
+            raise ConfigError(f"{source}: 'test.t_min' must be below 1, got {self.test.t_min}")
+        if not isinstance(self.test.final_steps, int) or self.test.final_steps < 0:
+            raise ConfigError(f"{source}: 'test.final_steps' must be an integer >= 0, got "
+                              f"{self.test.final_steps!r}")
+        for key in ("seed", "validation_seed"):
+            check_seed(getattr(self.test, key), f"{source}: 'test.{key}'")
+        check_seed(self.prior.seed, f"{source}: 'prior.seed'")
+        check_seed(self.sources.seed, f"{source}: 'sources.seed'")
+        if not isinstance(self.sources.options, dict):
+            raise ConfigError(f"{source}: 'sources.options' must be a mapping")
+        try:  # the prior's network and SDE, built once to check them (cheap)
+            _new_prior(self.prior)
+        except ConfigError as err:
+            raise ConfigError(f"{source}: section 'prior': {err}") from None
         if self.sources.num_simulations < 2 * self.prior.batch_size:
             raise ConfigError(f"{source}: 'sources.num_simulations' must be at least twice "
                               "'prior.batch_size' (some images validate)")
@@ -322,10 +345,8 @@ def _prior(study: ScoreStudy, data: Any, example: Any, prior_dir: Path, dev: tor
     p = study.prior
     how = "streamed from the store" if isinstance(data, StoreBatches) else "in memory"
     log(f"[2/4] training the score prior ({p.steps} steps of {p.batch_size} images, {how})")
-    sde = VESDE(p.sigma_min, p.sigma_max) if p.sde == "ve" else VPSDE()
-    prior = ScoreModel(sde, {"kind": "unet", "in_channels": 1, "channels": list(p.channels)},
-                       data_std=p.data_std, ema_decay=p.ema_decay)
     torch.manual_seed(p.seed)  # the network's initial weights
+    prior = _new_prior(p)
     summary = train_score_model(prior, data, steps=p.steps, batch_size=p.batch_size, lr=p.lr,
                                 seed=p.seed, device=dev, example=example, log=log,
                                 log_every=max(1, p.steps // 10))
@@ -334,6 +355,16 @@ def _prior(study: ScoreStudy, data: Any, example: Any, prior_dir: Path, dev: tor
                 "final_loss": sum(tail) / len(tail)}
     save_score_model(prior, prior_dir, metadata=training, overwrite=True)
     return prior, training
+
+
+def _new_prior(p: PriorSection) -> ScoreModel:
+    """An untrained U-Net score prior of the ``prior`` section."""
+    if not isinstance(p.channels, tuple) or not p.channels or not all(
+            isinstance(c, int) and not isinstance(c, bool) and c > 0 for c in p.channels):
+        raise ConfigError(f"channels must be a list of positive integers, got {p.channels!r}")
+    sde = VESDE(p.sigma_min, p.sigma_max) if p.sde == "ve" else VPSDE()
+    return ScoreModel(sde, {"kind": "unet", "in_channels": 1, "channels": list(p.channels)},
+                      data_std=p.data_std, ema_decay=p.ema_decay)
 
 
 def _campaign_images(path: Path, sim: Any, n: int, seed: int, dev: torch.device
