@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import pytest
 import torch
@@ -47,12 +46,13 @@ def test_shifted_gaussian_reaches_the_bayes_accuracy_and_is_deterministic():
     assert c2st(X[:200], Y[:200], **small) == c2st(X[:200], Y[:200], **small)  # seeded
 
 
-def test_fast_for_10d_and_10000_samples():
+def test_10d_and_10000_samples_near_the_bayes_accuracy():
+    """sbibm's size (10,000 per side, 10-D): a mean shift of 0.1 per dimension has Bayes
+    accuracy Phi(0.1 sqrt(10) / 2) = 0.563; the accuracy over 20,000 samples has a standard
+    error of 0.0035 (measured 0.570).  Its speed is a benchmark's business, not a test's."""
     X, Y = _gauss(10000, 10, 5), _gauss(10000, 10, 6, shift=0.1)
-    t0 = time.perf_counter()
-    c2st(X, Y)
-    # ~1.5 s alone on one core; 30 s leaves room for a loaded 2-core CI machine.
-    assert time.perf_counter() - t0 < 30
+    bayes = 0.5 * (1 + math.erf(0.1 * math.sqrt(10) / 2 / math.sqrt(2)))
+    assert abs(c2st(X, Y) - bayes) < 0.02
 
 
 def test_rejects_bad_shapes():
