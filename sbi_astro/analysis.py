@@ -31,12 +31,11 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import inspect
 from collections.abc import Callable
 from typing import Any
 
 from .errors import ConfigError
-from .plugins import function_names, load_function
+from .plugins import check_call, function_names, load_function
 
 GROUP = "sbi_astro.analyses"
 
@@ -83,14 +82,8 @@ def check_analysis_options(kind: str, options: dict[str, Any]) -> None:
     Raises:
         ConfigError: unknown kind, or options it does not take.
     """
-    fn = get_analysis(kind)
-    try:
-        inspect.signature(fn).bind(None, None, seed=0, log=print, **options)
-    except TypeError as err:
-        params = [p for p in inspect.signature(fn).parameters if p not in
-                  ("est", "out_dir", "seed", "log")]
-        raise ConfigError(f"analysis '{kind}': unknown or missing options {sorted(options)} "
-                          f"({err}); it takes {params}") from None
+    check_call(get_analysis(kind), f"analysis '{kind}'", options, None, None, seed=0,
+               log=print, skip=("est", "out_dir", "seed", "log"))
 
 
 def check_int_option(kind: str, name: str, value: Any, low: int) -> int:

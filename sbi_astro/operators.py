@@ -19,17 +19,16 @@ Example:
     >>> check_operator_options("lensing", {"warp": 2})
     Traceback (most recent call last):
     ...
-    sbi_astro.errors.ConfigError: operator 'lensing': options ['warp'] do not fit...
+    sbi_astro.errors.ConfigError: operator 'lensing': unknown or missing options ['warp']...
 """
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from typing import Any
 
-from .errors import ConfigError, PluginError
-from .plugins import function_names, load_function
+from .errors import PluginError
+from .plugins import check_call, function_names, load_function
 
 GROUP = "sbi_astro.operators"
 
@@ -50,13 +49,7 @@ def check_operator_options(name: str, options: dict[str, Any]) -> None:
     Raises:
         ConfigError: unknown operator, or options it does not take.
     """
-    fn = operator_factory(name)
-    try:
-        inspect.signature(fn).bind(**options)
-    except TypeError as err:
-        params = list(inspect.signature(fn).parameters)
-        raise ConfigError(f"operator '{name}': options {sorted(options)} do not fit ({err}); "
-                          f"it takes {params}") from None
+    check_call(operator_factory(name), f"operator '{name}'", options)
 
 
 def get_operator(name: str, **options: Any) -> Any:

@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
@@ -52,3 +53,19 @@ def load_function(group: str, name: str, *, what: str) -> Callable[..., Any]:
     if not callable(fn):
         raise PluginError(f"{what} {name!r} ({eps[name].value}) is not a function")
     return fn
+
+
+def check_call(fn: Callable[..., Any], label: str, options: dict[str, Any], *args: Any,
+               skip: tuple[str, ...] = (), **fixed: Any) -> None:
+    """Checks that ``fn(*args, **fixed, **options)`` would bind (before any work).
+
+    Raises:
+        ConfigError: ``label``: the user's ``options`` that do not fit, and the parameters
+        ``fn`` takes (less ``skip``).
+    """
+    try:
+        inspect.signature(fn).bind(*args, **fixed, **options)
+    except TypeError as err:
+        params = [p for p in inspect.signature(fn).parameters if p not in skip]
+        raise ConfigError(f"{label}: unknown or missing options {sorted(options)} ({err}); "
+                          f"it takes {params}") from None

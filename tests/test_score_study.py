@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 import yaml
 
 from sbi_astro.cli import main
@@ -29,15 +28,7 @@ STUDY = {
 }
 
 
-@pytest.fixture
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def test_score_study_runs_end_to_end_and_resumes(tmp_path, capsys, one_thread):
+def test_score_study_runs_end_to_end_and_resumes(tmp_path, capsys, one_torch_thread):
     pytest.importorskip("galsim")
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump({**STUDY, "output": str(tmp_path / "out")}))
@@ -66,7 +57,7 @@ def test_score_study_runs_end_to_end_and_resumes(tmp_path, capsys, one_thread):
 @pytest.mark.parametrize("change, words", [
     ({"sources": {"simulator": "galsim_sources", "colour": 1}}, "unknown key(s) ['colour']"),
     ({"operator": {"name": "lensing", "options": {"theta_E": 1.0, "warp": 2}}},
-     "operator 'lensing': options"),
+     "operator 'lensing': unknown or missing options ['theta_E', 'warp']"),
     ({"operator": {"name": "microlensing"}}, "unknown operator 'microlensing'"),
     ({"noise_sigma": -1}, "'noise_sigma' must be a positive number"),
     ({"test": {"num_images": 1}}, "'test.num_images' and 'test.chains' must be >= 2"),
@@ -102,7 +93,7 @@ def _blobs(n: int, side: int = 16):
 
 
 @pytest.mark.parametrize("fmt", ["npy", "fits"])
-def test_score_study_on_your_own_images(tmp_path, capsys, one_thread, fmt):
+def test_score_study_on_your_own_images(tmp_path, capsys, one_torch_thread, fmt):
     import hashlib
 
     import numpy as np

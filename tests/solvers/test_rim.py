@@ -65,16 +65,6 @@ def toy_likelihood(blur: torch.Tensor, sigma: float = SIGMA):
     return gaussian_log_likelihood(forward, sigma), observe
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The trainings here are sequences of small matrix products: one thread is fastest
-    (and two threads on a shared machine are several times slower); restored after."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def toy():
     cov, blur, wiener = deconvolution_toy()
