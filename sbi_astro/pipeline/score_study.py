@@ -15,7 +15,8 @@ Schema (``solver: score`` marks it; unknown keys are errors)::
     operator: {name: lensing, options: {...}}  # y = A x + noise; A from sbi_astro.operators
     noise_sigma: 0.05                           # Gaussian noise of y, in normalised units
     test: {num_images: 8, seed: 200, chains: 16, steps: 300, final_steps: 100,
-           t_min: 0.01, cg_iters: 20, num_validation: 5, validation_seed: 100}
+           t_min: 0.01, likelihood: auto, cg_iters: 20, num_validation: 5,
+           validation_seed: 100}
     device: null
     output: lensing-source-score-output
 
@@ -23,18 +24,30 @@ Stages (each reused when a re-run finds it): ``sources.h5`` (a campaign of the s
 simulator; each image divided by its peak), ``prior/`` (a U-Net score model trained by
 streaming the store, :func:`~sbi_astro.solvers.train_score_model`), ``test.h5`` (held-out
 images from another seed), then the posterior of every test image given ``y = A x + n`` by
-reverse-diffusion sampling with the convolved likelihood
-(:class:`~sbi_astro.solvers.LinearOperatorLikelihood`) and the report: TARP over all pixels,
+reverse-diffusion sampling with the convolved likelihood and the report: TARP over all pixels,
 z-scores, maps, reduced chi^2 (:func:`~sbi_astro.diagnostics.images.image_calibration`), and
 the posterior mean's RMS error against gradient-regularised least squares through the same
 operator, its strength tuned on ``num_validation`` images of a third seed
 (:mod:`sbi_astro.solvers.baseline`).
+
+The convolved likelihood is evaluated either with the operator's matrix, built once by
+applying it to every basis image and diagonalised
+(:class:`~sbi_astro.solvers.GaussianLinearLikelihood`: exact; on the 32 x 32 lensing
+problem 0.14 ms per chain and step against 3.3 ms for 20 CG iterations), or matrix free by conjugate gradients
+(:class:`~sbi_astro.solvers.LinearOperatorLikelihood`, ``cg_iters`` iterations).
+``test.likelihood: auto`` (the default) takes the matrix when it holds at most
+``DENSE_MAX_ENTRIES`` numbers (a 64 x 64 image from a 64 x 64 source), ``dense`` or ``cg``
+force one.  The prior's ``sigma_min`` must lie below the posterior's pixel standard
+deviation (``t_min``'s noise level ``sigma_min (sigma_max / sigma_min)^t_min`` is added to
+every sample): with ``sigma_min`` 0.01 on a lensing problem whose posterior pixel std is
+0.018, samples come out ~15 % too wide.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import math
 import platform
 import time
 from collections.abc import Callable
@@ -57,6 +70,7 @@ from ..report import image_calibration_section, write_sections_report
 from ..solvers import (
     VESDE,
     VPSDE,
+    GaussianLinearLikelihood,
     LinearOperatorLikelihood,
     ScoreModel,
     regularised_least_squares,
@@ -70,6 +84,8 @@ from ..store_batches import StoreBatches
 from ..user_arrays import read_user_array
 from .study import _check_keys, read_study_yaml
 
+DENSE_MAX_ENTRIES = 1 << 24  # the operator's matrix (M x D) in float32: 64 MiB
+LIKELIHOODS = ("auto", "dense", "cg")
 TOP_KEYS = {"name", "solver", "sources", "prior", "operator", "noise_sigma", "test", "device",
             "output"}
 
@@ -106,6 +122,7 @@ class TestSection:
     steps: int = 300
     final_steps: int = 100
     t_min: float = 0.01
+    likelihood: str = "auto"
     cg_iters: int = 20
     num_validation: int = 5
     validation_seed: int = 100
@@ -189,6 +206,9 @@ class ScoreStudy:
                 raise ConfigError(f"{source}: '{key}' must be a positive number, got {value!r}")
         if not self.test.t_min < 1:
             raise ConfigError(f"{source}: 'test.t_min' must be below 1, got {self.test.t_min}")
+        if self.test.likelihood not in LIKELIHOODS:
+            raise ConfigError(f"{source}: 'test.likelihood' must be one of "
+                              f"{', '.join(LIKELIHOODS)}, got {self.test.likelihood!r}")
         if not isinstance(self.test.final_steps, int) or self.test.final_steps < 0:
             raise ConfigError(f"{source}: 'test.final_steps' must be an integer >= 0, got "
                               f"{self.test.final_steps!r}")
@@ -279,9 +299,9 @@ def run_score_study(study: ScoreStudy, *, output: str | Path | None = None,
     op = get_operator(study.operator, **study.operator_options)
     op = op.to(dev) if hasattr(op, "to") else op
     y = _observe(op, truth, t.seed, study.noise_sigma)
-    likelihood = LinearOperatorLikelihood(op, study.noise_sigma, tuple(y.shape[1:]),
-                                          adjoint=op.adjoint, cg_iters=t.cg_iters,
-                                          cg_tol=1e-3)
+    likelihood, how = _likelihood(op, t, tuple(truth.shape[1:]), tuple(y.shape[1:]),
+                                  study.noise_sigma, dev)
+    log(f"      convolved likelihood: {how}")
     t0 = time.perf_counter()
     samples = sample_posterior(prior, likelihood, y, num_samples=t.chains, steps=t.steps,
                                corrector_steps=0, final_steps=t.final_steps, t_min=t.t_min,
@@ -320,6 +340,7 @@ def run_score_study(study: ScoreStudy, *, output: str | Path | None = None,
     if src.images is not None:
         files["images"] = {"path": str(src.images), "sha256": _sha256(Path(src.images))}
     metrics = {"name": study.name, "rmse_posterior_mean": rmse, **baseline, **res.to_dict(),
+               "likelihood": how,
                "training": training, "timings": timings,
                "provenance": {
                    "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
@@ -365,6 +386,37 @@ def _new_prior(p: PriorSection) -> ScoreModel:
     sde = VESDE(p.sigma_min, p.sigma_max) if p.sde == "ve" else VPSDE()
     return ScoreModel(sde, {"kind": "unet", "in_channels": 1, "channels": list(p.channels)},
                       data_std=p.data_std, ema_decay=p.ema_decay)
+
+
+def _likelihood(op: Any, t: TestSection, event_shape: tuple[int, ...],
+                obs_shape: tuple[int, ...], sigma: float, dev: torch.device
+                ) -> tuple[Any, str]:
+    """The convolved likelihood of ``y = op(x) + N(0, sigma^2)`` (see the module docstring)
+    and a line saying which form it takes."""
+    d, m = math.prod(event_shape), math.prod(obs_shape)
+    dense = t.likelihood == "dense" or (t.likelihood == "auto" and d * m <= DENSE_MAX_ENTRIES)
+    if not dense:
+        return (LinearOperatorLikelihood(op, sigma, obs_shape, adjoint=op.adjoint,
+                                         cg_iters=t.cg_iters, cg_tol=1e-3),
+                f"matrix free, {t.cg_iters} conjugate-gradient iterations at most")
+    return (GaussianLinearLikelihood(operator_matrix(op, event_shape, device=dev), sigma,
+                                     obs_shape=obs_shape),
+            f"the operator's {m} x {d} matrix, diagonalised once")
+
+
+def operator_matrix(op: Any, event_shape: tuple[int, ...], *, device: torch.device,
+                    batch: int = 256) -> torch.Tensor:
+    """The matrix ``(M, D)`` of a linear operator, column ``j`` being ``op`` of the
+    ``j``-th basis image (applied ``batch`` columns at a time)."""
+    d = math.prod(event_shape)
+    cols = []
+    with torch.no_grad():
+        for start in range(0, d, batch):
+            idx = torch.arange(start, min(d, start + batch), device=device)
+            basis = torch.zeros(idx.numel(), d, device=device)
+            basis[torch.arange(idx.numel(), device=device), idx] = 1.0
+            cols.append(op(basis.reshape(-1, *event_shape)).reshape(idx.numel(), -1))
+    return torch.cat(cols).T.contiguous()
 
 
 def _campaign_images(path: Path, sim: Any, n: int, seed: int, dev: torch.device
