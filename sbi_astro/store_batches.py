@@ -208,22 +208,26 @@ class StoreBatches:
                 index = index[torch.from_numpy(rng.permutation(len(index)))]
             return theta, x, index
 
+        def put(item: Any) -> bool:
+            """Hands ``item`` over unless the consumer has stopped (every put waits with a
+            timeout: a consumer that stops early never leaves this thread blocked)."""
+            while not stop.is_set():
+                try:
+                    q.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
         def reader() -> None:
             try:
                 with h5py.File(self.path, "r") as f:
                     for block in blocks:
-                        item = prepare(f, block)
-                        while not stop.is_set():
-                            try:
-                                q.put(item, timeout=0.1)
-                                break
-                            except queue.Full:
-                                continue
-                        if stop.is_set():
+                        if not put(prepare(f, block)):
                             return
-                q.put(None)
+                put(None)
             except BaseException as err:  # handed to the consumer, raised there
-                q.put(err)
+                put(err)
 
         thread = threading.Thread(target=reader, name="sbi-astro-prefetch", daemon=True)
         self.dropped = 0

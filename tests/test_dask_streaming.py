@@ -133,6 +133,28 @@ def test_batches_cover_the_training_rows_once_per_epoch_in_a_seeded_order(tmp_pa
     assert np.mean(np.abs(np.diff(idx)) == 1) < 0.05
 
 
+def test_stopping_an_epoch_early_never_hangs(tmp_path):
+    """A consumer that stops an epoch while the reader thread waits to hand over the
+    epoch's end (its last block read, the queue full) gets its generator closed at once:
+    the reader's every hand-over waits with a timeout (a score prior trained by steps,
+    not epochs, hung here after its last step)."""
+    import threading
+    import time
+
+    path = tmp_path / "s.h5"
+    run_campaign(path, "gaussian_linear", num_simulations=300, chunk_size=100, seed=2,
+                 device="cpu", progress=False, options={"dim": 2}).close()
+    data = StoreBatches(path, batch_size=10, validation_fraction=0.01, seed=0,
+                        block_bytes=16 * 100)  # one chunk per block: 3 blocks
+    batches = data.epoch(0)
+    next(batches)
+    time.sleep(0.5)  # the reader reads the last block and waits to hand over the end
+    closer = threading.Thread(target=batches.close, daemon=True)
+    closer.start()
+    closer.join(timeout=10)
+    assert not closer.is_alive(), "closing the epoch hung"
+
+
 def test_damaged_chunk_is_refused_when_streamed(tmp_path):
     path = tmp_path / "s.h5"
     run_campaign(path, "gaussian_linear", num_simulations=400, chunk_size=100, seed=2,
