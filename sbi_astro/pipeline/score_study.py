@@ -33,14 +33,15 @@ operator, its strength tuned on ``num_validation`` images of a third seed
 The convolved likelihood is evaluated either with the operator's matrix, built once by
 applying it to every basis image and diagonalised
 (:class:`~sbi_astro.solvers.GaussianLinearLikelihood`: exact; on the 32 x 32 lensing
-problem 0.14 ms per chain and step against 3.3 ms for 20 CG iterations), or matrix free by conjugate gradients
-(:class:`~sbi_astro.solvers.LinearOperatorLikelihood`, ``cg_iters`` iterations).
+problem 0.14 ms per chain and step against 3.3 ms for 20 CG iterations), or matrix free
+by conjugate gradients (:class:`~sbi_astro.solvers.LinearOperatorLikelihood`,
+``cg_iters`` iterations).
 ``test.likelihood: auto`` (the default) takes the matrix when it holds at most
 ``DENSE_MAX_ENTRIES`` numbers (a 64 x 64 image from a 64 x 64 source), ``dense`` or ``cg``
 force one.  The prior's ``sigma_min`` must lie below the posterior's pixel standard
 deviation (``t_min``'s noise level ``sigma_min (sigma_max / sigma_min)^t_min`` is added to
 every sample): with ``sigma_min`` 0.01 on a lensing problem whose posterior pixel std is
-0.018, samples come out ~15 % too wide.
+0.018, samples come out ~30 % too wide (``python -m benchmarks score_lensing_exact``).
 """
 
 from __future__ import annotations
