@@ -5,8 +5,7 @@ sbibm observations).
 
     python -m benchmarks.bench_mcmc [--quick]
 
-Full size is a benchmark cell's: 10 observations x 10,000 samples.  The peer is sbi's
-sampler as our NLE runs call it (``num_chains=20``, ``warmup_steps=50``,
+The peer is sbi's sampler as our NLE runs call it (``num_chains=20``, ``warmup_steps=50``,
 ``thin=1``, ``init_strategy="resample"``: sbi's defaults).
 """
 
@@ -26,8 +25,7 @@ from sbi_astro.inference import TrainingConfig, train
 def run(quick: bool = False) -> list[dict]:
     torch.manual_seed(0)
     sim = load_simulator("two_moons", device="cpu")
-    # full: a benchmark cell's size (10 observations x 10,000 samples, sbibm's protocol)
-    n_sims, n_obs, n_samples = (3000, 2, 300) if quick else (10_000, 10, 10_000)
+    n_sims, n_obs, n_samples = (3000, 2, 300) if quick else (10_000, 10, 1000)
     theta = sim.prior.sample((n_sims,), generator=torch.Generator().manual_seed(1))
     x = sim.simulate(theta, generator=torch.Generator().manual_seed(2))
     t0 = time.perf_counter()
