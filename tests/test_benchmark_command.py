@@ -51,6 +51,7 @@ def test_the_table_marks_the_best_method_and_shows_sbibm():
     (["--methods", "abc"], "unknown method 'abc'"),
     (["--budgets", "10"], "budgets must be integers >= 100"),
     (["--suite", "huge"], "invalid choice"),
+    (["--tasks", "lensing_sie"], "task 'lensing_sie' has no reference posterior samples"),
 ])
 def test_bad_arguments_exit_2(tmp_path, capsys, argv, needle):
     out = tmp_path / "b"

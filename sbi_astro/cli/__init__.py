@@ -61,10 +61,9 @@ def cmd_simulators(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from ..campaign import check_store_path, run_campaign
-
     import yaml
 
+    from ..campaign import check_store_path, run_campaign
     from ..registry import load_simulator
 
     check_store_path(args.output)
@@ -82,9 +81,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     import yaml
 
+    from ..campaign import store_simulator
     from ..inference import TrainingConfig, initial_state
     from ..outputs import check_output_dir
-    from ..campaign import store_simulator
     from ..pipeline.training import train_store_run
     from ..store import SimulationStore
 
@@ -116,7 +115,6 @@ def cmd_sample(args: argparse.Namespace) -> int:
     import torch
 
     from ..inference import load_run
-
     from ..outputs import check_output_file
 
     out = check_output_file(args.output, overwrite=args.overwrite)
@@ -268,7 +266,7 @@ def _study_parsers(sub: Any) -> None:
 
     s = sub.add_parser("benchmark", help="accuracy benchmark: C2ST against reference "
                        "posteriors, beside sbibm's published numbers (docs/benchmark.md)")
-    s.add_argument("--suite", default="quick", choices=["quick", "full"])
+    s.add_argument("--suite", default="quick", choices=["quick", "full", "astro"])
     s.add_argument("--tasks", nargs="+", default=None)
     s.add_argument("--methods", nargs="+", default=None)
     s.add_argument("--budgets", nargs="+", type=int, default=None)

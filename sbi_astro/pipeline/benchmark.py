@@ -17,7 +17,9 @@ algorithm and budget (Lueckmann et al. 2021, the ``sbi-benchmark/results`` data 
 ``benchmark_data/`` with its provenance) and marks the best method per task and budget.
 
 Tasks are any registered simulator with reference posterior samples for numbered
-observations (``observation(i)`` and ``reference_samples(i, n)``, as the sbibm tasks have).
+observations: ``reference_observation(i)`` and ``reference_samples(i, n)``, as the sbibm
+tasks (sbibm's data) and the X-ray simulators (converged emcee chains on the exact
+likelihood, cached with the plugin: ``simulators/xray/benchmark_references.py``) have.
 
 Example:
     >>> cells = expand(["two_moons"], ["npe", "nle"], [1000])
@@ -47,7 +49,7 @@ from ..campaign import run_campaign
 from ..diagnostics.c2st import c2st
 from ..diagnostics.mmd import mmd
 from ..diagnostics.tarp import tarp
-from ..errors import ConfigError
+from ..errors import ConfigError, NotAvailableError
 from ..executor import ClusterSpec
 from ..inference import TrainingConfig, train
 from ..inference.sbi_peers import VECTOR_FIELD_METHODS, sbi_vector_field
@@ -71,6 +73,10 @@ SUITES: dict[str, dict[str, Any]] = {
              "budgets": [1000, 10_000, 100_000],
              "num_observations": 10, "num_samples": 10_000, "tarp_tests": 200,
              "tarp_samples": 1000},
+    # the astrophysical tasks: real Chandra responses, converged emcee references
+    "astro": {"tasks": ["xray_powerlaw", "xray_thermal"], "methods": ["npe", "nle", "nre"],
+              "budgets": [1000, 10_000, 100_000], "num_observations": 10,
+              "num_samples": 10_000, "tarp_tests": 200, "tarp_samples": 1000},
 }
 #: ours (NPE, NLE, NRE with the project's defaults) and sbi 0.27's FMPE and NPSE (its defaults)
 METHODS = ("npe", "nle", "nre", *VECTOR_FIELD_METHODS)
@@ -160,9 +166,7 @@ def run_cell(cell: Cell, out_dir: Path, *, num_observations: int, num_samples: i
     if record is not None:
         return record
     sim = load_simulator(cell.task, device=device)
-    if not callable(getattr(type(sim), "reference_samples", None)):
-        raise ConfigError(f"task {cell.task!r} has no reference posterior samples; the "
-                          "benchmark needs observation(i) and reference_samples(i, n)")
+    check_task(sim, num_observations)
     theta, x = _training_set(out_dir, cell, sim, seed)
     if cell.method in VECTOR_FIELD_METHODS:  # sbi 0.27 with its defaults: a peer row
         epochs = (train_overrides or {}).get("max_epochs", 2**31 - 1)
@@ -176,7 +180,7 @@ def run_cell(cell: Cell, out_dir: Path, *, num_observations: int, num_samples: i
         est = train(theta, x, sim, config)
         train_s = time.perf_counter() - t0
         config_dict = config.to_dict()
-    obs = torch.stack([sim.observation(i) for i in range(1, num_observations + 1)])
+    obs = torch.stack([sim.reference_observation(i) for i in range(1, num_observations + 1)])
     t0 = time.perf_counter()
     samples = est.sample(num_samples, obs, generator=torch.Generator().manual_seed(seed))
     sample_s = time.perf_counter() - t0
@@ -197,6 +201,26 @@ def run_cell(cell: Cell, out_dir: Path, *, num_observations: int, num_samples: i
         f"MMD {record['mmd_mean']:.4f}, TARP ATC {record['tarp_atc']:+.3f}, "
         f"training {train_s:.0f} s, sampling {sample_s:.1f} s")
     return record
+
+
+def check_task(sim: Any, num_observations: int) -> None:
+    """Refuses a simulator without reference observations and samples for the first
+    ``num_observations`` observations (cheap: reads them).
+
+    Raises:
+        ConfigError: naming the task and why (e.g. the references file to build).
+    """
+    if not (callable(getattr(sim, "reference_samples", None))
+            and callable(getattr(sim, "reference_observation", None))):
+        raise ConfigError(f"task {sim.name!r} has no reference posterior samples; the "
+                          "benchmark needs reference_observation(i) and "
+                          "reference_samples(i, n)")
+    try:
+        sim.reference_observation(num_observations)
+        sim.reference_samples(num_observations, 1)
+    except (NotAvailableError, ConfigError) as err:
+        raise ConfigError(f"task {sim.name!r} cannot be benchmarked with "
+                          f"{num_observations} observations: {err}") from None
 
 
 def _tarp_on_held_out(est: Any, sim: Any, n: int, num_samples: int, seed: int
@@ -291,9 +315,12 @@ def run_benchmark(out_dir: str | Path, *, suite: str = "quick", tasks: list[str]
         raise ConfigError(f"unknown suite {suite!r}; use one of {sorted(SUITES)}")
     s = SUITES[suite]
     cells = expand(tasks or s["tasks"], methods or s["methods"], budgets or s["budgets"])
+    n_obs = num_observations or s["num_observations"]
+    for task in dict.fromkeys(c.task for c in cells):  # before any work
+        check_task(load_simulator(task, device="cpu"), n_obs)
     out = Path(out_dir)
     log(f"benchmark '{suite}': {len(cells)} cell(s) -> {out}")
-    kwargs = {"num_observations": num_observations or s["num_observations"],
+    kwargs = {"num_observations": n_obs,
               "num_samples": num_samples or s["num_samples"], "device": device,
               "train_overrides": train_overrides, "tarp_tests": s["tarp_tests"],
               "tarp_samples": s["tarp_samples"]}

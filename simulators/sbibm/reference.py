@@ -95,6 +95,10 @@ class SbibmReference:
         """sbibm's observation number ``i`` (1..10), shape ``event_shape``."""
         return self._as_tensor(self._sbibm_array(self.sbibm_observation_key, i))
 
+    def reference_observation(self, i: int) -> Tensor:
+        """The benchmark's name for :meth:`observation` (sbi-astro benchmark tasks)."""
+        return self.observation(i)
+
     def true_parameters(self, i: int) -> Tensor:
         """The parameters ``(D,)`` that generated observation ``i``."""
         return self._as_tensor(self._sbibm_array("true_parameters", i))

@@ -45,6 +45,7 @@ from sbi_astro.simulator import EmbeddingSpec, Simulator
 
 from . import _physics as phys
 from .absorption import ABSORPTION_TABLES, absorption_table
+from .benchmark_references import BenchmarkReferences
 from .observations import (
     OBSERVATIONS,
     InstrumentResponse,
@@ -117,7 +118,7 @@ class XrayOptions:
             raise ValueError(f"exposure must be positive, got {self.exposure}")
 
 
-class XraySimulator(Simulator):
+class XraySimulator(BenchmarkReferences, Simulator):
     """Shared instrument, noise and likelihood code of the X-ray simulators.
 
     Subclasses define ``_parameters()`` (the full parameter list as ``(marginal, fixed

@@ -7,8 +7,9 @@ autocorrelation time tau of every parameter is estimated on the post-burn-in cha
 (emcee's ``get_autocorr_time``); while the chain is shorter than ``min_tau`` (50) x tau, as
 emcee's documentation recommends, it is extended (up to ``max_steps``), and the draws are
 taken evenly from the whole post-burn-in chain.  The diagnostics give tau, the chain length
-in units of tau, the mean acceptance fraction and the split-R-hat (Gelman et al. 2013) of
-the two chain halves over walkers.
+in units of tau, the effective sample size (walkers x chain length / tau, the ensemble
+convention of emcee's documentation), the mean acceptance fraction and the split-R-hat
+(Gelman et al. 2013) of the two chain halves over walkers.
 
 Example:
     >>> import numpy as np, torch
@@ -84,7 +85,8 @@ def emcee_posterior(log_post: Callable[[np.ndarray], np.ndarray], prior: Prior,
         sampler.run_mcmc(None, min(need + 100, settings.max_steps - sampler.iteration),
                          progress=False)
     chain = sampler.get_chain(discard=burn)  # (T, W, D)
-    diag = {"tau": tau, "chain_over_tau": kept / tau, "steps": sampler.iteration,
+    diag = {"tau": tau, "chain_over_tau": kept / tau, "ess": walkers * kept / tau,
+            "steps": sampler.iteration,
             "acceptance": float(np.mean(sampler.acceptance_fraction)),
             "split_rhat": split_rhat(chain)}
     flat = chain.reshape(-1, dim)

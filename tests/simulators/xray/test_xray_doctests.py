@@ -9,7 +9,8 @@ import pytest
 
 MODULES = ["simulators.xray.ogip", "simulators.xray.observations", "simulators.xray._physics",
            "simulators.xray.absorption", "simulators.xray.base", "simulators.xray.powerlaw",
-           "simulators.xray.thermal", "sbi_astro.embeddings.spectrum"]
+           "simulators.xray.thermal", "simulators.xray.benchmark_references",
+           "sbi_astro.embeddings.spectrum"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -1,0 +1,316 @@
+"""Benchmark observations of the X-ray simulators, with converged, cached MCMC reference
+posteriors (the astrophysical tasks of ``sbi-astro benchmark``, issue 24).
+
+A task needs fixed, numbered observations and reference posterior samples for each
+(:mod:`sbi_astro.pipeline.benchmark`).  For ``xray_powerlaw`` (Chandra 3C 273) and
+``xray_thermal`` (Chandra DG Tau) with their default options and priors:
+
+* the observations are rows of a campaign with seed :data:`BENCHMARK_SEED`
+  (:func:`sbi_astro.rows.simulate_rows`): parameters drawn from the prior, Poisson counts
+  through the real response; re-simulating a row gives the stored counts exactly (a test
+  checks this, so a change of the simulator cannot silently leave stale references);
+* its reference posterior is emcee on the exact Poisson likelihood
+  (:func:`simulators.xray.reference.emcee_posterior`) with :data:`REFERENCE_SETTINGS`:
+  64 walkers, chains of at least 160 integrated autocorrelation times after 2,000 burn-in
+  steps, hence at least 64 x 160 = 10,240 effective samples; accepted only when the
+  split-R-hat over the 128 half-chains is below :data:`RHAT_MAX` (1.01) and the effective
+  sample size at least :data:`ESS_MIN` (10,000), else the chain is run twice as long (at
+  most twice; with 80 autocorrelation times the split-R-hat was 1.01-1.02);
+* a row whose chain still fails these tests (a posterior with separated modes, which the
+  ensemble's stretch move does not cross reliably) is not an observation of the task: the
+  next row is tried, and the skipped rows are stored (``skipped_rows``) with their
+  split-R-hat, so the task's observations are the first ten rows whose reference is
+  demonstrably converged;
+* 10,000 draws taken evenly from the post-burn-in chain, the true parameters, the counts,
+  the campaign rows and every chain's diagnostics (tau, ESS, split-R-hat, steps,
+  acceptance) are stored in ``data/benchmark/<simulator>_<observation>.npz`` (float32
+  samples; no pickles), with the simulator's spec and data files' SHA-256 it was built
+  for.  A build keeps each finished row in ``<file>.rows/`` and resumes from there.
+
+The references only apply to the simulator they were built for: an instance with other
+options, another observation or a user prior gets a :class:`NotAvailableError` naming the
+difference.  Rebuild with ``python -m simulators.xray.benchmark_references xray_powerlaw``
+(``xray_powerlaw``: about 1 min per observation on one core; ``xray_thermal``, whose
+autocorrelation times are ~3x longer and likelihood ~2x dearer, about 6).
+
+Example:
+    >>> from sbi_astro import load_simulator
+    >>> sim = load_simulator("xray_powerlaw", device="cpu")
+    >>> tuple(sim.reference_observation(1).shape), tuple(sim.reference_samples(1, 500).shape)
+    ((40,), (500, 3))
+    >>> d = sim.reference_diagnostics(1)
+    >>> bool(d["split_rhat"] < 1.01 and d["ess"] >= 10_000)
+    True
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import json
+import re
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from sbi_astro.atomic import atomic_write
+from sbi_astro.errors import ConfigError, DataFormatError, NotAvailableError
+from sbi_astro.rows import simulate_rows
+
+from .reference import EmceeSettings, emcee_posterior
+
+DATA_DIR = Path(__file__).resolve().parent / "data" / "benchmark"
+BENCHMARK_SEED = 24  # the campaign whose first rows are the benchmark observations
+NUM_OBSERVATIONS = 10
+NUM_REFERENCE_SAMPLES = 10_000
+REFERENCE_SETTINGS = EmceeSettings(walkers=64, burn=2000, thin=1, min_tau=160,
+                                   max_steps=200_000)
+RHAT_MAX = 1.01
+ESS_MIN = 10_000
+DIAGNOSTICS = ("tau", "ess", "split_rhat", "steps", "acceptance", "chain_over_tau", "seconds")
+
+
+def reference_path(sim: Any) -> Path:
+    """The file of the references of ``sim``'s simulator and shipped observation."""
+    return DATA_DIR / f"{sim.name}_{sim.options.observation}.npz"
+
+
+def fingerprint(sim: Any) -> dict[str, Any]:
+    """What the references depend on: options, prior overrides, data files' SHA-256."""
+    return {"name": sim.name, "options": sim.options_dict(), "prior": dict(sim.prior_overrides),
+            "data_sha256": {k: v["sha256"] for k, v in sorted(sim.data_files().items())}}
+
+
+@functools.cache
+def _load(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of a references file, checked (keys, matching shapes, finite values)."""
+    rebuild = "rebuild it with `python -m simulators.xray.benchmark_references NAME`"
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            data = {k: f[k] for k in f.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as err:
+        raise DataFormatError(f"{path} is not a readable references file ({err}); "
+                              f"{rebuild}") from None
+    need = {"observations", "true_parameters", "samples", "fingerprint", "rows",
+            "skipped_rows", *DIAGNOSTICS}
+    if not need <= set(data):
+        raise DataFormatError(f"{path} lacks {sorted(need - set(data))}; {rebuild}")
+    n = data["observations"].shape[0]
+    s = data["samples"]
+    if (s.ndim != 3 or s.shape[0] != n or data["true_parameters"].shape != (n, s.shape[2])
+            or data["rows"].shape != (n,) or not np.isfinite(s).all()):
+        raise DataFormatError(f"{path} holds inconsistent or non-finite arrays; {rebuild}")
+    return data
+
+
+def _difference(built: dict[str, Any], mine: dict[str, Any]) -> str:
+    """What differs between two fingerprints, in words."""
+    opts = [f"{k}={v!r} (references: {built['options'].get(k)!r})"
+            for k, v in mine["options"].items() if built["options"].get(k) != v]
+    if mine["prior"] != built["prior"]:
+        opts.append(f"your prior {sorted(mine['prior'])}")
+    if mine["data_sha256"] != built["data_sha256"]:
+        opts.append("other data files")
+    return "; ".join(opts) or "another simulator version"
+
+
+class BenchmarkReferences:
+    """Mixin of the X-ray simulators: :meth:`reference_observation`,
+    :meth:`reference_parameters`, :meth:`reference_samples` and
+    :meth:`reference_diagnostics` of the numbered benchmark observations."""
+
+    def _references(self) -> dict[str, np.ndarray]:
+        if self.options.pha is not None:  # type: ignore[attr-defined]
+            raise NotAvailableError(f"{self.name}: benchmark references exist for the shipped "  # type: ignore[attr-defined]
+                                    "observations only, not for your own spectrum")
+        path = reference_path(self)
+        if not path.is_file():
+            raise NotAvailableError(
+                f"{self.name} has no benchmark references for observation "  # type: ignore[attr-defined]
+                f"{self.options.observation!r} ({path} is missing); build them with "  # type: ignore[attr-defined]
+                f"`python -m simulators.xray.benchmark_references {self.name}`")  # type: ignore[attr-defined]
+        data = _load(path)
+        built = json.loads(str(data["fingerprint"]))
+        mine = fingerprint(self)
+        if built != mine:
+            raise NotAvailableError(f"{self.name}: the benchmark references were built for "  # type: ignore[attr-defined]
+                                    f"another set-up ({_difference(built, mine)}); use the "
+                                    "simulator's default options and prior, or rebuild them")
+        return data
+
+    def _row(self, key: str, i: int) -> np.ndarray:
+        data = self._references()
+        n = data["observations"].shape[0]
+        if isinstance(i, bool) or not isinstance(i, int | np.integer) or not 1 <= i <= n:
+            raise ConfigError(f"observation number must be an integer in 1..{n}, got {i!r}")
+        return data[key][i - 1]
+
+    def _tensor(self, a: np.ndarray) -> Tensor:
+        return torch.as_tensor(np.asarray(a), dtype=self.dtype, device=self.device)  # type: ignore[attr-defined]
+
+    def reference_observation(self, i: int) -> Tensor:
+        """Benchmark observation ``i`` (1..10): counts per channel group, ``event_shape``."""
+        return self._tensor(self._row("observations", i))
+
+    def reference_parameters(self, i: int) -> Tensor:
+        """The parameters ``(D,)`` that generated benchmark observation ``i``."""
+        return self._tensor(self._row("true_parameters", i))
+
+    def reference_samples(self, i: int, num_samples: int | None = None) -> Tensor:
+        """The first ``num_samples`` (default all 10,000) reference posterior samples
+        ``(S, D)`` of benchmark observation ``i``."""
+        samples = self._row("samples", i)
+        if num_samples is not None:
+            if not 1 <= num_samples <= samples.shape[0]:
+                raise ConfigError(f"num_samples must be in 1..{samples.shape[0]}, got "
+                                  f"{num_samples}")
+            samples = samples[:num_samples]
+        return self._tensor(samples)
+
+    def reference_diagnostics(self, i: int) -> dict[str, float]:
+        """The MCMC diagnostics of observation ``i``'s reference chain, and its campaign
+        row."""
+        return {**{k: float(self._row(k, i)) for k in DIAGNOSTICS},
+                "row": int(self._row("rows", i))}
+
+
+def converged_posterior(sim: Any, x: Tensor, seed: int, *,
+                        settings: EmceeSettings = REFERENCE_SETTINGS, retries: int = 2,
+                        num_samples: int = NUM_REFERENCE_SAMPLES, rhat_max: float = RHAT_MAX,
+                        ess_min: float = ESS_MIN) -> tuple[Tensor, dict[str, float]]:
+    """``num_samples`` draws of the exact posterior of one observation ``x`` and their
+    chain's diagnostics, the chain lengthened (``min_tau`` doubled, at most ``retries``
+    times) until split-R-hat < :data:`RHAT_MAX` and ESS >= :data:`ESS_MIN`.
+
+    Raises:
+        NotAvailableError: still unconverged after the retries.
+    """
+    for attempt in range(retries + 1):
+        t0 = time.perf_counter()
+        samples, diag = emcee_posterior(sim._log_posterior_fn(x.cpu()), sim.prior, num_samples,
+                                        seed, settings)
+        diag = {**diag, "seconds": time.perf_counter() - t0}
+        if diag["split_rhat"] < rhat_max and diag["ess"] >= ess_min:
+            return samples, diag
+        if attempt < retries:
+            settings = dataclasses.replace(settings, min_tau=2 * settings.min_tau)
+    raise NotAvailableError(f"{sim.name}: the reference chain did not converge (split-R-hat "
+                            f"{diag['split_rhat']:.4f}, ESS {diag['ess']:.0f}) after "
+                            f"{diag['steps']} steps")
+
+
+def build_references(sim: Any, path: Path | None = None, *,
+                     num_observations: int = NUM_OBSERVATIONS,
+                     settings: EmceeSettings = REFERENCE_SETTINGS,
+                     num_samples: int = NUM_REFERENCE_SAMPLES, max_rows: int = 30,
+                     rhat_max: float = RHAT_MAX, ess_min: float = ESS_MIN,
+                     log: Any = print) -> Path:
+    """Simulates the benchmark observations of ``sim`` (rows of the campaign with seed
+    :data:`BENCHMARK_SEED`), runs their converged reference chains, skipping rows whose
+    chain does not converge, and writes the file atomically (default
+    :func:`reference_path`).  Each finished row is kept in ``<file>.rows/`` (atomically) and
+    reused by a re-run (with the decision taken then: delete the folder to start over); the
+    folder is removed once the file is written.  ``rhat_max`` and ``ess_min`` are the
+    convergence test (the shipped files use the module's values).
+
+    Raises:
+        NotAvailableError: fewer than ``num_observations`` of the first ``max_rows`` rows
+        converged.
+    """
+    path = reference_path(sim) if path is None else Path(path)
+    parts = path.with_name(path.name + ".rows")
+    parts.mkdir(parents=True, exist_ok=True)
+    kept: list[dict[str, Any]] = []
+    skipped: list[tuple[int, float]] = []
+    for row in range(max_rows):
+        if len(kept) == num_observations:
+            break
+        part = parts / f"row-{row}.npz"
+        if part.is_file():
+            with np.load(part, allow_pickle=False) as f:
+                item = {k: f[k] for k in f.files}
+        else:
+            theta, x = simulate_rows(sim, BENCHMARK_SEED, row, row + 1)
+            try:
+                s, d = converged_posterior(sim, x[0], seed=BENCHMARK_SEED * 1000 + row,
+                                           settings=settings, num_samples=num_samples,
+                                           rhat_max=rhat_max, ess_min=ess_min)
+                item = {"converged": np.array(True), "x": x[0].cpu().numpy(),
+                        "theta": theta[0].cpu().numpy(),
+                        "samples": s.numpy().astype(np.float32),
+                        **{k: np.array(d[k], dtype=np.float64) for k in DIAGNOSTICS}}
+            except NotAvailableError as err:
+                item = {"converged": np.array(False), "reason": np.array(str(err)),
+                        "split_rhat": np.array(_rhat_of(str(err)))}
+            with atomic_write(part) as tmp:
+                with open(tmp, "wb") as fh:
+                    np.savez(fh, **item)
+        if bool(item["converged"]):
+            kept.append({"row": row, **item})
+            log(f"  {sim.name} row {row} (observation {len(kept)}): tau {float(item['tau']):.0f}, "
+                f"ESS {float(item['ess']):.0f}, split-R-hat {float(item['split_rhat']):.4f}, "
+                f"{float(item['steps']):.0f} steps, {float(item['seconds']):.0f} s")
+        else:
+            skipped.append((row, float(item["split_rhat"])))
+            log(f"  {sim.name} row {row} skipped: {item['reason']}")
+    if len(kept) < num_observations:
+        raise NotAvailableError(f"{sim.name}: only {len(kept)} of the first {max_rows} rows have "
+                                "a converged reference chain")
+    # the draws in a seeded random order, so that any prefix (reference_samples(i, n))
+    # spreads over the whole chain
+    order = sample_order(num_samples)
+    arrays = {"observations": np.stack([k["x"] for k in kept]),
+              "true_parameters": np.stack([k["theta"] for k in kept]),
+              "samples": np.stack([k["samples"][order] for k in kept]),
+              "rows": np.array([k["row"] for k in kept], dtype=np.int64),
+              "skipped_rows": np.array([r for r, _ in skipped], dtype=np.int64),
+              "skipped_split_rhat": np.array([h for _, h in skipped], dtype=np.float64),
+              "fingerprint": np.array(json.dumps(fingerprint(sim), sort_keys=True)),
+              "settings": np.array(json.dumps(dataclasses.asdict(settings))),
+              **{k: np.array([float(item[k]) for item in kept], dtype=np.float64)
+                 for k in DIAGNOSTICS}}
+    with atomic_write(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
+    _load.cache_clear()
+    for part in parts.glob("row-*.npz"):
+        part.unlink()
+    parts.rmdir()
+    return path
+
+
+def sample_order(num_samples: int) -> np.ndarray:
+    """The seeded order in which a file stores each chain's evenly spaced draws."""
+    return np.random.default_rng(BENCHMARK_SEED).permutation(num_samples)
+
+
+def _rhat_of(message: str) -> float:
+    """The split-R-hat quoted in :func:`converged_posterior`'s message (nan if absent)."""
+    found = re.search(r"split-R-hat ([0-9.]+)", message)
+    return float(found.group(1)) if found else float("nan")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m simulators.xray.benchmark_references NAME [--observations N]``."""
+    from sbi_astro import load_simulator
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("name", choices=["xray_powerlaw", "xray_thermal"])
+    parser.add_argument("--observations", type=int, default=NUM_OBSERVATIONS)
+    parser.add_argument("--output", type=Path, default=None)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    sim = load_simulator(args.name, device="cpu")
+    path = build_references(sim, args.output, num_observations=args.observations)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
