@@ -41,7 +41,7 @@ by conjugate gradients (:class:`~sbi_astro.solvers.LinearOperatorLikelihood`,
 force one.  The prior's ``sigma_min`` must lie below the posterior's pixel standard
 deviation (``t_min``'s noise level ``sigma_min (sigma_max / sigma_min)^t_min`` is added to
 every sample): with ``sigma_min`` 0.01 on a lensing problem whose posterior pixel std is
-0.018, samples come out ~30 % too wide (``python -m benchmarks score_lensing_exact``).
+0.018, samples come out 25 % too wide (``python -m benchmarks score_lensing_exact``).
 """
 
 from __future__ import annotations
