@@ -18,6 +18,7 @@ from .mcmc import ensemble_sample
 SAMPLES_PER_WALKER = 4  # ensemble MCMC: most samples one walker contributes (see sample)
 MAX_WALKERS = 512  # per observation (more would cost warmup evaluations, not accuracy)
 
+
 class MCMCEstimator(TrainedEstimator):
     """Shared sampling for estimators whose posterior needs MCMC (NLE, NRE)."""
 
@@ -36,9 +37,10 @@ class MCMCEstimator(TrainedEstimator):
         (:func:`~sbi_astro.inference.mcmc.ensemble_sample`; ``warmup_steps`` and ``thin``
         apply; ``num_chains`` is the least number of walkers per observation, raised so
         that a walker gives at most ``SAMPLES_PER_WALKER`` samples, up to ``MAX_WALKERS``;
-        on two_moons, 10 observations x 1,000 samples, 250 walkers give C2ST 0.558 in
-        5.9 s against 0.590 in 6.3 s for 20), or one of sbi's samplers
-        (``"slice_np_vectorized"``, the default, and the others sbi accepts)."""
+        on two_moons, 10 observations x 1,000 samples of a network trained on 3,000
+        simulations, 250 walkers give C2ST 0.558 in 5.9 s against 0.590 in 6.3 s for 20),
+        or one of sbi's samplers (``"slice_np_vectorized"``, sbi's default, and the others
+        sbi accepts)."""
         xf, batch = self._flatten_x(x, num_samples)
         if self.config.mcmc_method == "ensemble":
             out = self._ensemble(num_samples, xf, generator)
