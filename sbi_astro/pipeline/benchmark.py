@@ -74,8 +74,8 @@ SUITES: dict[str, dict[str, Any]] = {
              "num_observations": 10, "num_samples": 10_000, "tarp_tests": 200,
              "tarp_samples": 1000},
     # the astrophysical tasks: real Chandra responses, converged emcee references
-    # (xray_thermal joins when its references ship: python -m
-    # simulators.xray.benchmark_references xray_thermal builds them)
+    # (the thermal model joins when its references ship: see
+    # simulators/xray/benchmark_references.py)
     "astro": {"tasks": ["xray_powerlaw"], "methods": ["npe", "nle", "nre"],
               "budgets": [1000, 10_000, 100_000], "num_observations": 10,
               "num_samples": 10_000, "tarp_tests": 200, "tarp_samples": 1000},
