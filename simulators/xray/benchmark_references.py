@@ -16,22 +16,25 @@ A task needs fixed, numbered observations and reference posterior samples for ea
   split-R-hat over the 128 half-chains is below :data:`RHAT_MAX` (1.01) and the effective
   sample size at least :data:`ESS_MIN` (10,000), else the chain is run twice as long (at
   most twice; with 80 autocorrelation times the split-R-hat was 1.01-1.02);
-* a row whose chain still fails these tests (a posterior with separated modes, which the
-  ensemble's stretch move does not cross reliably) is not an observation of the task: the
-  next row is tried, and the skipped rows are stored (``skipped_rows``) with their
-  split-R-hat, so the task's observations are the first ten rows whose reference is
+* a row whose chain still fails these tests (e.g. a posterior with separated modes,
+  which the ensemble's stretch move does not cross reliably) is not an observation of the
+  task: the next row is tried, and the skipped rows are stored (``skipped_rows``) with
+  their split-R-hat, so the task's observations are the first ten rows whose reference is
   demonstrably converged;
-* 10,000 draws taken evenly from the post-burn-in chain, the true parameters, the counts,
-  the campaign rows and every chain's diagnostics (tau, ESS, split-R-hat, steps,
-  acceptance) are stored in ``data/benchmark/<simulator>_<observation>.npz`` (float32
-  samples; no pickles), with the simulator's spec and data files' SHA-256 it was built
-  for.  A build keeps each finished row in ``<file>.rows/`` and resumes from there.
+* 10,000 draws taken evenly from the post-burn-in chain (stored in a seeded random order,
+  :func:`sample_order`, so that any prefix spreads over the whole chain), the true
+  parameters, the counts, the campaign rows and every chain's diagnostics (tau, ESS,
+  split-R-hat, steps, acceptance) are stored in
+  ``data/benchmark/<simulator>_<observation>.npz`` (float32 samples; no pickles), with the
+  simulator's spec and data files' SHA-256 it was built for.  A build keeps each finished
+  row in ``<file>.rows/`` and resumes from there.
 
 The references only apply to the simulator they were built for: an instance with other
 options, another observation or a user prior gets a :class:`NotAvailableError` naming the
 difference.  Rebuild with ``python -m simulators.xray.benchmark_references xray_powerlaw``
 (``xray_powerlaw``: about 1 min per observation on one core; ``xray_thermal``, whose
-autocorrelation times are ~3x longer and likelihood ~2x dearer, about 6).
+autocorrelation times are up to ~4x longer and likelihood ~2x dearer, 1-6 min, ~15 for a
+row that fails).
 
 Example:
     >>> from sbi_astro import load_simulator
