@@ -127,8 +127,9 @@ def test_save_load_round_trip_is_exact(toy, tmp_path):
 def test_fine_tuning_lowers_the_misfit_of_one_observation_and_leaves_the_rim(toy):
     """Fine-tuning on one observation drawn with 3x less noise than the training data (the
     likelihood of that observation has sigma = 0.1): its negative log-likelihood falls
-    clearly (measured: by ~30 %), the original machine is untouched, and a strong penalty
-    keeps the weights at the trained ones."""
+    clearly (measured: to ~0.2-0.5 of its start; Adam on one observation oscillates, so the
+    lowest point is kept and the returned machine reproduces it), the original machine is
+    untouched, and a strong penalty keeps the weights at the trained ones."""
     rim = toy["rim"]
     blur32 = toy["blur"].float()
     truth = toy["test"][:1].float()
@@ -136,7 +137,10 @@ def test_fine_tuning_lowers_the_misfit_of_one_observation_and_leaves_the_rim(toy
     ll = gaussian_log_likelihood(lambda s: s @ blur32.T, 0.1)
     before = {k: v.clone() for k, v in rim.state_dict().items()}
     tuned, history = fine_tune(rim, y, ll, iterations=30, lr=1e-3)
-    assert history[-1] < 0.9 * history[0], history
+    assert min(history) < 0.9 * history[0], history
+    with torch.no_grad():
+        kept = -float(ll(tuned.reconstruct(y, ll), y)) / y.numel()
+    assert kept == pytest.approx(min(history), rel=1e-4)
     assert all(torch.equal(v, before[k]) for k, v in rim.state_dict().items())
     stiff, _ = fine_tune(rim, y, ll, iterations=5, lr=1e-3, penalty=1e6)
     moved = max(float((a - b).detach().abs().max()) for a, b in zip(stiff.parameters(),
@@ -145,7 +149,7 @@ def test_fine_tuning_lowers_the_misfit_of_one_observation_and_leaves_the_rim(toy
                                                           rim.parameters(), strict=True))
     assert moved < 0.5 * free
     # the discrepancy stop: the run ends at the first iterate at or below the level
-    level = 0.5 * (history[0] + history[-1])
+    level = 0.5 * (history[0] + min(history))
     _, stopped = fine_tune(rim, y, ll, iterations=30, lr=1e-3, stop_below=level)
     assert len(stopped) < len(history) and stopped[-1] <= level < min(stopped[:-1])
 

@@ -32,6 +32,7 @@ References:
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -43,8 +44,8 @@ from .model import RIM
 
 
 def fine_tune(rim: RIM, data: Tensor, log_likelihood: LogLikelihood, *, iterations: int = 50,
-              lr: float = 1e-4, penalty: float = 0.0, stop_below: float | None = None
-              ) -> tuple[RIM, list[float]]:
+              lr: float = 1e-4, penalty: float = 0.0, stop_below: float | None = None,
+              stop: Callable[[Tensor], bool] | None = None) -> tuple[RIM, list[float]]:
     """A copy of ``rim`` whose weights are optimised on ``data``'s likelihood.
 
     Args:
@@ -56,10 +57,14 @@ def fine_tune(rim: RIM, data: Tensor, log_likelihood: LogLikelihood, *, iteratio
         penalty: weight of ``|w - w_0|^2 / 2``.
         stop_below: stop as soon as the negative log-likelihood per data value is at or
             below this (``None``: run all iterations).
+        stop: stop as soon as ``stop(signal)`` is true for the current final estimate
+            ``(B, *signal_shape)``, e.g. once a reduced chi^2 reaches 1.
 
     Returns:
         ``(tuned copy, negative log-likelihood per data value before each step and after
-        the last)``.
+        the last)``.  The copy holds the weights of the lowest value in that history (Adam
+        on one observation does not descend monotonically), or those of the first value at
+        or below ``stop_below`` or where ``stop`` first held.
     """
     if iterations < 1 or not lr > 0 or penalty < 0:
         raise ConfigError(f"fine_tune needs iterations >= 1, lr > 0 and penalty >= 0; got "
@@ -72,16 +77,28 @@ def fine_tune(rim: RIM, data: Tensor, log_likelihood: LogLikelihood, *, iteratio
     size = data.numel()
     history = []
 
-    def nll() -> Tensor:
-        z = tuned(data, log_likelihood)[-1]
-        return -log_likelihood(to_signal(tuned.config.link, z), data).sum() / size
+    def nll() -> tuple[Tensor, Tensor]:
+        signal = to_signal(tuned.config.link, tuned(data, log_likelihood)[-1])
+        return -log_likelihood(signal, data).sum() / size, signal.detach()
+
+    best = (float("inf"), None)
+
+    def keep_best() -> None:
+        nonlocal best
+        if history[-1] < best[0]:
+            best = (history[-1], copy.deepcopy(tuned.state_dict()))
+
+    def done(signal: Tensor) -> bool:
+        return ((stop_below is not None and history[-1] <= stop_below)
+                or (stop is not None and bool(stop(signal))))
 
     for _ in range(iterations):
-        loss = nll()
+        loss, signal = nll()
         history.append(float(loss.detach()))
-        if stop_below is not None and history[-1] <= stop_below:
-            tuned.eval()
-            return tuned, history
+        if done(signal):
+            best = (history[-1], copy.deepcopy(tuned.state_dict()))
+            break
+        keep_best()
         if penalty:
             loss = loss + 0.5 * penalty * sum(((p - p0) ** 2).sum()
                                               for p, p0 in zip(tuned.parameters(), start,
@@ -89,7 +106,10 @@ def fine_tune(rim: RIM, data: Tensor, log_likelihood: LogLikelihood, *, iteratio
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    with torch.no_grad():
-        history.append(float(nll()))
+    else:
+        with torch.no_grad():
+            history.append(float(nll()[0]))
+        keep_best()
+    tuned.load_state_dict(best[1])
     tuned.eval()
     return tuned, history

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from ...errors import ConfigError, ShapeError
-from .links import to_signal
+from .links import Link, to_signal
 
 LogLikelihood = Callable[[Tensor, Tensor], Tensor]
 Forward = Callable[[Tensor], Tensor]
@@ -76,7 +76,7 @@ def poisson_log_likelihood(forward: Forward, *, floor: float = 1e-30) -> LogLike
 
 
 def likelihood_gradient(log_likelihood: LogLikelihood, z: Tensor, data: Tensor,
-                        link: str) -> tuple[Tensor, Tensor]:
+                        link: Link) -> tuple[Tensor, Tensor]:
     """Gradient of the log-likelihood with respect to the link-space estimate ``z``.
 
     Rows are independent (each row's log-likelihood depends on its own signal only), so the
@@ -88,7 +88,7 @@ def likelihood_gradient(log_likelihood: LogLikelihood, z: Tensor, data: Tensor,
         log_likelihood: ``fn(signal, data) -> (B,)``.
         z: link-space estimate ``(B, *signal_shape)``.
         data: observations ``(B, *data_shape)``.
-        link: ``"identity"`` or ``"log"``.
+        link: ``"identity"`` or ``"log"``, or one of them per map channel.
 
     Returns:
         ``(grad (B, *signal_shape), log_likelihood (B,))``, both detached.

@@ -29,8 +29,6 @@ References:
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor, nn
 
@@ -47,7 +45,8 @@ class RIM(nn.Module):
 
     Buffers (saved with the weights, set by :meth:`standardise`): ``z_init`` the starting
     estimate (link space, ``signal_shape``), ``z_scale`` the scale of link-space signals
-    around it, ``grad_scale`` the typical size of the likelihood gradient there.
+    around it, ``grad_scale`` the typical size of the likelihood gradient there (scalars,
+    or ``(C, 1, 1)``, one per channel, with ``config.scale == "channel"``).
 
     Args:
         config: the :class:`RIMConfig`.
@@ -58,7 +57,8 @@ class RIM(nn.Module):
         super().__init__()
         self.config = config
         shape = config.signal_shape
-        extra = 1 if config.gradient == "rms" else 0
+        per_channel = config.scale == "channel"
+        extra = (shape[0] if per_channel else 1) if config.gradient == "rms" else 0
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
             if config.network == "gru":
@@ -70,9 +70,10 @@ class RIM(nn.Module):
             with torch.no_grad():  # small first steps: the machine starts near z_init
                 last.weight.mul_(0.1)
                 last.bias.zero_()
+        scale_shape = (shape[0], 1, 1) if per_channel else ()
         self.register_buffer("z_init", torch.zeros(shape))
-        self.register_buffer("z_scale", torch.ones(()))
-        self.register_buffer("grad_scale", torch.ones(()))
+        self.register_buffer("z_scale", torch.ones(scale_shape))
+        self.register_buffer("grad_scale", torch.ones(scale_shape))
         self.register_buffer("standardised", torch.zeros((), dtype=torch.bool))
         self.to(resolve_device(device))
 
@@ -91,28 +92,41 @@ class RIM(nn.Module):
         """
         z = to_link(self.config.link, truth.to(self.device, torch.float32))
         self.z_init.copy_(z.mean(0))
-        self.z_scale.fill_(float((z - self.z_init).std().clamp_min(1e-12)))
+        dz = z - self.z_init
         grad, _ = likelihood_gradient(log_likelihood, self.z_init.expand_as(z).clone(),
                                       data.to(self.device), self.config.link)
-        rms = grad.reshape(grad.shape[0], -1).pow(2).mean(1).sqrt().clamp_min(1e-30)
-        scale = rms.log().mean().exp() if self.config.gradient == "rms" else rms.mean()
-        self.grad_scale.fill_(float(scale.clamp_min(1e-30)))
+        rms = self._rms(grad)
+        scale = rms.log().mean(0).exp() if self.config.gradient == "rms" else rms.mean(0)
+        if self.config.scale == "channel":
+            self.z_scale.copy_(dz.transpose(0, 1).reshape(dz.shape[1], -1).std(1)
+                               .clamp_min(1e-12).reshape(self.z_scale.shape))
+        else:
+            self.z_scale.fill_(float(dz.std().clamp_min(1e-12)))
+        self.grad_scale.copy_(scale.clamp_min(1e-30).reshape(self.grad_scale.shape))
         self.standardised.fill_(True)
+
+    def _rms(self, grad: Tensor) -> Tensor:
+        """Root mean square of each row's gradient ``(B, 1, 1, 1)`` or ``(B,)`` (global), or
+        of each row's channels ``(B, C, 1, 1)`` (``scale == "channel"``)."""
+        if self.config.scale == "channel":
+            return grad.pow(2).mean((-2, -1), keepdim=True).sqrt().clamp_min(1e-30)
+        rms = grad.reshape(grad.shape[0], -1).pow(2).mean(1).sqrt().clamp_min(1e-30)
+        return rms.reshape(-1, *([1] * (grad.dim() - 1)))
 
     def _inputs(self, z: Tensor, grad: Tensor) -> Tensor:
         """The network input: standardised estimate, processed gradient (and log RMS)."""
         u = (z - self.z_init) / self.z_scale
         parts = [u]
         if self.config.gradient == "rms":
-            rms = grad.reshape(grad.shape[0], -1).pow(2).mean(1).sqrt().clamp_min(1e-30)
-            parts.append(grad / rms.reshape(-1, *([1] * (grad.dim() - 1))))
+            rms = self._rms(grad)
+            parts.append(grad / rms)
             # log RMS around the training data's typical level; /5 keeps a span of ~4
             # decades (e.g. 10 to 1e5 counts) within about +-1 for the network
-            level = (rms.log() - math.log(float(self.grad_scale))) / 5.0
+            level = (rms.log() - self.grad_scale.log()) / 5.0
             if z.dim() == 2:
-                parts.append(level[:, None])
+                parts.append(level)
             else:
-                parts.append(level.reshape(-1, 1, 1, 1).expand(-1, 1, *z.shape[-2:]))
+                parts.append(level.expand(-1, -1, *z.shape[-2:]))
         else:
             parts.append(grad / self.grad_scale)
         return torch.cat(parts, 1)
@@ -163,8 +177,9 @@ class RIM(nn.Module):
         return w / w.sum()
 
     def loss(self, data: Tensor, truth: Tensor, log_likelihood: LogLikelihood) -> Tensor:
-        """The training loss: ``sum_t w_t mean((z_t - link(truth))^2)`` (a scalar)."""
+        """The training loss: ``sum_t w_t mean(((z_t - link(truth)) / z_scale)^2)`` (a
+        scalar; ``z_scale`` per channel with ``config.scale == "channel"``)."""
         z_true = to_link(self.config.link, truth.to(self.device))
         zs = self(data, log_likelihood)
-        per_step = (zs - z_true).pow(2).reshape(zs.shape[0], -1).mean(1)
-        return (self.step_weights() * per_step).sum() / self.z_scale**2
+        per_step = ((zs - z_true) / self.z_scale).pow(2).reshape(zs.shape[0], -1).mean(1)
+        return (self.step_weights() * per_step).sum()
