@@ -1,0 +1,180 @@
+"""``lensing_maps``: a lensed source and the lens's convergence map together, from one
+image: an inverse problem for learned solvers (``sbi_astro.inverse_problems``; Adam et al.
+2023, ApJ 951, 6).
+
+* **Image**: ``num_pix`` square pixels of ``pixel_scale`` arcsec (64 x 0.08 by default),
+  Gaussian PSF (FWHM ``psf_fwhm``), noise ``N(0, background_rms^2 + mu / exposure_time)``
+  per pixel: ``lensing_pixelated`` with ``noise="gaussian"``, through its
+  :meth:`~simulators.lensing.pixelated.LensingPixelated.lens_maps` (the forward model of
+  any two maps) and ``variance``.
+* **Convergence**: ``kappa_num_pix`` square pixels over the image's field (32 by default,
+  0.16 arcsec), from ``lensing_pixelated``'s prior: an SIE (Einstein radius 0.6-1.6
+  arcsec, ellipticity up to 0.3) plus a Gaussian subhalo.  No external shear: a convergence
+  map on a finite field cannot hold a shear that comes from outside it.
+* **Source**: ``source_num_pix`` square pixels of ``source_pixel_scale`` arcsec (32 x 0.04
+  by default), GalSim galaxies (bulge + disk + 15 RandomKnots, the ``galsim_sources``
+  plugin) drawn on pixels ``galaxy_pixel_scale`` arcsec wide (0.08: placed on the source
+  grid at half their drawn size) and scaled to ``flux_scale`` electrons/s per GalSim count
+  (1-10 electrons/s in total by default): surface brightness in electrons/s per arcsec^2.
+
+The signal is ``(2, n, n)``: channel 0 the source, channel 1 the convergence (link
+``("identity", "log")``: a RIM estimates ``log kappa``).  The peer (``baselines``) is a
+regularised MAP of the same likelihood, a smoothness penalty on the source and on
+``log kappa``, weights tuned, by Adam from the priors' mean maps.
+
+Example:
+    >>> problem = lensing_maps(num_pix=32, kappa_num_pix=16, source_num_pix=16)
+    >>> problem.signal_shape
+    (2, 16, 16)
+    >>> maps = problem.sample_signals(2, seed=0)
+    >>> tuple(maps.shape), tuple(problem.expected(maps).shape)
+    ((2, 2, 16, 16), (2, 32, 32))
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from sbi_astro.errors import ConfigError
+from sbi_astro.random import RowRandom
+from sbi_astro.registry import load_simulator
+
+MAP_WEIGHTS = ((0.1, 1.0), (1.0, 1.0), (1.0, 10.0), (10.0, 10.0), (10.0, 100.0))
+
+
+class LensingMaps:
+    """The source + convergence reconstruction (float32 maps ``(B, 2, n, n)``)."""
+
+    link = ("identity", "log")
+    units = "source: electrons/s per arcsec^2; convergence: dimensionless"
+
+    def __init__(self, *, num_pix: int, pixel_scale: float, kappa_num_pix: int,
+                 source_num_pix: int, source_pixel_scale: float, psf_fwhm: float,
+                 galaxy_pixel_scale: float, flux_scale: float, map_steps: int,
+                 device: str | None):
+        if kappa_num_pix != source_num_pix:
+            raise ConfigError(f"lensing_maps estimates both maps on one grid: kappa_num_pix "
+                              f"({kappa_num_pix}) must equal source_num_pix ({source_num_pix})")
+        if not flux_scale > 0 or map_steps < 1:
+            raise ConfigError(f"lensing_maps needs flux_scale > 0 and map_steps >= 1, got "
+                              f"{flux_scale} and {map_steps}")
+        image = {"num_pix": num_pix, "pixel_scale": pixel_scale, "psf_fwhm": psf_fwhm,
+                 "kappa_num_pix": kappa_num_pix, "source_num_pix": source_num_pix,
+                 "source_pixel_scale": source_pixel_scale, "noise": "gaussian"}
+        self.lens = load_simulator("lensing_pixelated", device=device, **image)
+        self._maps_lens = load_simulator("lensing_pixelated", device="cpu", **image)
+        self.galaxies = load_simulator("galsim_sources", device="cpu", num_pix=source_num_pix,
+                                       pixel_scale=galaxy_pixel_scale, n_knots=15)
+        self.flux_scale, self.map_steps = float(flux_scale), int(map_steps)
+        self.signal_shape = (2, source_num_pix, source_num_pix)
+
+    # -- the protocol ----------------------------------------------------------------------
+    def expected(self, maps: Tensor) -> Tensor:
+        """Noise-free images ``(B, num_pix, num_pix)`` [electrons/s per pixel]."""
+        return self.lens.lens_maps(maps[:, 1], maps[:, 0])
+
+    def log_likelihood(self, maps: Tensor, image: Tensor) -> Tensor:
+        """``log N(image | mu, var(mu))`` per row, without the ``2 pi``."""
+        mu = self.expected(maps)
+        var = self.lens.variance(mu)
+        return -0.5 * ((image - mu) ** 2 / var + var.log()).sum((-2, -1))
+
+    def observe(self, maps: Tensor, rng: RowRandom) -> Tensor:
+        mu = self.expected(maps)
+        return mu + self.lens.variance(mu).sqrt() * rng.normal(tuple(mu.shape[1:]))
+
+    def misfit(self, maps: Tensor, image: Tensor) -> Tensor:
+        """Reduced chi^2 ``mean((image - mu)^2 / var(mu))`` per row."""
+        with torch.no_grad():
+            mu = self.expected(maps.to(self.lens.device))
+            image = image.to(mu.device)
+            return ((image - mu) ** 2 / self.lens.variance(mu)).mean((-2, -1)).cpu()
+
+    def sample_signals(self, n: int, seed: int) -> Tensor:
+        """``n`` true map pairs (lens and galaxy parameters from the plugins' priors, knot
+        positions from the rows' streams), on the CPU."""
+        gen = torch.Generator().manual_seed(seed)
+        theta = self._maps_lens.prior.sample((n,), generator=gen)
+        kappa, _ = self._maps_lens.maps(theta)
+        gtheta = self.galaxies.prior.sample((n,), generator=gen)
+        counts = self.galaxies.simulate(gtheta, generator=gen)
+        source = counts * self.flux_scale / self.lens.options.source_pixel_scale ** 2
+        return torch.stack([source, kappa], 1).float()
+
+    def errors(self, est: Tensor, truth: Tensor) -> dict[str, Tensor]:
+        """``source``: RMS error of the source over the truth's peak; ``log_kappa``: RMS
+        error of ``log kappa`` (the estimate floored at 1e-6)."""
+        est, truth = est.cpu(), truth.cpu()
+        peak = truth[:, 0].amax((-2, -1))
+        return {"source": (est[:, 0] - truth[:, 0]).pow(2).mean((-2, -1)).sqrt() / peak,
+                "log_kappa": (est[:, 1].clamp_min(1e-6).log() - truth[:, 1].log()
+                              ).pow(2).mean((-2, -1)).sqrt()}
+
+    def groups(self, truth: Tensor) -> tuple[Tensor, list[str]]:
+        return torch.zeros(truth.shape[0], dtype=torch.long), ["all"]
+
+    def baselines(self) -> dict:
+        return {"regularised-map": self._tuned_map}
+
+    def _tuned_map(self, images: Tensor, tune_truth: Tensor, tune_images: Tensor) -> Tensor:
+        start = self.mean_start()
+        def score(w: tuple[float, float]) -> float:
+            e = self.errors(self.regularised_map(tune_images, start, w), tune_truth)
+            return float(e["source"].mean() + e["log_kappa"].mean())
+        best = min(MAP_WEIGHTS, key=score)
+        return self.regularised_map(images, start, best)
+
+    _mean = None
+
+    def mean_start(self) -> Tensor:
+        """The link-space mean ``(2, n, n)`` of 256 maps from the priors (seed 9999): the
+        MAP's starting point, as a RIM starts from its training set's mean."""
+        if self._mean is None:
+            truth = self.sample_signals(256, seed=9999)
+            self._mean = torch.stack([truth[:, 0].mean(0), truth[:, 1].log().mean(0)])
+        return self._mean
+
+    # -- the peer --------------------------------------------------------------------------
+    def regularised_map(self, images: Tensor, start: Tensor, weights: tuple[float, float], *,
+                        steps: int | None = None, lr: float = 0.05) -> Tensor:
+        """Regularised MAP of the same likelihood: minimises ``-log L + w_s |grad s|^2 /
+        s_0^2 + w_k |grad log kappa|^2`` over ``z = [s / s_0, log kappa]`` by Adam
+        (``steps``, default ``map_steps``) from ``start`` (link space), ``s_0`` the
+        largest source value there; returns the maps."""
+        dev = self.lens.device
+        images, start = images.to(dev), start.to(dev)
+        s0 = float(start[0].abs().max().clamp_min(1e-6))
+        z = start.expand(images.shape[0], *start.shape).clone()
+        z[:, 0] = z[:, 0] / s0
+        z.requires_grad_(True)
+        opt = torch.optim.Adam([z], lr=lr)
+        w = torch.tensor(weights, dtype=z.dtype, device=dev)
+
+        def maps() -> Tensor:
+            return torch.stack([z[:, 0] * s0, z[:, 1].exp()], 1)
+
+        for _ in range(self.map_steps if steps is None else steps):
+            loss = -self.log_likelihood(maps(), images).sum() + (w * smoothness(z)).sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return maps().detach()
+
+
+def smoothness(z: Tensor) -> Tensor:
+    """``sum |grad z|^2`` per row and channel ``(B, C)`` (finite differences)."""
+    return z.diff(dim=-1).pow(2).sum((-2, -1)) + z.diff(dim=-2).pow(2).sum((-2, -1))
+
+
+def lensing_maps(num_pix: int = 64, pixel_scale: float = 0.08, kappa_num_pix: int = 32,
+                 source_num_pix: int = 32, source_pixel_scale: float = 0.04,
+                 psf_fwhm: float = 0.1, galaxy_pixel_scale: float = 0.08,
+                 flux_scale: float = 0.01, map_steps: int = 1500,
+                 device: str | None = "cpu") -> LensingMaps:
+    """The source + convergence problem (see the module docstring); ``device`` is where
+    the forward model runs (``None``: CUDA if available)."""
+    return LensingMaps(num_pix=num_pix, pixel_scale=pixel_scale, kappa_num_pix=kappa_num_pix,
+                       source_num_pix=source_num_pix, source_pixel_scale=source_pixel_scale,
+                       psf_fwhm=psf_fwhm, galaxy_pixel_scale=galaxy_pixel_scale,
+                       flux_scale=flux_scale, map_steps=map_steps, device=device)
