@@ -177,8 +177,25 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ..pipeline import ScoreStudy, Study, is_score_study, run_score_study, run_study
+    from ..pipeline import (
+        RimStudy,
+        ScoreStudy,
+        Study,
+        is_rim_study,
+        is_score_study,
+        run_rim_study,
+        run_score_study,
+        run_study,
+    )
+    from ..pipeline.study import read_study_yaml
 
+    if is_rim_study(read_study_yaml(args.study)):
+        res = run_rim_study(RimStudy.from_yaml(args.study), output=args.output)
+        for group, m in res["groups"].items():
+            print(f"{group}: " + ", ".join(f"{k} {v:.3g}" for k, v in m.items()
+                                          if k.startswith(("rim_", "truth_"))))
+        print(f"report: {res['report']}")
+        return 0
     if is_score_study(args.study):
         res = run_score_study(ScoreStudy.from_yaml(args.study), output=args.output,
                               progress=not args.no_progress)

@@ -1,0 +1,439 @@
+"""RIM studies: a learned inverse solver for a plugin's inverse problem, from a YAML file to
+a report against classical solvers through the same forward model.
+
+Schema (``solver: rim`` marks it; unknown keys are errors)::
+
+    name: xray-rim
+    solver: rim
+    problem: {name: xray_deconvolution, options: {...}}  # a registered inverse problem
+    rim: {steps: 10, hidden: 256, gradient: rms, scale: global, step_weights: uniform,
+          seed: 0}                          # signal shape and link come from the problem
+    training: {num_signals: 15000, seed: 0, epochs: 10, batch_size: 64, lr: 0.001}
+    test: {num_signals: 1200, seed: 1, num_tune: 300, tune_seed: 3, bootstrap: 16,
+           fine_tune: {num: 8, iterations: 40, lr: 0.0001, stop_misfit: 1.0}}
+    device: null
+    output: xray-rim-output
+
+The problem is any registered in the ``sbi_astro.inverse_problems`` entry-point group
+(:mod:`sbi_astro.inverse_problems`): it gives the signals, the likelihood, the noise, the
+misfit, the errors, the groups and the classical peers.  Stages: ``rim/`` (the trained
+machine; a re-run reuses it when its recorded problem, rim and training sections are the
+study's, and refuses to touch it otherwise), then on ``test.num_signals`` held-out signals
+(seed ``test.seed``; row ``i``'s noise from stream ``i``):
+
+* the RIM's reconstruction, its misfit (and the truth's, the reference), its errors and the
+  time per reconstruction;
+* a parametric bootstrap (``bootstrap`` re-observations of the refolded reconstruction, each
+  reconstructed again): the spread of the link-space estimate is its sigma, and the
+  fraction of signal values whose truth lies within 1 sigma is reported (0.68 if sigma
+  were a calibrated error);
+* every peer of the problem, tuned per group on ``num_tune`` signals of another seed, and
+  its errors and misfit;
+* per-observation fine-tuning (:func:`~sbi_astro.solvers.rim.fine_tune`) of the ``num``
+  held-out signals the RIM fits worst, stopped once their misfit reaches ``stop_misfit``;
+* the problem's real observation, when it has one.
+
+The report (``report/report.html`` and ``metrics.json``) gives all of this per group.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..analysis import Section
+from ..device import resolve_device
+from ..errors import ConfigError
+from ..inverse_problems import check_inverse_problem_options, get_inverse_problem
+from ..outputs import check_output_dir
+from ..provenance import package_versions
+from ..random import RowRandom, check_seed, fold, key_from_seed
+from ..report import write_sections_report
+from ..report.figures import figure
+from ..solvers.rim import RIM, RIMConfig, TrainingConfig, fine_tune, fit, load_rim, save_rim
+from ..solvers.rim.links import to_link
+from .study import _check_keys, read_study_yaml
+
+TOP_KEYS = {"name", "solver", "problem", "rim", "training", "test", "device", "output"}
+RIM_KEYS = {"steps", "hidden", "gradient", "scale", "step_weights", "seed"}
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingSection:
+    num_signals: int = 5000
+    seed: int = 0
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 1e-3
+
+
+@dataclasses.dataclass(frozen=True)
+class FineTuneSection:
+    num: int = 8
+    iterations: int = 40
+    lr: float = 1e-4
+    stop_misfit: float = 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class TestSection:
+    num_signals: int = 200
+    seed: int = 1
+    num_tune: int = 50
+    tune_seed: int = 3
+    bootstrap: int = 16
+    fine_tune: FineTuneSection = FineTuneSection()
+
+
+@dataclasses.dataclass(frozen=True)
+class RimStudy:
+    """A validated RIM study (see the module docstring)."""
+
+    name: str
+    problem: str
+    problem_options: dict[str, Any]
+    rim: dict[str, Any]
+    training: TrainingSection
+    test: TestSection
+    device: str | None = None
+    output: str = "rim-study-output"
+
+    @classmethod
+    def from_dict(cls, doc: Any, *, source: str = "study") -> RimStudy:
+        """Validates ``doc`` (every section, the problem's options) before any work.
+
+        Raises:
+            ConfigError: naming the section and key.
+        """
+        if not isinstance(doc, dict):
+            raise ConfigError(f"{source}: a study must be a mapping, got {type(doc).__name__}")
+        top = _check_keys("(top level)", doc, TOP_KEYS)
+        if top.get("solver") != "rim":
+            raise ConfigError(f"{source}: 'solver' must be 'rim', got {top.get('solver')!r}")
+        prob = _check_keys("problem", top.get("problem"), {"name", "options"})
+        if "name" not in prob:
+            raise ConfigError(f"{source}: 'problem' needs a name (e.g. xray_deconvolution)")
+        options = dict(prob.get("options") or {})
+        check_inverse_problem_options(prob["name"], options)
+        rim = _check_keys("rim", top.get("rim"), RIM_KEYS)
+        training = _section(source, "training", top.get("training"), TrainingSection)
+        test_doc = _check_keys("test", top.get("test"),
+                               {f.name for f in dataclasses.fields(TestSection)})
+        ft = _section(source, "test.fine_tune", test_doc.pop("fine_tune", None), FineTuneSection)
+        test = _section(source, "test", test_doc, TestSection)
+        study = cls(name=str(top.get("name", "rim-study")), problem=prob["name"],
+                    problem_options=options, rim=rim, training=training,
+                    test=dataclasses.replace(test, fine_tune=ft), device=top.get("device"),
+                    output=str(top.get("output", "rim-study-output")))
+        study._check(source)
+        return study
+
+    def _check(self, source: str) -> None:
+        t, ft, tr = self.test, self.test.fine_tune, self.training
+        counts = [("training.num_signals", tr.num_signals), ("training.epochs", tr.epochs),
+                  ("training.batch_size", tr.batch_size), ("test.num_signals", t.num_signals),
+                  ("test.num_tune", t.num_tune), ("test.fine_tune.iterations", ft.iterations)]
+        for key, value in counts:
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"{source}: '{key}' must be a positive integer, got {value!r}")
+        for key, value in (("test.bootstrap", t.bootstrap), ("test.fine_tune.num", ft.num)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ConfigError(f"{source}: '{key}' must be an integer >= 0, got {value!r}")
+        if t.bootstrap == 1:
+            raise ConfigError(f"{source}: 'test.bootstrap' must be 0 (none) or >= 2 (a spread "
+                              "needs two reconstructions)")
+        for key, value in (("training.lr", tr.lr), ("test.fine_tune.lr", ft.lr),
+                           ("test.fine_tune.stop_misfit", ft.stop_misfit)):
+            if not isinstance(value, int | float) or isinstance(value, bool) or not value > 0:
+                raise ConfigError(f"{source}: '{key}' must be a positive number, got {value!r}")
+        if tr.num_signals < 2 * tr.batch_size:
+            raise ConfigError(f"{source}: 'training.num_signals' must be at least twice "
+                              "'training.batch_size' (a tenth of the signals validate)")
+        for key, value in (("training.seed", tr.seed), ("test.seed", t.seed),
+                           ("test.tune_seed", t.tune_seed)):
+            check_seed(value, f"{source}: '{key}'")
+        if len({tr.seed, t.seed, t.tune_seed}) < 3:
+            raise ConfigError(f"{source}: training.seed, test.seed and test.tune_seed must "
+                              "differ (the held-out signals must not be training signals)")
+        try:  # the machine's settings, checked on a stand-in shape (the problem's is later)
+            RIMConfig(signal_shape=(2, 4, 4), **self.rim)
+        except (ConfigError, TypeError) as err:
+            raise ConfigError(f"{source}: section 'rim': {err}") from None
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> RimStudy:
+        return cls.from_dict(read_study_yaml(path), source=str(path))
+
+
+def _section(source: str, name: str, values: Any, kind: type) -> Any:
+    values = _check_keys(name, values, {f.name for f in dataclasses.fields(kind)})
+    try:
+        return kind(**values)
+    except TypeError as err:
+        raise ConfigError(f"{source}: section '{name}': {err}") from None
+
+
+def is_rim_study(doc: Any) -> bool:
+    """Whether a study document is a RIM study (``solver: rim``)."""
+    return isinstance(doc, dict) and doc.get("solver") == "rim"
+
+
+def _observe(problem: Any, signals: torch.Tensor, seed: int, dev: torch.device) -> torch.Tensor:
+    rows = torch.arange(signals.shape[0], device=dev)
+    with torch.no_grad():
+        return problem.observe(signals.to(dev), RowRandom(fold(key_from_seed(seed).to(dev),
+                                                                rows)))
+
+
+def _machine(study: RimStudy, problem: Any, rim_dir: Path, dev: torch.device,
+             log: Callable[[str], Any]) -> tuple[RIM, dict[str, Any]]:
+    """The trained RIM: reused from ``rim_dir`` when it was trained for this study's
+    problem, rim and training sections; trained and saved there otherwise."""
+    recipe = {"problem": study.problem, "problem_options": study.problem_options,
+              "rim": study.rim, "training": dataclasses.asdict(study.training)}
+    if (rim_dir / "rim.json").exists():
+        rim, meta = load_rim(rim_dir, device=dev)
+        if meta.get("recipe") != recipe:
+            raise ConfigError(f"{rim_dir} holds a RIM trained with other settings "
+                              f"({meta.get('recipe')}); it is kept: give another output "
+                              "folder, or move that one away to train anew")
+        log(f"[1/4] reusing the RIM in {rim_dir}")
+        return rim, meta
+    tr = study.training
+    log(f"[1/4] training a RIM on {tr.num_signals} signals of '{study.problem}'")
+    t0 = time.perf_counter()
+    truth = problem.sample_signals(tr.num_signals, tr.seed)
+    simulate_s = time.perf_counter() - t0
+    config = RIMConfig(signal_shape=tuple(problem.signal_shape), link=problem.link,
+                       **study.rim)
+    rim = RIM(config, device=dev)
+    summary = fit(rim, truth.to(dev), problem.log_likelihood, observe=problem.observe,
+                  config=TrainingConfig(epochs=tr.epochs, batch_size=tr.batch_size, lr=tr.lr,
+                                        seed=tr.seed), log=lambda m: log("      " + m))
+    meta = {"recipe": recipe, "simulate_seconds": simulate_s,
+            "train_seconds": summary.seconds, "train_loss": summary.train_loss,
+            "validation_loss": summary.validation_loss, "best_epoch": summary.best_epoch}
+    save_rim(rim, rim_dir, metadata=meta)
+    return rim, meta
+
+
+def _bootstrap_sigma(rim: RIM, problem: Any, est: torch.Tensor, n: int, seed: int,
+                     dev: torch.device) -> torch.Tensor:
+    """Std of the link-space estimate over RIM runs on data re-observed from ``est``."""
+    link, reps = rim.config.link, []
+    for b in range(n):
+        data = _observe(problem, est, seed + 1 + b, dev)
+        rec = rim.reconstruct(data, problem.log_likelihood, batch_size=256).cpu()
+        reps.append(to_link(link, _positive(link, rec)))
+    return torch.stack(reps).std(0)
+
+
+def _within(rim: RIM, est: torch.Tensor, truth: torch.Tensor, sigma: torch.Tensor
+            ) -> torch.Tensor:
+    """Per row, the fraction of values whose truth lies within 1 sigma (link space)."""
+    link = rim.config.link
+    z_est = to_link(link, _positive(link, est))
+    z_true = to_link(link, _positive(link, truth))
+    inside = ((z_est - z_true).abs() <= sigma).float()
+    return inside.reshape(inside.shape[0], -1).mean(1)
+
+
+def _positive(link: Any, x: torch.Tensor) -> torch.Tensor:
+    """``x`` floored at 1e-30 where the link is a log (per channel for maps)."""
+    if isinstance(link, tuple):
+        parts = [x[:, c].clamp_min(1e-30) if name == "log" else x[:, c]
+                 for c, name in enumerate(link)]
+        return torch.stack(parts, 1)
+    return x.clamp_min(1e-30) if link == "log" else x
+
+
+def run_rim_study(study: RimStudy, *, output: str | Path | None = None,
+                  log: Callable[[str], Any] = print) -> dict[str, Any]:
+    """Runs a RIM study; returns the paths of its report and metrics and headline numbers."""
+    out = check_output_dir(output if output is not None else study.output, kind="study",
+                           overwrite=True)
+    out.mkdir(parents=True, exist_ok=True)
+    dev = resolve_device(study.device)
+    problem = get_inverse_problem(study.problem, **study.problem_options)
+    RIMConfig(signal_shape=tuple(problem.signal_shape), link=problem.link, **study.rim)
+    rim, meta = _machine(study, problem, out / "rim", dev, log)
+    t = study.test
+    log(f"[2/4] {t.num_signals} held-out signals (seed {t.seed})")
+    truth = problem.sample_signals(t.num_signals, t.seed)
+    data = _observe(problem, truth, t.seed, dev)
+    t0 = time.perf_counter()
+    est = rim.reconstruct(data, problem.log_likelihood, batch_size=256).cpu()
+    rim_s = (time.perf_counter() - t0) / t.num_signals
+    results = {"rim": {"estimate": est, "seconds": rim_s}}
+    sigma = (_bootstrap_sigma(rim, problem, est, t.bootstrap, t.seed, dev).cpu()
+             if t.bootstrap else None)
+    log(f"[3/4] peers, tuned per group on {t.num_tune} signals (seed {t.tune_seed})")
+    tune_truth = problem.sample_signals(t.num_tune, t.tune_seed)
+    tune_data = _observe(problem, tune_truth, t.tune_seed, dev)
+    labels, names = problem.groups(truth)
+    tune_labels, _ = problem.groups(tune_truth)
+    for peer, solve in problem.baselines().items():
+        t0 = time.perf_counter()
+        estimate = torch.zeros_like(est)
+        for g in sorted(set(labels.tolist())):
+            rows, tune = labels == g, tune_labels == g
+            if int(tune.sum()) == 0:
+                tune = torch.ones_like(tune_labels, dtype=torch.bool)
+            estimate[rows] = solve(data[rows.to(data.device)], tune_truth[tune],
+                                   tune_data[tune.to(tune_data.device)]).cpu()
+        results[peer] = {"estimate": estimate,
+                         "seconds": (time.perf_counter() - t0) / t.num_signals}
+    log("[4/4] fine-tuning, the observation, the report")
+    rows_table, group_metrics = _group_table(problem, results, truth, data, labels, names,
+                                             rim, sigma)
+    tuned = _fine_tuning(study, rim, problem, est, data, truth)
+    observed = _observed(rim, problem)
+    accuracy = _accuracy_section(study, problem, rows_table, results, meta)
+    accuracy.figures.append((_examples_figure(problem, truth, results, rim.config.link),
+                             "Three held-out signals: the truth, the RIM and the peers."))
+    sections = [accuracy,
+                *([tuned["section"]] if tuned else []),
+                *([observed["section"]] if observed else [])]
+    metrics = {"name": study.name, "groups": group_metrics, "training": meta,
+               "seconds_per_reconstruction": {k: v["seconds"] for k, v in results.items()},
+               "fine_tuning": tuned["metrics"] if tuned else None,
+               "observed": observed["metrics"] if observed else None,
+               "provenance": {
+                   "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+                   "study": dataclasses.asdict(study), "device": str(dev),
+                   "packages": package_versions(), "platform": platform.platform()}}
+    report, metrics_path = write_sections_report(
+        sections, out / "report", title=f"RIM study: {study.name}",
+        subtitle=f"'{study.problem}': {t.num_signals} held-out signals, RIM of "
+                 f"{rim.config.steps} steps", metrics=metrics)
+    return {"report": str(report), "metrics": str(metrics_path), "groups": group_metrics}
+
+
+def _group_table(problem: Any, results: dict, truth: torch.Tensor, data: torch.Tensor,
+                 labels: torch.Tensor, names: list[str], rim: RIM,
+                 sigma: torch.Tensor | None) -> tuple[list[dict], dict]:
+    """One table row per group (and all): misfits, errors of every solver, coverage."""
+    misfit_truth = problem.misfit(truth, data)
+    per = {k: (problem.misfit(v["estimate"], data), problem.errors(v["estimate"], truth))
+           for k, v in results.items()}
+    within = _within(rim, results["rim"]["estimate"], truth, sigma) if sigma is not None \
+        else None
+    table, metrics = [], {}
+    groups = [(name, labels == g) for g, name in enumerate(names)]
+    for name, rows in [("all", torch.ones_like(labels, dtype=torch.bool)), *groups]:
+        if int(rows.sum()) == 0:
+            continue
+        m: dict[str, Any] = {"signals": int(rows.sum()),
+                             "truth_misfit": float(misfit_truth[rows].mean())}
+        for solver, (mis, err) in per.items():
+            m[f"{solver}_misfit"] = float(mis[rows].mean())
+            for key, value in err.items():
+                m[f"{solver}_{key}"] = float(value[rows].mean())
+        if within is not None:
+            m["rim_truth_within_1_sigma"] = float(within[rows].mean())
+        metrics[name] = m
+        table.append({"group": name, **{k: (f"{v:.3g}" if isinstance(v, float) else v)
+                                        for k, v in m.items()}})
+    return table, metrics
+
+
+def _accuracy_section(study: RimStudy, problem: Any, table: list[dict], results: dict,
+                      meta: dict) -> Section:
+    speed = ", ".join(f"{k} {v['seconds'] * 1e3:.3g} ms" for k, v in results.items())
+    text = (f"Held-out signals of '{study.problem}' ({problem.units}). Misfit: the problem's "
+            f"reduced goodness of fit of each reconstruction to its data (the truth's is the "
+            f"reference). Errors: as the problem defines them (lower is better); the peers "
+            f"are tuned per group on separate signals. Time per reconstruction: {speed}. "
+            f"Training: {meta.get('train_seconds', float('nan')):.0f} s.")
+    return Section(title="Reconstruction accuracy", text=text, table=table,
+                   metrics={"table": table})
+
+
+def _examples_figure(problem: Any, truth: torch.Tensor, results: dict, link: Any) -> Any:
+    """The first three held-out signals: a line per solver (1-D, log axis for a log link),
+    or a map per channel and solver (2-D)."""
+    k = min(3, truth.shape[0])
+    solvers = [("truth", truth), *((name, r["estimate"]) for name, r in results.items())]
+    if truth.dim() == 2:
+        fig, axes = figure(1, k, size=(4.0 * k, 3.2))
+        for j in range(k):
+            ax = axes[0, j]
+            for name, x in solvers:
+                ax.plot(x[j].numpy(), label=name, lw=1.0)
+            if link == "log":
+                ax.set_yscale("log")
+            ax.set_xlabel("signal bin")
+        axes[0, 0].legend(fontsize=7)
+        return fig
+    channels = truth.shape[1]
+    fig, axes = figure(k, channels * len(solvers), size=(1.6 * channels * len(solvers),
+                                                         1.7 * k))
+    for j in range(k):
+        for c in range(channels):
+            log_c = (link[c] if isinstance(link, tuple) else link) == "log"
+            ref = truth[j, c].clamp_min(1e-6).log10() if log_c else truth[j, c]
+            for i, (name, x) in enumerate(solvers):
+                img = x[j, c].clamp_min(1e-6).log10() if log_c else x[j, c]
+                ax = axes[j, c * len(solvers) + i]
+                ax.imshow(img.numpy(), origin="lower", vmin=float(ref.min()),
+                          vmax=float(ref.max()))
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if j == 0:
+                    ax.set_title(f"{name} ch{c}{' (log10)' if log_c else ''}", fontsize=7)
+    return fig
+
+
+def _fine_tuning(study: RimStudy, rim: RIM, problem: Any, est: torch.Tensor,
+                 data: torch.Tensor, truth: torch.Tensor) -> dict | None:
+    ft = study.test.fine_tune
+    if ft.num == 0:
+        return None
+    misfit = problem.misfit(est, data)
+    worst = misfit.argsort(descending=True)[:ft.num].tolist()
+    before, after, iterations, seconds = [], [], [], 0.0
+    for i in worst:
+        t0 = time.perf_counter()
+        tuned, history = fine_tune(
+            rim, data[i:i + 1], problem.log_likelihood, iterations=ft.iterations, lr=ft.lr,
+            stop=lambda s, i=i: float(problem.misfit(s, data[i:i + 1])[0]) <= ft.stop_misfit)
+        seconds += time.perf_counter() - t0
+        iterations.append(len(history) - 1)
+        before.append(est[i:i + 1])
+        after.append(tuned.reconstruct(data[i:i + 1], problem.log_likelihood).cpu())
+    idx = torch.tensor(worst)
+    b, a = torch.cat(before), torch.cat(after)
+    m = {"signals": worst, "iterations": iterations, "seconds_per_signal": seconds / len(worst),
+         "misfit_before": float(problem.misfit(b, data[idx]).mean()),
+         "misfit_after": float(problem.misfit(a, data[idx]).mean())}
+    for when, x in (("before", b), ("after", a)):
+        for key, value in problem.errors(x, truth[idx]).items():
+            m[f"{key}_{when}"] = float(value.mean())
+    text = (f"The {len(worst)} held-out signals the RIM fits worst, fine-tuned one at a time "
+            f"(Adam, lr {ft.lr:g}, at most {ft.iterations} iterations, stopped once the "
+            f"misfit reaches {ft.stop_misfit:g}): misfit {m['misfit_before']:.3g} -> "
+            f"{m['misfit_after']:.3g}; "
+            + "; ".join(f"{k} {m[k + '_before']:.3g} -> {m[k + '_after']:.3g}"
+                        for k in problem.errors(b[:1], truth[idx][:1]))
+            + f"; {m['seconds_per_signal']:.3g} s per signal.")
+    return {"metrics": m, "section": Section(title="Per-observation fine-tuning", text=text,
+                                             metrics=m)}
+
+
+def _observed(rim: RIM, problem: Any) -> dict | None:
+    if not callable(getattr(problem, "observed", None)):
+        return None
+    data = problem.observed()
+    est = rim.reconstruct(data, problem.log_likelihood).cpu()
+    m = {"misfit": float(problem.misfit(est, data)[0]), "estimate": est[0].tolist()}
+    text = (f"The problem's real observation, reconstructed by the RIM: misfit "
+            f"{m['misfit']:.3g}. The reconstruction is in metrics.json.")
+    return {"metrics": m, "section": Section(title="The real observation", text=text,
+                                             metrics={"misfit": m["misfit"]})}

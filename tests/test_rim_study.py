@@ -1,0 +1,127 @@
+"""`sbi-astro run` on a RIM study (solver: rim): a plugin's inverse problem, a RIM trained
+on it, held-out signals against the problem's peers, fine-tuning and the report; the
+inverse-problem protocol of the built-in problems; bad studies exit 2 before any work, and
+a trained RIM is never replaced by a study with other settings."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import yaml
+
+from sbi_astro.cli import main
+from sbi_astro.errors import PluginError
+from sbi_astro.inverse_problems import REQUIRED, get_inverse_problem, list_inverse_problems
+from sbi_astro.random import RowRandom, fold, key_from_seed
+
+SMALL_LENS = {"num_pix": 32, "pixel_scale": 0.16, "kappa_num_pix": 16, "source_num_pix": 16,
+              "source_pixel_scale": 0.08, "map_steps": 60}
+STUDY = {
+    "name": "tiny-lensing-rim", "solver": "rim",
+    "problem": {"name": "lensing_maps", "options": SMALL_LENS},
+    "rim": {"steps": 3, "hidden": 4, "scale": "channel"},
+    "training": {"num_signals": 64, "seed": 0, "epochs": 1, "batch_size": 16, "lr": 0.002},
+    "test": {"num_signals": 8, "seed": 1, "num_tune": 3, "tune_seed": 3, "bootstrap": 2,
+             "fine_tune": {"num": 2, "iterations": 3}},
+    "device": "cpu",
+}
+
+
+def test_rim_study_runs_end_to_end_reuses_its_rim_and_keeps_it(tmp_path, capsys,
+                                                               one_torch_thread):
+    pytest.importorskip("galsim")
+    path = tmp_path / "s.yaml"
+    out_dir = tmp_path / "out"
+    path.write_text(yaml.safe_dump({**STUDY, "output": str(out_dir)}))
+    assert main(["run", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "training a RIM on 64 signals of 'lensing_maps'" in out
+    m = json.loads((out_dir / "report" / "metrics.json").read_text())
+    g = m["groups"]["all"]
+    assert g["signals"] == 8
+    # the truth fits its own data at the noise level: 8 x 1,024 Gaussian pixels give a
+    # reduced chi^2 of 1 with standard deviation ~0.016, so 0.1 is > 6 sigma
+    assert g["truth_misfit"] == pytest.approx(1.0, abs=0.1)
+    for solver in ("rim", "regularised-map"):
+        assert {f"{solver}_misfit", f"{solver}_source", f"{solver}_log_kappa"} <= set(g)
+    assert 0.0 <= g["rim_truth_within_1_sigma"] <= 1.0
+    ft = m["fine_tuning"]
+    assert len(ft["signals"]) == 2 and all(0 <= i <= 3 for i in ft["iterations"])
+    # the fine-tuned signals are the two the RIM fitted worst
+    assert m["observed"] is None  # the lensing problem ships no observation
+    page = (out_dir / "report" / "report.html").read_text()
+    assert "Reconstruction accuracy" in page and page.count("<img") == 1
+    # a re-run reuses the machine, bit for bit
+    weights = sorted((out_dir / "rim").glob("weights-*.pt"))
+    before = weights[0].read_bytes()
+    assert main(["run", str(path)]) == 0
+    assert "reusing the RIM" in capsys.readouterr().out
+    assert json.loads((out_dir / "report" / "metrics.json").read_text())["groups"]["all"][
+        "rim_misfit"] == g["rim_misfit"]
+    # other training settings: refused with exit 2, the trained machine kept as it was
+    path.write_text(yaml.safe_dump({**STUDY, "output": str(out_dir),
+                                    "training": {**STUDY["training"], "epochs": 2}}))
+    assert main(["run", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "holds a RIM trained with other settings" in err and "Traceback" not in err
+    assert sorted((out_dir / "rim").glob("weights-*.pt")) == weights
+    assert weights[0].read_bytes() == before
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"rim": {"steps": 3, "layers": 2}}, "unknown key(s) ['layers']"),
+    ({"problem": {"name": "lensing_mapz"}}, "lensing_mapz"),
+    ({"problem": {"name": "lensing_maps", "options": {"warp": 2}}},
+     "inverse problem 'lensing_maps': unknown or missing options ['warp']"),
+    ({"solver": "rimm"}, "'solver'"),
+    ({"rim": {"steps": 0}}, "RIMConfig.steps must be an integer >= 1"),
+    ({"test": {"num_signals": 8, "seed": 0}}, "must differ"),
+    ({"test": {"num_signals": 8, "bootstrap": 1}}, "'test.bootstrap' must be 0"),
+    ({"training": {"num_signals": 20, "batch_size": 16}}, "at least twice"),
+    ({"test": {"fine_tune": {"lr": -1}}}, "'test.fine_tune.lr' must be a positive number"),
+])
+def test_bad_rim_studies_exit_2_before_any_work(tmp_path, capsys, change, words):
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump({**STUDY, **change, "output": str(tmp_path / "out")}))
+    assert main(["run", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert words in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("name, options", [
+    ("lensing_maps", SMALL_LENS),
+    ("xray_deconvolution", {"observation": "chandra_dgtau", "ml_steps": 5}),
+])
+def test_built_in_problems_follow_the_protocol(name, options):
+    if name == "lensing_maps":
+        pytest.importorskip("galsim")
+    assert name in list_inverse_problems()
+    problem = get_inverse_problem(name, **options)
+    assert all(hasattr(problem, attr) for attr in REQUIRED)
+    a = problem.sample_signals(6, seed=5)
+    assert tuple(a.shape) == (6, *problem.signal_shape)
+    assert torch.equal(a, problem.sample_signals(6, seed=5))  # seeded
+    assert not torch.equal(a, problem.sample_signals(6, seed=6))
+    keys = fold(key_from_seed(7), torch.arange(6))
+    data = problem.observe(a, RowRandom(keys))
+    # row i's noise depends on its own stream only
+    assert torch.equal(problem.observe(a[2:4], RowRandom(keys[2:4])), data[2:4])
+    ll = problem.log_likelihood(a, data)
+    assert ll.shape == (6,) and bool(torch.isfinite(ll).all())
+    # the truth fits its data: C-stat (few counts: below 1) or chi^2 per value near 1
+    assert float(problem.misfit(a, data).mean()) < 1.3
+    errors = problem.errors(a, a)
+    assert all(float(e.abs().max()) < 1e-6 for e in errors.values())
+    labels, names = problem.groups(a)
+    assert labels.shape == (6,) and int(labels.max()) < len(names)
+
+
+def test_a_problem_missing_part_of_the_protocol_is_a_plugin_error(monkeypatch):
+    import sbi_astro.inverse_problems as ip
+
+    monkeypatch.setattr(ip, "inverse_problem_factory", lambda name: (lambda: object()))
+    with pytest.raises(PluginError, match="lacks"):
+        ip.get_inverse_problem("anything")
