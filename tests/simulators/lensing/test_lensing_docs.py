@@ -28,4 +28,5 @@ def test_docs_page_examples_run():
     torch.manual_seed(0)
     for block in blocks:
         exec(compile(block, str(DOC), "exec"), ns)  # noqa: S102 - our own docs
-    assert ns["ll"].shape == (16,) and ns["kappa"].shape == (4, 64, 64)
+    assert ns["ll"].shape == (16,) and ns["kappa"].shape == (4, 32, 32)
+    assert ns["image"].shape == (4, 64, 64) and ns["kappa"].grad.abs().sum() > 0
