@@ -19,7 +19,9 @@ such a problem as a function of keyword options returning an object with:
   solvers through the same forward model, each tuning its own setting on the pairs given;
 * ``groups(truth) -> (labels (B,) int, names list)``: how results are broken down (e.g. by
   total counts; one group is fine);
-* optionally ``observed() -> data (1, ...)``: a real observation to reconstruct.
+* optionally ``observed() -> data (1, ...)``: a real observation to reconstruct, and
+  ``observed_reference() -> (label, signal (1, ...))``: a classical answer for it (e.g. the
+  best-fitting physical model's signal) to show beside the reconstruction.
 
 They are found only through the entry-point group ``sbi_astro.inverse_problems``, the
 built-in ones exactly like a third party's::

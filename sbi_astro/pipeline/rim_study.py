@@ -356,11 +356,12 @@ def _accuracy_section(study: RimStudy, problem: Any, table: list[dict], results:
                    metrics={"table": table})
 
 
-def _examples_figure(problem: Any, truth: torch.Tensor, results: dict, link: Any) -> Any:
-    """The first three held-out signals: a line per solver (1-D, log axis for a log link),
-    or a map per channel and solver (2-D)."""
+def _examples_figure(problem: Any, truth: torch.Tensor, results: dict, link: Any, *,
+                     first: str = "truth") -> Any:
+    """The first three signals: a line per solver (1-D, log axis for a log link), or a map
+    per channel and solver (2-D); ``truth`` (labelled ``first``) sets the colour range."""
     k = min(3, truth.shape[0])
-    solvers = [("truth", truth), *((name, r["estimate"]) for name, r in results.items())]
+    solvers = [(first, truth), *((name, r["estimate"]) for name, r in results.items())]
     if truth.dim() == 2:
         fig, axes = figure(1, k, size=(4.0 * k, 3.2))
         for j in range(k):
@@ -432,8 +433,29 @@ def _observed(rim: RIM, problem: Any) -> dict | None:
         return None
     data = problem.observed()
     est = rim.reconstruct(data, problem.log_likelihood).cpu()
-    m = {"misfit": float(problem.misfit(est, data)[0]), "estimate": est[0].tolist()}
+    m: dict[str, Any] = {"misfit": float(problem.misfit(est, data)[0]),
+                         "estimate": est[0].tolist()}
     text = (f"The problem's real observation, reconstructed by the RIM: misfit "
-            f"{m['misfit']:.3g}. The reconstruction is in metrics.json.")
+            f"{m['misfit']:.3g}.")
+    solvers = {"RIM": est}
+    if callable(getattr(problem, "observed_reference", None)):
+        label, ref = problem.observed_reference()
+        ref = ref.cpu()
+        solvers[label] = ref
+        m["reference"] = {"label": label, "misfit": float(problem.misfit(ref, data)[0]),
+                          "estimate": ref[0].tolist(),
+                          **{f"rim_{k}": float(v[0])
+                             for k, v in problem.errors(est, ref).items()}}
+        text += (f" Beside it, the {label}: misfit {m['reference']['misfit']:.3g}; the RIM's "
+                 "difference from it: " + ", ".join(
+                     f"{k[4:]} {v:.3g}" for k, v in m["reference"].items()
+                     if k.startswith("rim_")) + ".")
+    text += " Both signals are in metrics.json."
+    summary = {k: v for k, v in m.items() if k != "estimate"}
+    if "reference" in summary:
+        summary["reference"] = {k: v for k, v in m["reference"].items() if k != "estimate"}
+    fig = _examples_figure(problem, est, {k: {"estimate": v} for k, v in solvers.items()
+                                          if k != "RIM"}, rim.config.link, first="RIM")
     return {"metrics": m, "section": Section(title="The real observation", text=text,
-                                             metrics={"misfit": m["misfit"]})}
+                                             metrics=summary,
+                                             figures=[(fig, "The real observation.")])}
