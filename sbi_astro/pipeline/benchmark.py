@@ -54,7 +54,7 @@ from ..executor import ClusterSpec
 from ..inference import TrainingConfig, train
 from ..inference.sbi_peers import VECTOR_FIELD_METHODS, sbi_vector_field
 from ..provenance import package_versions
-from ..registry import list_simulators, load_simulator
+from ..registry import list_simulators, load_simulator, simulator_class
 from ..report import write_sections_report
 from ..report.figures import plot_benchmark
 from ..rows import simulate_rows
@@ -73,10 +73,10 @@ SUITES: dict[str, dict[str, Any]] = {
              "budgets": [1000, 10_000, 100_000],
              "num_observations": 10, "num_samples": 10_000, "tarp_tests": 200,
              "tarp_samples": 1000},
-    # the astrophysical tasks: real Chandra responses, converged emcee references
-    # (the thermal model joins when its references ship: see
-    # simulators/xray/benchmark_references.py)
-    "astro": {"tasks": ["xray_powerlaw"], "methods": ["npe", "nle", "nre"],
+    # the astrophysical tasks: every registered simulator whose class declares
+    # ``benchmark_suite = "astro"`` (with shipped, converged references); tasks=None means
+    # "discovered" (see suite_tasks)
+    "astro": {"tasks": None, "methods": ["npe", "nle", "nre"],
               "budgets": [1000, 10_000, 100_000], "num_observations": 10,
               "num_samples": 10_000, "tarp_tests": 200, "tarp_samples": 1000},
 }
@@ -299,6 +299,16 @@ def summary_table(records: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def suite_tasks(suite: str) -> list[str]:
+    """The tasks of ``suite``: its list, or (``tasks: None``) the registered simulators
+    whose class declares ``benchmark_suite = suite``, as a third party's plugin would."""
+    listed = SUITES[suite]["tasks"]
+    if listed is not None:
+        return list(listed)
+    return [name for name in list_simulators()
+            if getattr(simulator_class(name), "benchmark_suite", None) == suite]
+
+
 def run_benchmark(out_dir: str | Path, *, suite: str = "quick", tasks: list[str] | None = None,
                   methods: list[str] | None = None, budgets: list[int] | None = None,
                   device: str = "cpu", train_overrides: dict | None = None,
@@ -316,7 +326,8 @@ def run_benchmark(out_dir: str | Path, *, suite: str = "quick", tasks: list[str]
     if suite not in SUITES:
         raise ConfigError(f"unknown suite {suite!r}; use one of {sorted(SUITES)}")
     s = SUITES[suite]
-    cells = expand(tasks or s["tasks"], methods or s["methods"], budgets or s["budgets"])
+    cells = expand(tasks or suite_tasks(suite), methods or s["methods"],
+                   budgets or s["budgets"])
     n_obs = num_observations or s["num_observations"]
     for task in dict.fromkeys(c.task for c in cells):  # before any work
         check_task(load_simulator(task, device="cpu"), n_obs)

@@ -125,7 +125,10 @@ def _difference(built: dict[str, Any], mine: dict[str, Any]) -> str:
 class BenchmarkReferences:
     """Mixin of the X-ray simulators: :meth:`reference_observation`,
     :meth:`reference_parameters`, :meth:`reference_samples` and
-    :meth:`reference_diagnostics` of the numbered benchmark observations."""
+    :meth:`reference_diagnostics` of the numbered benchmark observations; the class is a
+    task of ``sbi-astro benchmark --suite astro``."""
+
+    benchmark_suite = "astro"
 
     def _references(self) -> dict[str, np.ndarray]:
         if self.options.pha is not None:  # type: ignore[attr-defined]

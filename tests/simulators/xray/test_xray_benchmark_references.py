@@ -19,7 +19,7 @@ from simulators.xray.benchmark_references import (
 )
 from simulators.xray.reference import EmceeSettings, emcee_posterior
 
-TASKS = ["xray_powerlaw"]  # xray_thermal joins when its file ships (being built)
+TASKS = ["xray_powerlaw", "xray_thermal"]
 
 
 @pytest.mark.parametrize("name", TASKS)
@@ -60,11 +60,18 @@ def test_reference_chains_were_converged(name):
         assert torch.isfinite(sim.prior.log_prob(s)).all()
 
 
-def test_powerlaw_references_agree_with_an_independent_chain():
+def test_the_astro_suite_is_the_tasks_that_declare_it():
+    from sbi_astro.pipeline.benchmark import suite_tasks
+
+    assert suite_tasks("astro") == TASKS
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_references_agree_with_an_independent_chain(name):
     """A fresh emcee chain (32 walkers, other seed) on observation 3 and the stored samples
     cannot be told apart: C2ST on 2,000 vs 2,000 samples below 0.55 (two samples of one
     distribution give 0.5 +- ~0.015)."""
-    sim = load_simulator("xray_powerlaw", device="cpu")
+    sim = load_simulator(name, device="cpu")
     x = sim.reference_observation(3)
     fresh, diag = emcee_posterior(sim._log_posterior_fn(x), sim.prior, 2000, 12345,
                                   EmceeSettings(walkers=32, burn=1000, thin=1, min_tau=50))
