@@ -21,7 +21,7 @@ SMALL_LENS = {"num_pix": 32, "pixel_scale": 0.16, "kappa_num_pix": 16, "source_n
 STUDY = {
     "name": "tiny-lensing-rim", "solver": "rim",
     "problem": {"name": "lensing_maps", "options": SMALL_LENS},
-    "rim": {"steps": 3, "hidden": 4, "scale": "channel"},
+    "rim": {"steps": 3, "hidden": 4, "scale": "channel", "members": 2},
     "training": {"num_signals": 64, "seed": 0, "epochs": 1, "batch_size": 16, "lr": 0.002},
     "test": {"num_signals": 8, "seed": 1, "num_tune": 3, "tune_seed": 3, "bootstrap": 2,
              "fine_tune": {"num": 2, "iterations": 3}},
@@ -37,7 +37,8 @@ def test_rim_study_runs_end_to_end_reuses_its_rim_and_keeps_it(tmp_path, capsys,
     path.write_text(yaml.safe_dump({**STUDY, "output": str(out_dir)}))
     assert main(["run", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "training a RIM on 64 signals of 'lensing_maps'" in out
+    assert "training RIM 1 of 2 on 64 signals of 'lensing_maps'" in out
+    assert "training RIM 2 of 2" in out
     m = json.loads((out_dir / "report" / "metrics.json").read_text())
     g = m["groups"]["all"]
     assert g["signals"] == 8
@@ -46,7 +47,12 @@ def test_rim_study_runs_end_to_end_reuses_its_rim_and_keeps_it(tmp_path, capsys,
     assert g["truth_misfit"] == pytest.approx(1.0, abs=0.1)
     for solver in ("rim", "regularised-map"):
         assert {f"{solver}_misfit", f"{solver}_source", f"{solver}_log_kappa"} <= set(g)
-    assert 0.0 <= g["rim_truth_within_1_sigma"] <= 1.0
+    # sigma: the bootstrap's, the 2 members' spread, and both in quadrature, so the total
+    # covers at least as many values as either part
+    w = {k: g[f"rim_truth_within_1_sigma_{k}"] for k in ("bootstrap", "ensemble", "total")}
+    assert 0.0 <= w["bootstrap"] <= 1.0 and 0.0 < w["ensemble"] < 1.0
+    assert w["total"] >= max(w["bootstrap"], w["ensemble"])
+    assert {"rim_misfit", "rim-member-1_misfit"} <= set(g)
     ft = m["fine_tuning"]
     assert len(ft["signals"]) == 2 and all(0 <= i <= 3 for i in ft["iterations"])
     # the fine-tuned signals are the two the RIM fitted worst
@@ -54,10 +60,11 @@ def test_rim_study_runs_end_to_end_reuses_its_rim_and_keeps_it(tmp_path, capsys,
     page = (out_dir / "report" / "report.html").read_text()
     assert "Reconstruction accuracy" in page and page.count("<img") == 1
     # a re-run reuses the machine, bit for bit
+    assert (out_dir / "rim-2" / "rim.json").exists()
     weights = sorted((out_dir / "rim").glob("weights-*.pt"))
     before = weights[0].read_bytes()
     assert main(["run", str(path)]) == 0
-    assert "reusing the RIM" in capsys.readouterr().out
+    assert "reusing 2 trained RIM(s)" in capsys.readouterr().out
     assert json.loads((out_dir / "report" / "metrics.json").read_text())["groups"]["all"][
         "rim_misfit"] == g["rim_misfit"]
     # other training settings: refused with exit 2, the trained machine kept as it was
@@ -81,6 +88,7 @@ def test_rim_study_runs_end_to_end_reuses_its_rim_and_keeps_it(tmp_path, capsys,
     ({"test": {"num_signals": 8, "bootstrap": 1}}, "'test.bootstrap' must be 0"),
     ({"training": {"num_signals": 20, "batch_size": 16}}, "at least twice"),
     ({"test": {"fine_tune": {"lr": -1}}}, "'test.fine_tune.lr' must be a positive number"),
+    ({"rim": {"members": 0}}, "'rim.members' must be a positive integer"),
 ])
 def test_bad_rim_studies_exit_2_before_any_work(tmp_path, capsys, change, words):
     path = tmp_path / "s.yaml"

@@ -7,7 +7,7 @@ Schema (``solver: rim`` marks it; unknown keys are errors)::
     solver: rim
     problem: {name: xray_deconvolution, options: {...}}  # a registered inverse problem
     rim: {steps: 10, hidden: 256, gradient: rms, scale: global, step_weights: uniform,
-          seed: 0}                          # signal shape and link come from the problem
+          seed: 0, members: 1}              # signal shape and link come from the problem
     training: {num_signals: 15000, seed: 0, epochs: 10, batch_size: 64, lr: 0.001}
     test: {num_signals: 1200, seed: 1, num_tune: 300, tune_seed: 3, bootstrap: 16,
            fine_tune: {num: 8, iterations: 40, lr: 0.0001, stop_misfit: 1.0}}
@@ -24,9 +24,12 @@ study's, and refuses to touch it otherwise), then on ``test.num_signals`` held-o
 * the RIM's reconstruction, its misfit (and the truth's, the reference), its errors and the
   time per reconstruction;
 * a parametric bootstrap (``bootstrap`` re-observations of the refolded reconstruction, each
-  reconstructed again): the spread of the link-space estimate is its sigma, and the
-  fraction of signal values whose truth lies within 1 sigma is reported (0.68 if sigma
-  were a calibrated error);
+  reconstructed again by the first machine): the spread of the link-space estimate is the
+  noise's sigma; with ``rim.members`` > 1, that many machines are trained (seeds ``seed``,
+  ``seed + 1``, ...; :class:`~sbi_astro.solvers.rim.RIMEnsemble`), their mean is the
+  answer and their spread, added in quadrature, the model's share of sigma.  The fraction
+  of signal values whose truth lies within 1 sigma is reported (0.68 if sigma were a
+  calibrated error);
 * every peer of the problem, tuned per group on ``num_tune`` signals of another seed, and
   its errors and misfit;
 * per-observation fine-tuning (:func:`~sbi_astro.solvers.rim.fine_tune`) of the ``num``
@@ -57,12 +60,22 @@ from ..provenance import package_versions
 from ..random import RowRandom, check_seed, fold, key_from_seed
 from ..report import write_sections_report
 from ..report.figures import figure
-from ..solvers.rim import RIM, RIMConfig, TrainingConfig, fine_tune, fit, load_rim, save_rim
+from ..solvers.rim import (
+    RIM,
+    RIMConfig,
+    RIMEnsemble,
+    TrainingConfig,
+    fine_tune,
+    fit,
+    load_rim,
+    save_rim,
+)
+from ..solvers.rim.ensemble import positive_where_log
 from ..solvers.rim.links import to_link
 from .study import _check_keys, read_study_yaml
 
 TOP_KEYS = {"name", "solver", "problem", "rim", "training", "test", "device", "output"}
-RIM_KEYS = {"steps", "hidden", "gradient", "scale", "step_weights", "seed"}
+RIM_KEYS = {"steps", "hidden", "gradient", "scale", "step_weights", "seed", "members"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,14 +175,23 @@ class RimStudy:
         if len({tr.seed, t.seed, t.tune_seed}) < 3:
             raise ConfigError(f"{source}: training.seed, test.seed and test.tune_seed must "
                               "differ (the held-out signals must not be training signals)")
+        members = self.rim.get("members", 1)
+        if not isinstance(members, int) or isinstance(members, bool) or members < 1:
+            raise ConfigError(f"{source}: 'rim.members' must be a positive integer, got "
+                              f"{members!r}")
         try:  # the machine's settings, checked on a stand-in shape (the problem's is later)
-            RIMConfig(signal_shape=(2, 4, 4), **self.rim)
+            RIMConfig(signal_shape=(2, 4, 4), **_config_keys(self.rim))
         except (ConfigError, TypeError) as err:
             raise ConfigError(f"{source}: section 'rim': {err}") from None
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> RimStudy:
         return cls.from_dict(read_study_yaml(path), source=str(path))
+
+
+def _config_keys(rim: dict[str, Any]) -> dict[str, Any]:
+    """The ``rim`` section without ``members`` (the RIMConfig fields)."""
+    return {k: v for k, v in rim.items() if k != "members"}
 
 
 def _section(source: str, name: str, values: Any, kind: type) -> Any:
@@ -192,36 +214,57 @@ def _observe(problem: Any, signals: torch.Tensor, seed: int, dev: torch.device) 
                                                                 rows)))
 
 
-def _machine(study: RimStudy, problem: Any, rim_dir: Path, dev: torch.device,
-             log: Callable[[str], Any]) -> tuple[RIM, dict[str, Any]]:
-    """The trained RIM: reused from ``rim_dir`` when it was trained for this study's
-    problem, rim and training sections; trained and saved there otherwise."""
-    recipe = {"problem": study.problem, "problem_options": study.problem_options,
-              "rim": study.rim, "training": dataclasses.asdict(study.training)}
-    if (rim_dir / "rim.json").exists():
-        rim, meta = load_rim(rim_dir, device=dev)
-        if meta.get("recipe") != recipe:
-            raise ConfigError(f"{rim_dir} holds a RIM trained with other settings "
-                              f"({meta.get('recipe')}); it is kept: give another output "
-                              "folder, or move that one away to train anew")
-        log(f"[1/4] reusing the RIM in {rim_dir}")
-        return rim, meta
+def _member_dir(out: Path, k: int) -> Path:
+    return out / ("rim" if k == 0 else f"rim-{k + 1}")
+
+
+def _machines(study: RimStudy, problem: Any, out: Path, dev: torch.device,
+              log: Callable[[str], Any]) -> tuple[RIMEnsemble, list[dict[str, Any]]]:
+    """The trained RIMs (``rim/``, ``rim-2/``, ...): each reused when it was trained for
+    this study's problem, rim and training sections, trained and saved otherwise.  Every
+    folder is checked before any training."""
+    members = study.rim.get("members", 1)
     tr = study.training
-    log(f"[1/4] training a RIM on {tr.num_signals} signals of '{study.problem}'")
-    t0 = time.perf_counter()
-    truth = problem.sample_signals(tr.num_signals, tr.seed)
-    simulate_s = time.perf_counter() - t0
-    config = RIMConfig(signal_shape=tuple(problem.signal_shape), link=problem.link,
-                       **study.rim)
-    rim = RIM(config, device=dev)
-    summary = fit(rim, truth.to(dev), problem.log_likelihood, observe=problem.observe,
-                  config=TrainingConfig(epochs=tr.epochs, batch_size=tr.batch_size, lr=tr.lr,
-                                        seed=tr.seed), log=lambda m: log("      " + m))
-    meta = {"recipe": recipe, "simulate_seconds": simulate_s,
-            "train_seconds": summary.seconds, "train_loss": summary.train_loss,
-            "validation_loss": summary.validation_loss, "best_epoch": summary.best_epoch}
-    save_rim(rim, rim_dir, metadata=meta)
-    return rim, meta
+    recipes = [{"problem": study.problem, "problem_options": study.problem_options,
+                "rim": _config_keys(study.rim), "training": dataclasses.asdict(tr),
+                "member": k} for k in range(members)]
+    found: dict[int, tuple[RIM, dict[str, Any]]] = {}
+    for k, recipe in enumerate(recipes):
+        folder = _member_dir(out, k)
+        if (folder / "rim.json").exists():
+            rim, meta = load_rim(folder, device=dev)
+            if meta.get("recipe") != recipe:
+                raise ConfigError(f"{folder} holds a RIM trained with other settings "
+                                  f"({meta.get('recipe')}); it is kept: give another output "
+                                  "folder, or move that one away to train anew")
+            found[k] = (rim, meta)
+    if found:
+        log(f"[1/4] reusing {len(found)} trained RIM(s) in {out}")
+    truth = None
+    for k, recipe in enumerate(recipes):
+        if k in found:
+            continue
+        log(f"[1/4] training RIM {k + 1} of {members} on {tr.num_signals} signals of "
+            f"'{study.problem}'")
+        t0 = time.perf_counter()
+        if truth is None:
+            truth = problem.sample_signals(tr.num_signals, tr.seed)
+        simulate_s = time.perf_counter() - t0
+        config = RIMConfig(signal_shape=tuple(problem.signal_shape), link=problem.link,
+                           **{**_config_keys(study.rim),
+                              "seed": study.rim.get("seed", 0) + k})
+        rim = RIM(config, device=dev)
+        summary = fit(rim, truth.to(dev), problem.log_likelihood, observe=problem.observe,
+                      config=TrainingConfig(epochs=tr.epochs, batch_size=tr.batch_size,
+                                            lr=tr.lr, seed=tr.seed + k),
+                      log=lambda m: log("      " + m))
+        meta = {"recipe": recipe, "simulate_seconds": simulate_s,
+                "train_seconds": summary.seconds, "train_loss": summary.train_loss,
+                "validation_loss": summary.validation_loss, "best_epoch": summary.best_epoch}
+        save_rim(rim, _member_dir(out, k), metadata=meta)
+        found[k] = (rim, meta)
+    return (RIMEnsemble([found[k][0] for k in range(members)]),
+            [found[k][1] for k in range(members)])
 
 
 def _bootstrap_sigma(rim: RIM, problem: Any, est: torch.Tensor, n: int, seed: int,
@@ -231,27 +274,17 @@ def _bootstrap_sigma(rim: RIM, problem: Any, est: torch.Tensor, n: int, seed: in
     for b in range(n):
         data = _observe(problem, est, seed + 1 + b, dev)
         rec = rim.reconstruct(data, problem.log_likelihood, batch_size=256).cpu()
-        reps.append(to_link(link, _positive(link, rec)))
+        reps.append(to_link(link, positive_where_log(link, rec)))
     return torch.stack(reps).std(0)
 
 
-def _within(rim: RIM, est: torch.Tensor, truth: torch.Tensor, sigma: torch.Tensor
+def _within(link: Any, est: torch.Tensor, truth: torch.Tensor, sigma: torch.Tensor
             ) -> torch.Tensor:
     """Per row, the fraction of values whose truth lies within 1 sigma (link space)."""
-    link = rim.config.link
-    z_est = to_link(link, _positive(link, est))
-    z_true = to_link(link, _positive(link, truth))
+    z_est = to_link(link, positive_where_log(link, est))
+    z_true = to_link(link, positive_where_log(link, truth))
     inside = ((z_est - z_true).abs() <= sigma).float()
     return inside.reshape(inside.shape[0], -1).mean(1)
-
-
-def _positive(link: Any, x: torch.Tensor) -> torch.Tensor:
-    """``x`` floored at 1e-30 where the link is a log (per channel for maps)."""
-    if isinstance(link, tuple):
-        parts = [x[:, c].clamp_min(1e-30) if name == "log" else x[:, c]
-                 for c, name in enumerate(link)]
-        return torch.stack(parts, 1)
-    return x.clamp_min(1e-30) if link == "log" else x
 
 
 def run_rim_study(study: RimStudy, *, output: str | Path | None = None,
@@ -262,18 +295,32 @@ def run_rim_study(study: RimStudy, *, output: str | Path | None = None,
     out.mkdir(parents=True, exist_ok=True)
     dev = resolve_device(study.device)
     problem = get_inverse_problem(study.problem, **study.problem_options)
-    RIMConfig(signal_shape=tuple(problem.signal_shape), link=problem.link, **study.rim)
-    rim, meta = _machine(study, problem, out / "rim", dev, log)
+    RIMConfig(signal_shape=tuple(problem.signal_shape), link=problem.link,
+              **_config_keys(study.rim))
+    ensemble, metas = _machines(study, problem, out, dev, log)
+    rim = ensemble.members[0]
     t = study.test
     log(f"[2/4] {t.num_signals} held-out signals (seed {t.seed})")
     truth = problem.sample_signals(t.num_signals, t.seed)
     data = _observe(problem, truth, t.seed, dev)
     t0 = time.perf_counter()
-    est = rim.reconstruct(data, problem.log_likelihood, batch_size=256).cpu()
+    est, spread = ensemble.reconstruct_with_spread(data, problem.log_likelihood,
+                                                   batch_size=256)
+    est, spread = est.cpu(), spread.cpu()
     rim_s = (time.perf_counter() - t0) / t.num_signals
     results = {"rim": {"estimate": est, "seconds": rim_s}}
-    sigma = (_bootstrap_sigma(rim, problem, est, t.bootstrap, t.seed, dev).cpu()
-             if t.bootstrap else None)
+    if len(ensemble) > 1:
+        t0 = time.perf_counter()
+        single = rim.reconstruct(data, problem.log_likelihood, batch_size=256).cpu()
+        results["rim-member-1"] = {"estimate": single,
+                                   "seconds": (time.perf_counter() - t0) / t.num_signals}
+    sigmas = {}
+    if t.bootstrap:
+        sigmas["bootstrap"] = _bootstrap_sigma(rim, problem, est, t.bootstrap, t.seed, dev)
+    if len(ensemble) > 1:
+        sigmas["ensemble"] = spread
+        if t.bootstrap:
+            sigmas["total"] = (sigmas["bootstrap"] ** 2 + spread ** 2).sqrt()
     log(f"[3/4] peers, tuned per group on {t.num_tune} signals (seed {t.tune_seed})")
     tune_truth = problem.sample_signals(t.num_tune, t.tune_seed)
     tune_data = _observe(problem, tune_truth, t.tune_seed, dev)
@@ -292,16 +339,16 @@ def run_rim_study(study: RimStudy, *, output: str | Path | None = None,
                          "seconds": (time.perf_counter() - t0) / t.num_signals}
     log("[4/4] fine-tuning, the observation, the report")
     rows_table, group_metrics = _group_table(problem, results, truth, data, labels, names,
-                                             rim, sigma)
-    tuned = _fine_tuning(study, rim, problem, est, data, truth)
-    observed = _observed(rim, problem)
-    accuracy = _accuracy_section(study, problem, rows_table, results, meta)
+                                             rim.config.link, sigmas)
+    tuned = _fine_tuning(study, rim, problem, data, truth)
+    observed = _observed(ensemble, problem)
+    accuracy = _accuracy_section(study, problem, rows_table, results, metas)
     accuracy.figures.append((_examples_figure(problem, truth, results, rim.config.link),
                              "Three held-out signals: the truth, the RIM and the peers."))
     sections = [accuracy,
                 *([tuned["section"]] if tuned else []),
                 *([observed["section"]] if observed else [])]
-    metrics = {"name": study.name, "groups": group_metrics, "training": meta,
+    metrics = {"name": study.name, "groups": group_metrics, "training": metas,
                "seconds_per_reconstruction": {k: v["seconds"] for k, v in results.items()},
                "fine_tuning": tuned["metrics"] if tuned else None,
                "observed": observed["metrics"] if observed else None,
@@ -311,20 +358,20 @@ def run_rim_study(study: RimStudy, *, output: str | Path | None = None,
                    "packages": package_versions(), "platform": platform.platform()}}
     report, metrics_path = write_sections_report(
         sections, out / "report", title=f"RIM study: {study.name}",
-        subtitle=f"'{study.problem}': {t.num_signals} held-out signals, RIM of "
-                 f"{rim.config.steps} steps", metrics=metrics)
+        subtitle=f"'{study.problem}': {t.num_signals} held-out signals, "
+                 f"{len(ensemble)} RIM(s) of {rim.config.steps} steps", metrics=metrics)
     return {"report": str(report), "metrics": str(metrics_path), "groups": group_metrics}
 
 
 def _group_table(problem: Any, results: dict, truth: torch.Tensor, data: torch.Tensor,
-                 labels: torch.Tensor, names: list[str], rim: RIM,
-                 sigma: torch.Tensor | None) -> tuple[list[dict], dict]:
+                 labels: torch.Tensor, names: list[str], link: Any,
+                 sigmas: dict[str, torch.Tensor]) -> tuple[list[dict], dict]:
     """One table row per group (and all): misfits, errors of every solver, coverage."""
     misfit_truth = problem.misfit(truth, data)
     per = {k: (problem.misfit(v["estimate"], data), problem.errors(v["estimate"], truth))
            for k, v in results.items()}
-    within = _within(rim, results["rim"]["estimate"], truth, sigma) if sigma is not None \
-        else None
+    within = {k: _within(link, results["rim"]["estimate"], truth, v.cpu())
+              for k, v in sigmas.items()}
     table, metrics = [], {}
     groups = [(name, labels == g) for g, name in enumerate(names)]
     for name, rows in [("all", torch.ones_like(labels, dtype=torch.bool)), *groups]:
@@ -336,8 +383,8 @@ def _group_table(problem: Any, results: dict, truth: torch.Tensor, data: torch.T
             m[f"{solver}_misfit"] = float(mis[rows].mean())
             for key, value in err.items():
                 m[f"{solver}_{key}"] = float(value[rows].mean())
-        if within is not None:
-            m["rim_truth_within_1_sigma"] = float(within[rows].mean())
+        for kind, w in within.items():
+            m[f"rim_truth_within_1_sigma_{kind}"] = float(w[rows].mean())
         metrics[name] = m
         table.append({"group": name, **{k: (f"{v:.3g}" if isinstance(v, float) else v)
                                         for k, v in m.items()}})
@@ -345,13 +392,16 @@ def _group_table(problem: Any, results: dict, truth: torch.Tensor, data: torch.T
 
 
 def _accuracy_section(study: RimStudy, problem: Any, table: list[dict], results: dict,
-                      meta: dict) -> Section:
+                      metas: list[dict]) -> Section:
     speed = ", ".join(f"{k} {v['seconds'] * 1e3:.3g} ms" for k, v in results.items())
+    train = sum(m.get("train_seconds", float("nan")) for m in metas)
     text = (f"Held-out signals of '{study.problem}' ({problem.units}). Misfit: the problem's "
             f"reduced goodness of fit of each reconstruction to its data (the truth's is the "
             f"reference). Errors: as the problem defines them (lower is better); the peers "
-            f"are tuned per group on separate signals. Time per reconstruction: {speed}. "
-            f"Training: {meta.get('train_seconds', float('nan')):.0f} s.")
+            f"are tuned per group on separate signals. 'rim' is the mean of {len(metas)} "
+            f"machine(s). Within 1 sigma: the fraction of values whose truth lies within "
+            f"the bootstrap's, the ensemble's or both's (total) sigma, 0.68 if calibrated. "
+            f"Time per reconstruction: {speed}. Training: {train:.0f} s in all.")
     return Section(title="Reconstruction accuracy", text=text, table=table,
                    metrics={"table": table})
 
@@ -392,11 +442,13 @@ def _examples_figure(problem: Any, truth: torch.Tensor, results: dict, link: Any
     return fig
 
 
-def _fine_tuning(study: RimStudy, rim: RIM, problem: Any, est: torch.Tensor,
-                 data: torch.Tensor, truth: torch.Tensor) -> dict | None:
+def _fine_tuning(study: RimStudy, rim: RIM, problem: Any, data: torch.Tensor,
+                 truth: torch.Tensor) -> dict | None:
+    """Fine-tuning of the first machine on the signals it fits worst."""
     ft = study.test.fine_tune
     if ft.num == 0:
         return None
+    est = rim.reconstruct(data, problem.log_likelihood, batch_size=256).cpu()
     misfit = problem.misfit(est, data)
     worst = misfit.argsort(descending=True)[:ft.num].tolist()
     before, after, iterations, seconds = [], [], [], 0.0
@@ -417,7 +469,8 @@ def _fine_tuning(study: RimStudy, rim: RIM, problem: Any, est: torch.Tensor,
     for when, x in (("before", b), ("after", a)):
         for key, value in problem.errors(x, truth[idx]).items():
             m[f"{key}_{when}"] = float(value.mean())
-    text = (f"The {len(worst)} held-out signals the RIM fits worst, fine-tuned one at a time "
+    text = (f"The {len(worst)} held-out signals the first RIM fits worst, fine-tuned one at "
+            f"a time "
             f"(Adam, lr {ft.lr:g}, at most {ft.iterations} iterations, stopped once the "
             f"misfit reaches {ft.stop_misfit:g}): misfit {m['misfit_before']:.3g} -> "
             f"{m['misfit_after']:.3g}; "
@@ -428,7 +481,7 @@ def _fine_tuning(study: RimStudy, rim: RIM, problem: Any, est: torch.Tensor,
                                              metrics=m)}
 
 
-def _observed(rim: RIM, problem: Any) -> dict | None:
+def _observed(rim: RIMEnsemble, problem: Any) -> dict | None:
     if not callable(getattr(problem, "observed", None)):
         return None
     data = problem.observed()
