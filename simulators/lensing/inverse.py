@@ -171,9 +171,10 @@ def lensing_maps(num_pix: int = 64, pixel_scale: float = 0.08, kappa_num_pix: in
                  source_num_pix: int = 32, source_pixel_scale: float = 0.04,
                  psf_fwhm: float = 0.1, galaxy_pixel_scale: float = 0.08,
                  flux_scale: float = 0.01, map_steps: int = 1500,
-                 device: str | None = "cpu") -> LensingMaps:
+                 device: str | None = None) -> LensingMaps:
     """The source + convergence problem (see the module docstring); ``device`` is where
-    the forward model runs (``None``: CUDA if available)."""
+    the peer's optimisation runs (``None``: CUDA if available); the forward model follows
+    the device of the maps it is given, and true maps are drawn on the CPU."""
     return LensingMaps(num_pix=num_pix, pixel_scale=pixel_scale, kappa_num_pix=kappa_num_pix,
                        source_num_pix=source_num_pix, source_pixel_scale=source_pixel_scale,
                        psf_fwhm=psf_fwhm, galaxy_pixel_scale=galaxy_pixel_scale,
