@@ -106,8 +106,9 @@ class RIM(nn.Module):
         self.standardised.fill_(True)
 
     def _rms(self, grad: Tensor) -> Tensor:
-        """Root mean square of each row's gradient ``(B, 1, 1, 1)`` or ``(B,)`` (global), or
-        of each row's channels ``(B, C, 1, 1)`` (``scale == "channel"``)."""
+        """Root mean square of each row's gradient, shaped to broadcast against it: ``(B,
+        1)`` or ``(B, 1, 1, 1)``; of each row's channels ``(B, C, 1, 1)`` with
+        ``scale == "channel"``."""
         if self.config.scale == "channel":
             return grad.pow(2).mean((-2, -1), keepdim=True).sqrt().clamp_min(1e-30)
         rms = grad.reshape(grad.shape[0], -1).pow(2).mean(1).sqrt().clamp_min(1e-30)
