@@ -290,13 +290,13 @@ def _within(link: Any, est: torch.Tensor, truth: torch.Tensor, sigma: torch.Tens
 def run_rim_study(study: RimStudy, *, output: str | Path | None = None,
                   log: Callable[[str], Any] = print) -> dict[str, Any]:
     """Runs a RIM study; returns the paths of its report and metrics and headline numbers."""
+    problem = get_inverse_problem(study.problem, **study.problem_options)  # checks values
+    RIMConfig(signal_shape=tuple(problem.signal_shape), link=problem.link,
+              **_config_keys(study.rim))
     out = check_output_dir(output if output is not None else study.output, kind="study",
                            overwrite=True)
     out.mkdir(parents=True, exist_ok=True)
     dev = resolve_device(study.device)
-    problem = get_inverse_problem(study.problem, **study.problem_options)
-    RIMConfig(signal_shape=tuple(problem.signal_shape), link=problem.link,
-              **_config_keys(study.rim))
     ensemble, metas = _machines(study, problem, out, dev, log)
     rim = ensemble.members[0]
     t = study.test
