@@ -89,6 +89,7 @@ def test_rim_study_runs_end_to_end_reuses_its_rim_and_keeps_it(tmp_path, capsys,
     ({"training": {"num_signals": 20, "batch_size": 16}}, "at least twice"),
     ({"test": {"fine_tune": {"lr": -1}}}, "'test.fine_tune.lr' must be a positive number"),
     ({"rim": {"members": 0}}, "'rim.members' must be a positive integer"),
+    ({"test": {"fine_tune": {"penalty": -1}}}, "'test.fine_tune.penalty' must be a number"),
     ({"problem": {"name": "lensing_maps", "options": {**SMALL_LENS, "kappa_num_pix": 8}}},
      "kappa_num_pix (8) must equal source_num_pix (16)"),
 ])

@@ -10,7 +10,7 @@ Schema (``solver: rim`` marks it; unknown keys are errors)::
           seed: 0, members: 1}              # signal shape and link come from the problem
     training: {num_signals: 15000, seed: 0, epochs: 10, batch_size: 64, lr: 0.001}
     test: {num_signals: 1200, seed: 1, num_tune: 300, tune_seed: 3, bootstrap: 16,
-           fine_tune: {num: 8, iterations: 40, lr: 0.0001, stop_misfit: 1.0}}
+           fine_tune: {num: 8, iterations: 40, lr: 0.0001, penalty: 0, stop_misfit: 1.0}}
     device: null
     output: xray-rim-output
 
@@ -92,6 +92,7 @@ class FineTuneSection:
     num: int = 8
     iterations: int = 40
     lr: float = 1e-4
+    penalty: float = 0.0
     stop_misfit: float = 1.0
 
 
@@ -166,6 +167,10 @@ class RimStudy:
                            ("test.fine_tune.stop_misfit", ft.stop_misfit)):
             if not isinstance(value, int | float) or isinstance(value, bool) or not value > 0:
                 raise ConfigError(f"{source}: '{key}' must be a positive number, got {value!r}")
+        if not isinstance(ft.penalty, int | float) or isinstance(ft.penalty, bool) \
+                or not ft.penalty >= 0:
+            raise ConfigError(f"{source}: 'test.fine_tune.penalty' must be a number >= 0, got "
+                              f"{ft.penalty!r}")
         if tr.num_signals < 2 * tr.batch_size:
             raise ConfigError(f"{source}: 'training.num_signals' must be at least twice "
                               "'training.batch_size' (a tenth of the signals validate)")
@@ -456,6 +461,7 @@ def _fine_tuning(study: RimStudy, rim: RIM, problem: Any, data: torch.Tensor,
         t0 = time.perf_counter()
         tuned, history = fine_tune(
             rim, data[i:i + 1], problem.log_likelihood, iterations=ft.iterations, lr=ft.lr,
+            penalty=ft.penalty,
             stop=lambda s, i=i: float(problem.misfit(s, data[i:i + 1])[0]) <= ft.stop_misfit)
         seconds += time.perf_counter() - t0
         iterations.append(len(history) - 1)
@@ -471,7 +477,8 @@ def _fine_tuning(study: RimStudy, rim: RIM, problem: Any, data: torch.Tensor,
             m[f"{key}_{when}"] = float(value.mean())
     text = (f"The {len(worst)} held-out signals the first RIM fits worst, fine-tuned one at "
             f"a time "
-            f"(Adam, lr {ft.lr:g}, at most {ft.iterations} iterations, stopped once the "
+            f"(Adam, lr {ft.lr:g}, weight penalty {ft.penalty:g}, at most {ft.iterations} "
+            f"iterations, stopped once the "
             f"misfit reaches {ft.stop_misfit:g}): misfit {m['misfit_before']:.3g} -> "
             f"{m['misfit_after']:.3g}; "
             + "; ".join(f"{k} {m[k + '_before']:.3g} -> {m[k + '_after']:.3g}"
