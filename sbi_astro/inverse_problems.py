@@ -19,6 +19,8 @@ such a problem as a function of keyword options returning an object with:
   solvers through the same forward model, each tuning its own setting on the pairs given;
 * ``groups(truth) -> (labels (B,) int, names list)``: how results are broken down (e.g. by
   total counts; one group is fine);
+* optionally ``signal_axis() -> (label, values)``: the coordinate of a 1-D signal's bins
+  for figures (e.g. energy in keV);
 * optionally ``observed() -> data (1, ...)``: a real observation to reconstruct, and
   ``observed_reference() -> (label, signal (1, ...))``: a classical answer for it (e.g. the
   best-fitting physical model's signal) to show beside the reconstruction.

@@ -406,7 +406,8 @@ def _accuracy_section(study: RimStudy, problem: Any, table: list[dict], results:
             f"are tuned per group on separate signals. 'rim' is the mean of {len(metas)} "
             f"machine(s). Within 1 sigma: the fraction of values whose truth lies within "
             f"the bootstrap's, the ensemble's or both's (total) sigma, 0.68 if calibrated. "
-            f"Time per reconstruction: {speed}. Training: {train:.0f} s in all.")
+            f"Time per reconstruction (a peer's includes its tuning): {speed}. Training: "
+            f"{train:.0f} s in all.")
     return Section(title="Reconstruction accuracy", text=text, table=table,
                    metrics={"table": table})
 
@@ -418,14 +419,19 @@ def _examples_figure(problem: Any, truth: torch.Tensor, results: dict, link: Any
     k = min(3, truth.shape[0])
     solvers = [(first, truth), *((name, r["estimate"]) for name, r in results.items())]
     if truth.dim() == 2:
-        fig, axes = figure(1, k, size=(4.0 * k, 3.2))
+        label, x_values = "signal bin", None
+        if callable(getattr(problem, "signal_axis", None)):
+            label, x_values = problem.signal_axis()
+        fig, axes = figure(1, k, size=(max(4.0 * k, 7.0), 3.6))
         for j in range(k):
             ax = axes[0, j]
             for name, x in solvers:
-                ax.plot(x[j].numpy(), label=name, lw=1.0)
+                y = x[j].numpy()
+                ax.plot(x_values if x_values is not None else range(len(y)), y, label=name,
+                        lw=1.0)
             if link == "log":
                 ax.set_yscale("log")
-            ax.set_xlabel("signal bin")
+            ax.set_xlabel(label)
         axes[0, 0].legend(fontsize=7)
         return fig
     channels = truth.shape[1]

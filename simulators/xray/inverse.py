@@ -126,6 +126,10 @@ class XrayDeconvolution:
         names = [f"{lo:g}-{hi:g} counts" for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
         return labels, names
 
+    def signal_axis(self) -> tuple[str, np.ndarray]:
+        """The input bins' centres [keV], for figures."""
+        return "energy [keV]", 0.5 * (self.edges[1:] + self.edges[:-1])
+
     def observed(self) -> Tensor:
         """The observation's own counts ``(1, G)``."""
         return self._observed[None]
