@@ -14,10 +14,12 @@ convergence map together from a 64 x 64 noisy image with a known PSF (the plugin
 * times per reconstruction (one thread, batches of 100);
 * per-observation fine-tuning of the RIM on a few images: what it gains.
 
-Run: ``python -m benchmarks.rim_lensing_study`` (training and evaluation; ``--load
-benchmarks/results/rim_lensing`` for the evaluation only, ``--quick`` for a smoke run).
-Numbers go to ``benchmarks/results/rim_lensing_study.json``, the RIM to
-``benchmarks/results/rim_lensing/``, a figure to ``rim_lensing_examples.png``.
+Run: ``python -m benchmarks.rim_lensing_study`` (training and evaluation; ``--load DIR``
+for the evaluation of a saved RIM only, ``--resume DIR --epochs N --lr LR --out DIR2`` to
+train a saved RIM further, ``--quick`` for a smoke run).  Numbers go to ``--results``
+(``benchmarks/results/rim_lensing_study.json``), the RIM to ``--out``
+(``benchmarks/results/rim_lensing/``), a figure beside the numbers
+(``rim_lensing_study_examples.png``).
 """
 
 from __future__ import annotations
@@ -64,15 +66,25 @@ def train(problem, args) -> tuple[RIM, dict]:
     t0 = time.perf_counter()
     maps = problem.sample_signals(n, seed=0)
     simulate_s = time.perf_counter() - t0
-    rim = RIM(RIMConfig(signal_shape=problem.signal_shape, steps=args.steps,
-                        hidden=args.hidden, link=problem.link, scale="channel", seed=0),
-              device="cpu")
-    config = TrainingConfig(epochs=1 if args.quick else args.epochs, batch_size=16, lr=2e-3)
+    before = {"train_seconds": 0.0, "train_loss": [], "validation_loss": [], "epochs": 0}
+    if args.resume is not None:  # continue training a saved RIM (new noise draws)
+        rim, old = load_rim(args.resume, device="cpu")
+        before = {k: old.get(k, before[k]) for k in before}
+        before["epochs"] = before["epochs"] or len(before["train_loss"])
+    else:
+        rim = RIM(RIMConfig(signal_shape=problem.signal_shape, steps=args.steps,
+                            hidden=args.hidden, link=problem.link, scale="channel", seed=0),
+                  device="cpu")
+    config = TrainingConfig(epochs=1 if args.quick else args.epochs, batch_size=16,
+                            lr=args.lr, seed=before["epochs"])
     s = fit(rim, maps, problem.log_likelihood, observe=problem.observe, config=config,
             log=print)
-    meta = {"num_train": n, "epochs": config.epochs, "train_seconds": s.seconds,
-            "simulate_seconds": simulate_s, "train_loss": s.train_loss,
-            "validation_loss": s.validation_loss, "best_epoch": s.best_epoch}
+    meta = {"num_train": n, "epochs": before["epochs"] + config.epochs,
+            "train_seconds": before["train_seconds"] + s.seconds,
+            "simulate_seconds": simulate_s,
+            "train_loss": before["train_loss"] + s.train_loss,
+            "validation_loss": before["validation_loss"] + s.validation_loss,
+            "best_epoch": before["epochs"] + s.best_epoch}
     save_rim(rim, args.out, metadata=meta, overwrite=True)
     return rim, meta
 
@@ -86,6 +98,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--hidden", type=int, default=16)
     ap.add_argument("--num-test", type=int, default=100)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--resume", type=Path, help="continue training this saved RIM")
+    ap.add_argument("--results", type=Path, default=RESULTS / "rim_lensing_study.json")
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -150,11 +165,12 @@ def main() -> None:
                              "after": summary(problem, tuned_est, truth[:k], images[:k])}
     print(json.dumps(result, indent=1))
     if not args.quick:
-        path = RESULTS / "rim_lensing_study.json"
+        path = args.results
         tmp = path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(result, indent=1))
         tmp.replace(path)
-        figure(truth[:3], est[:3], mconv[:3], images[:3], RESULTS / "rim_lensing_examples.png")
+        figure(truth[:3], est[:3], mconv[:3], images[:3],
+               path.with_name(path.stem + "_examples.png"))
 
 
 def figure(truth, rim, mapc, images, path: Path) -> None:
