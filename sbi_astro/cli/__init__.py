@@ -19,7 +19,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from ..errors import SbiAstroError
+from ..errors import ConfigError, SbiAstroError
 from .args import _atomic_save_npy, _load_observation, _parse_pairs, _seed
 
 EXIT_USAGE = 2
@@ -189,7 +189,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     from ..pipeline.study import read_study_yaml
 
-    if is_rim_study(read_study_yaml(args.study)):
+    doc = read_study_yaml(args.study)
+    if isinstance(doc, dict) and "solver" in doc and doc["solver"] not in ("score", "rim"):
+        raise ConfigError(f"{args.study}: 'solver' must be 'score' (a score-prior study) or "
+                          f"'rim' (a RIM study), or left out (an inference study); got "
+                          f"{doc['solver']!r}")
+    if is_rim_study(doc):
         res = run_rim_study(RimStudy.from_yaml(args.study), output=args.output)
         for group, m in res["groups"].items():
             print(f"{group}: " + ", ".join(f"{k} {v:.3g}" for k, v in m.items()
