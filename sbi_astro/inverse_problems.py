@@ -8,7 +8,7 @@ such a problem as a function of keyword options returning an object with:
 * ``link``: the RIM's link, ``"identity"``, ``"log"`` or one per map channel;
 * ``units``: a short string naming the signal's units (for reports);
 * ``sample_signals(n, seed) -> (n, *signal_shape)``: true signals drawn from the plugin's
-  priors (float32, CPU), the same for the same seed;
+  priors (float32, CPU), the same for the same ``n`` and seed;
 * ``log_likelihood(signal, data) -> (B,)``: differentiable in ``signal``;
 * ``observe(signal, rng) -> data``: noisy data of each row from its stream of ``rng`` (a
   :class:`~sbi_astro.random.RowRandom`);
