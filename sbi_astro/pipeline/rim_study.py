@@ -72,7 +72,7 @@ from ..solvers.rim import (
 )
 from ..solvers.rim.ensemble import positive_where_log
 from ..solvers.rim.links import to_link
-from .study import _check_keys, read_study_yaml
+from .study import _check_keys, _dataclass_section, read_study_yaml
 
 TOP_KEYS = {"name", "solver", "problem", "rim", "training", "test", "device", "output"}
 RIM_KEYS = {"steps", "hidden", "gradient", "scale", "step_weights", "seed", "members"}
@@ -137,11 +137,12 @@ class RimStudy:
         options = dict(prob.get("options") or {})
         check_inverse_problem_options(prob["name"], options)
         rim = _check_keys("rim", top.get("rim"), RIM_KEYS)
-        training = _section(source, "training", top.get("training"), TrainingSection)
+        training = _dataclass_section(source, "training", top.get("training"), TrainingSection)
         test_doc = _check_keys("test", top.get("test"),
                                {f.name for f in dataclasses.fields(TestSection)})
-        ft = _section(source, "test.fine_tune", test_doc.pop("fine_tune", None), FineTuneSection)
-        test = _section(source, "test", test_doc, TestSection)
+        ft = _dataclass_section(source, "test.fine_tune", test_doc.pop("fine_tune", None),
+                                FineTuneSection)
+        test = _dataclass_section(source, "test", test_doc, TestSection)
         study = cls(name=str(top.get("name", "rim-study")), problem=prob["name"],
                     problem_options=options, rim=rim, training=training,
                     test=dataclasses.replace(test, fine_tune=ft), device=top.get("device"),
@@ -197,14 +198,6 @@ class RimStudy:
 def _config_keys(rim: dict[str, Any]) -> dict[str, Any]:
     """The ``rim`` section without ``members`` (the RIMConfig fields)."""
     return {k: v for k, v in rim.items() if k != "members"}
-
-
-def _section(source: str, name: str, values: Any, kind: type) -> Any:
-    values = _check_keys(name, values, {f.name for f in dataclasses.fields(kind)})
-    try:
-        return kind(**values)
-    except TypeError as err:
-        raise ConfigError(f"{source}: section '{name}': {err}") from None
 
 
 def is_rim_study(doc: Any) -> bool:

@@ -83,7 +83,7 @@ from ..solvers.io import load_score_model, save_score_model
 from ..store import SimulationStore
 from ..store_batches import StoreBatches
 from ..user_arrays import read_user_array
-from .study import _check_keys, read_study_yaml
+from .study import _check_keys, _dataclass_section, read_study_yaml
 
 DENSE_MAX_ENTRIES = 1 << 24  # the operator's matrix (M x D) in float32: 64 MiB
 LIKELIHOODS = ("auto", "dense", "cg")
@@ -155,14 +155,9 @@ class ScoreStudy:
         top = _check_keys("(top level)", doc, TOP_KEYS)
         if top.get("solver") != "score":
             raise ConfigError(f"{source}: 'solver' must be 'score', got {top.get('solver')!r}")
-        sections = {}
-        for key, kind in (("sources", SourcesSection), ("prior", PriorSection),
-                          ("test", TestSection)):
-            values = _check_keys(key, top.get(key), {f.name for f in dataclasses.fields(kind)})
-            try:
-                sections[key] = kind(**values)
-            except TypeError as err:
-                raise ConfigError(f"{source}: section '{key}': {err}") from None
+        sections = {key: _dataclass_section(source, key, top.get(key), kind)
+                    for key, kind in (("sources", SourcesSection), ("prior", PriorSection),
+                                      ("test", TestSection))}
         op = _check_keys("operator", top.get("operator"), {"name", "options"})
         if "name" not in op:
             raise ConfigError(f"{source}: 'operator' needs a name (e.g. lensing)")

@@ -268,6 +268,16 @@ def demo_study_path() -> Path:
 
 
 # -- validation ------------------------------------------------------------------------------
+def _dataclass_section(source: str, name: str, values: Any, kind: type) -> Any:
+    """The dataclass ``kind`` built from a study section (unknown keys and wrong
+    arguments are :class:`ConfigError` naming the section)."""
+    values = _check_keys(name, values, {f.name for f in dataclasses.fields(kind)})
+    try:
+        return kind(**values)
+    except TypeError as err:
+        raise ConfigError(f"{source}: section '{name}': {err}") from None
+
+
 def _check_keys(section: str, values: Any, allowed: set[str]) -> dict[str, Any]:
     if values is None:
         return {}
