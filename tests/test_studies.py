@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from sbi_astro.inference import weights_path
-
 import json
 import re
 import shutil
@@ -13,8 +11,11 @@ from pathlib import Path
 import pytest
 
 from sbi_astro import load_simulator
-from sbi_astro.inference import TrainingConfig
-from sbi_astro.pipeline import ScoreStudy, Study, is_score_study
+from sbi_astro.inference import TrainingConfig, weights_path
+from sbi_astro.inverse_problems import get_inverse_problem
+from sbi_astro.pipeline import RimStudy, ScoreStudy, Study, is_rim_study, is_score_study
+from sbi_astro.pipeline.study import read_study_yaml
+from sbi_astro.solvers.rim import RIMConfig
 
 STUDIES = sorted(Path(str(resources.files("sbi_astro") / "studies")).glob("*.yaml"))
 
@@ -26,6 +27,13 @@ def test_the_demo_and_the_real_data_study_are_shipped():
 
 @pytest.mark.parametrize("path", STUDIES, ids=lambda p: p.stem)
 def test_shipped_study_is_valid(path):
+    if is_rim_study(read_study_yaml(path)):  # a RIM study: its problem and machine build
+        study = RimStudy.from_yaml(path)
+        problem = get_inverse_problem(study.problem, **study.problem_options)
+        RIMConfig(signal_shape=tuple(problem.signal_shape), link=problem.link,
+                  **{k: v for k, v in study.rim.items() if k != "members"})
+        assert study.test.num_signals >= 100 and study.test.bootstrap >= 2
+        return
     if is_score_study(path):  # a learned solver's study: its own schema
         study = ScoreStudy.from_yaml(path)
         assert study.test.num_images >= 2 and study.operator == "lensing"

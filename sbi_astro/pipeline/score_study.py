@@ -241,7 +241,7 @@ class ScoreStudy:
 def is_score_study(path: str | Path) -> bool:
     """Whether the YAML at ``path`` is a score-prior study (``solver: score``)."""
     doc = read_study_yaml(path)
-    return isinstance(doc, dict) and "solver" in doc
+    return isinstance(doc, dict) and doc.get("solver") == "score"
 
 
 def _peak_normalised(x: torch.Tensor) -> torch.Tensor:
