@@ -52,8 +52,7 @@ def richardson_lucy(problem: XrayProblem, counts: Tensor, iterations: list[int]
 
 def regularised_ml(problem: XrayProblem, counts: Tensor, weights: list[float], *,
                    steps: int = 200, lr: float = 0.05) -> dict[float, Tensor]:
-    problem.ml_steps = steps
-    return problem.regularised_ml(counts, weights, lr=lr)
+    return problem.regularised_ml(counts, weights, lr=lr, steps=steps)
 
 
 def log_error(est: Tensor, truth: Tensor) -> Tensor:

@@ -199,16 +199,17 @@ class XrayDeconvolution:
                 out[k] = s.float()
         return out
 
-    def regularised_ml(self, counts: Tensor, weights: list[float], *, lr: float = 0.05
-                       ) -> dict[float, Tensor]:
+    def regularised_ml(self, counts: Tensor, weights: list[float], *, lr: float = 0.05,
+                       steps: int | None = None) -> dict[float, Tensor]:
         """Penalised maximum likelihood in ``z = ln s``: ``-ln L(exp z) + w sum_i (z_{i+1} -
-        z_i)^2`` by Adam (``ml_steps``) from the flat start; the estimate for each ``w``."""
+        z_i)^2`` by Adam (``steps``, default ``ml_steps``) from the flat start; the estimate
+        for each ``w``."""
         fold, bkg, n = self.fold.double(), self.background.double(), counts.double().cpu()
         out = {}
         for w in weights:
             z = self._flat_start(n).log().requires_grad_(True)
             opt = torch.optim.Adam([z], lr=lr)
-            for _ in range(self.ml_steps):
+            for _ in range(self.ml_steps if steps is None else steps):
                 mu = (z.exp() @ fold + bkg).clamp_min(1e-30)
                 loss = (mu - n * mu.log()).sum() + w * z.diff(dim=1).pow(2).sum()
                 opt.zero_grad()
