@@ -57,7 +57,7 @@ from ..errors import ConfigError
 from ..inverse_problems import check_inverse_problem_options, get_inverse_problem
 from ..outputs import check_output_dir
 from ..provenance import package_versions
-from ..random import RowRandom, check_seed, fold, key_from_seed
+from ..random import check_seed, key_from_seed
 from ..report import write_sections_report
 from ..report.figures import figure
 from ..solvers.rim import (
@@ -72,7 +72,8 @@ from ..solvers.rim import (
 )
 from ..solvers.rim.ensemble import positive_where_log
 from ..solvers.rim.links import to_link
-from .study import _check_keys, _dataclass_section, read_study_yaml
+from ..solvers.rim.training import noisy_data
+from .study import _check_keys, _dataclass_section, _solver_top_level, read_study_yaml
 
 TOP_KEYS = {"name", "solver", "problem", "rim", "training", "test", "device", "output"}
 RIM_KEYS = {"steps", "hidden", "gradient", "scale", "step_weights", "seed", "members"}
@@ -126,11 +127,7 @@ class RimStudy:
         Raises:
             ConfigError: naming the section and key.
         """
-        if not isinstance(doc, dict):
-            raise ConfigError(f"{source}: a study must be a mapping, got {type(doc).__name__}")
-        top = _check_keys("(top level)", doc, TOP_KEYS)
-        if top.get("solver") != "rim":
-            raise ConfigError(f"{source}: 'solver' must be 'rim', got {top.get('solver')!r}")
+        top = _solver_top_level(doc, source, "rim", TOP_KEYS)
         prob = _check_keys("problem", top.get("problem"), {"name", "options"})
         if "name" not in prob:
             raise ConfigError(f"{source}: 'problem' needs a name (e.g. xray_deconvolution)")
@@ -206,10 +203,10 @@ def is_rim_study(doc: Any) -> bool:
 
 
 def _observe(problem: Any, signals: torch.Tensor, seed: int, dev: torch.device) -> torch.Tensor:
-    rows = torch.arange(signals.shape[0], device=dev)
+    """Row ``i``'s data from stream ``i`` of ``seed`` (as training draws its noise)."""
     with torch.no_grad():
-        return problem.observe(signals.to(dev), RowRandom(fold(key_from_seed(seed).to(dev),
-                                                                rows)))
+        return noisy_data(problem.observe, signals.to(dev), key_from_seed(seed).to(dev),
+                          torch.arange(signals.shape[0]))
 
 
 def _member_dir(out: Path, k: int) -> Path:
@@ -291,10 +288,10 @@ def run_rim_study(study: RimStudy, *, output: str | Path | None = None,
     problem = get_inverse_problem(study.problem, **study.problem_options)  # checks values
     RIMConfig(signal_shape=tuple(problem.signal_shape), link=problem.link,
               **_config_keys(study.rim))
+    dev = resolve_device(study.device)
     out = check_output_dir(output if output is not None else study.output, kind="study",
                            overwrite=True)
     out.mkdir(parents=True, exist_ok=True)
-    dev = resolve_device(study.device)
     ensemble, metas = _machines(study, problem, out, dev, log)
     rim = ensemble.members[0]
     t = study.test
@@ -307,6 +304,7 @@ def run_rim_study(study: RimStudy, *, output: str | Path | None = None,
     est, spread = est.cpu(), spread.cpu()
     rim_s = (time.perf_counter() - t0) / t.num_signals
     results = {"rim": {"estimate": est, "seconds": rim_s}}
+    single = est  # the first machine's reconstruction (the ensemble's, for one member)
     if len(ensemble) > 1:
         t0 = time.perf_counter()
         single = rim.reconstruct(data, problem.log_likelihood, batch_size=256).cpu()
@@ -338,7 +336,7 @@ def run_rim_study(study: RimStudy, *, output: str | Path | None = None,
     log("[4/4] fine-tuning, the observation, the report")
     rows_table, group_metrics = _group_table(problem, results, truth, data, labels, names,
                                              rim.config.link, sigmas)
-    tuned = _fine_tuning(study, rim, problem, data, truth)
+    tuned = _fine_tuning(study, rim, problem, single, data, truth)
     observed = _observed(ensemble, problem)
     accuracy = _accuracy_section(study, problem, rows_table, results, metas)
     accuracy.figures.append((_examples_figure(problem, truth, results, rim.config.link),
@@ -446,13 +444,13 @@ def _examples_figure(problem: Any, truth: torch.Tensor, results: dict, link: Any
     return fig
 
 
-def _fine_tuning(study: RimStudy, rim: RIM, problem: Any, data: torch.Tensor,
-                 truth: torch.Tensor) -> dict | None:
-    """Fine-tuning of the first machine on the signals it fits worst."""
+def _fine_tuning(study: RimStudy, rim: RIM, problem: Any, est: torch.Tensor,
+                 data: torch.Tensor, truth: torch.Tensor) -> dict | None:
+    """Fine-tuning of the first machine (whose reconstructions are ``est``) on the signals
+    it fits worst."""
     ft = study.test.fine_tune
     if ft.num == 0:
         return None
-    est = rim.reconstruct(data, problem.log_likelihood, batch_size=256).cpu()
     misfit = problem.misfit(est, data)
     worst = misfit.argsort(descending=True)[:ft.num].tolist()
     before, after, iterations, seconds = [], [], [], 0.0
