@@ -83,7 +83,7 @@ from ..solvers.io import load_score_model, save_score_model
 from ..store import SimulationStore
 from ..store_batches import StoreBatches
 from ..user_arrays import read_user_array
-from .study import _check_keys, _dataclass_section, read_study_yaml
+from .study import _check_keys, _dataclass_section, _solver_top_level, read_study_yaml
 
 DENSE_MAX_ENTRIES = 1 << 24  # the operator's matrix (M x D) in float32: 64 MiB
 LIKELIHOODS = ("auto", "dense", "cg")
@@ -150,11 +150,7 @@ class ScoreStudy:
         Raises:
             ConfigError: naming the section and key.
         """
-        if not isinstance(doc, dict):
-            raise ConfigError(f"{source}: a study must be a mapping, got {type(doc).__name__}")
-        top = _check_keys("(top level)", doc, TOP_KEYS)
-        if top.get("solver") != "score":
-            raise ConfigError(f"{source}: 'solver' must be 'score', got {top.get('solver')!r}")
+        top = _solver_top_level(doc, source, "score", TOP_KEYS)
         sections = {key: _dataclass_section(source, key, top.get(key), kind)
                     for key, kind in (("sources", SourcesSection), ("prior", PriorSection),
                                       ("test", TestSection))}

@@ -268,6 +268,16 @@ def demo_study_path() -> Path:
 
 
 # -- validation ------------------------------------------------------------------------------
+def _solver_top_level(doc: Any, source: str, solver: str, keys: set[str]) -> dict[str, Any]:
+    """The top level of a learned solver's study (``solver: <solver>``), its keys checked."""
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{source}: a study must be a mapping, got {type(doc).__name__}")
+    top = _check_keys("(top level)", doc, keys)
+    if top.get("solver") != solver:
+        raise ConfigError(f"{source}: 'solver' must be '{solver}', got {top.get('solver')!r}")
+    return top
+
+
 def _dataclass_section(source: str, name: str, values: Any, kind: type) -> Any:
     """The dataclass ``kind`` built from a study section (unknown keys and wrong
     arguments are :class:`ConfigError` naming the section)."""
