@@ -138,3 +138,19 @@ def test_the_report_page_draws_c2st_against_budget_with_sbibm_curves(tmp_path):
     page = report.read_text()
     assert page.count("<img") == 1 and "C2ST against simulation budget" in page
     assert json.loads(metrics.read_text())["cells"][1]["c2st_mean"] == 0.58
+
+
+def test_sbi_npe_is_a_peer_row_with_its_defaults(tmp_path):
+    """sbi 0.27's NPE (MAF, its default) through the same harness: a peer row, never best."""
+    cell = Cell("two_moons", "sbi-npe", 500)
+    rec = run_cell(cell, tmp_path, num_observations=1, num_samples=300,
+                   train_overrides={"max_epochs": 5}, tarp_tests=30, tarp_samples=100,
+                   log=lambda s: None)
+    assert rec["config"] == {"method": "sbi-npe", "sbi": "0.27 defaults", "max_epochs": 5}
+    # five epochs of a MAF on 500 simulations: far from two_moons' crescents
+    assert rec["c2st_mean"] > 0.8 and rec["train_s"] > 0
+    worse = rec["c2st_mean"] + 0.01  # ours, worse than the peer, is still the one marked
+    table = summary_table([rec, {**rec, "cell": {**rec["cell"], "method": "npe"},
+                                 "c2st_mean": worse}])
+    assert f"| NPE (sbi 0.27) | {rec['c2st_mean']:.3f} |" in table
+    assert f"**{worse:.3f}**" in table

@@ -14,8 +14,8 @@ PREC = torch.linalg.inv(COV)
 
 
 def _log_prob(means):
-    def log_prob(theta):  # (W, N, 2) -> (W, N)
-        r = theta - means
+    def log_prob(theta, rows):  # (W, n, 2), (n,) -> (W, n)
+        r = theta - means[rows]
         return -0.5 * torch.einsum("wni,ij,wnj->wn", r, PREC, r)
     return log_prob
 
@@ -43,3 +43,34 @@ def test_an_observation_gets_the_same_samples_whatever_the_batch():
     again = ensemble_sample(_log_prob(means), PRIOR, num_observations=3, num_samples=500,
                             generator=torch.Generator().manual_seed(4))
     assert torch.equal(three, again)
+
+
+def test_fair_and_poor_starts_in_one_batch():
+    # observation 0 is wide (its 16,384 importance-weighted prior draws are a fair start:
+    # short warm-up), observation 1 narrow (a poor start: four times the warm-up); each
+    # gets its own schedule, so each has the right moments and the same samples alone
+    scales = torch.tensor([[4.0], [0.05]])
+    means = torch.tensor([[1.0, -2.0], [-3.0, 0.5]])
+
+    def log_prob(theta, rows):
+        r = (theta - means[rows]) / scales[rows]
+        return -0.5 * torch.einsum("wni,ij,wnj->wn", r, PREC, r)
+
+    both = ensemble_sample(log_prob, PRIOR, num_observations=2, num_samples=8_000,
+                           generator=torch.Generator().manual_seed(1))
+    for i in range(2):
+        # means to 4 effective standard errors (~1,000 effective samples), covariances to
+        # 20 % of their largest entry
+        cov = COV * scales[i] ** 2
+        torch.testing.assert_close(both[:, i].mean(0), means[i],
+                                   atol=4 * 0.5 * float(scales[i]) / 1000**0.5, rtol=0)
+        torch.testing.assert_close(torch.cov(both[:, i].T), cov, atol=0.2 * float(cov.max()),
+                                   rtol=0)
+
+    def first(theta, rows):  # observation 0 alone
+        r = (theta - means[:1][rows]) / scales[:1][rows]
+        return -0.5 * torch.einsum("wni,ij,wnj->wn", r, PREC, r)
+
+    alone = ensemble_sample(first, PRIOR, num_observations=1, num_samples=8_000,
+                            generator=torch.Generator().manual_seed(1))
+    assert torch.equal(alone[:, 0], both[:, 0])

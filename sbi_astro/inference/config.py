@@ -83,8 +83,10 @@ class TrainingConfig:
         device: ``None`` (CUDA if available), ``"cpu"`` or ``"cuda"``.
         mcmc_method, num_chains, warmup_steps, thin: posterior sampling for NLE/NRE:
             ``"ensemble"`` (the default: this project's vectorised ensemble MCMC over all
-            chains and observations, at least 200 warm-up steps and a thinning of 5; on
-            two_moons 5.6x faster than sbi's default at the same C2ST) or one of sbi's
+            chains and observations, started from an importance resample of prior draws,
+            ``warmup_steps`` warm-up steps (four times as many where that start is poor)
+            and a thinning of at least 2; see ``benchmarks/bench_mcmc.py`` for its speed
+            against sbi's default at the same C2ST) or one of sbi's
             samplers (``"slice_np_vectorized"``, sbi's default, and the others sbi takes).
     """
 

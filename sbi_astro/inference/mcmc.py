@@ -8,8 +8,11 @@ partners in the other half: ``y = x_j + z (x - x_j)`` with ``z ~ g(z) ~ 1/sqrt(z
 evaluation per walker and half-step, for all observations at once.  The move is invariant
 under affine maps, so correlated and badly scaled posteriors mix as well as isotropic ones.
 
-Walkers start at the ``W`` most probable of ``init_factor * W`` prior draws per observation
-(distinct points near the mode; the ensemble needs spread), run ``warmup`` steps, then one
+Walkers start at ``W`` distinct points of ``init_draws`` prior draws per observation (more
+where the weights are too uneven), resampled by their importance weights (an approximate
+posterior draw with the spread the ensemble needs), run ``warmup`` steps (four times as
+many where the start is still not a fair draw; each observation stops once it has its
+samples), then one
 sample per walker every ``thin`` steps until ``num_samples`` per observation are collected.
 Randomness comes from a ``torch.Generator`` through one draw: each observation gets a key
 and its own counter-based stream (:class:`sbi_astro.random.RowRandom`), so an observation's
@@ -19,14 +22,14 @@ batched network evaluations).
 Example:
     >>> import torch
     >>> mean = torch.tensor([[1.0, -2.0]])
-    >>> def log_prob(theta):                        # (W, N, D) -> (W, N)
-    ...     return -0.5 * ((theta - mean) ** 2 / torch.tensor([0.01, 4.0])).sum(-1)
+    >>> def log_prob(theta, rows):                  # (W, n, D), (n,) -> (W, n)
+    ...     return -0.5 * ((theta - mean[rows]) ** 2 / torch.tensor([0.01, 4.0])).sum(-1)
     >>> from sbi_astro.priors import Prior, Uniform
     >>> prior = Prior([Uniform("a", -10.0, 10.0), Uniform("b", -10.0, 10.0)])
     >>> s = ensemble_sample(log_prob, prior, num_observations=1, num_samples=4000,
     ...                     generator=torch.Generator().manual_seed(0))
     >>> s.shape, [round(v, 1) for v in s[:, 0].std(0).tolist()]
-    (torch.Size([4000, 1, 2]), [0.1, 2.0])
+    (torch.Size([4000, 1, 2]), [0.1, 2.1])
 
 References:
     Goodman & Weare (2010), Comm. App. Math. Comp. Sci. 5, 65 (affine-invariant ensembles).
@@ -44,39 +47,95 @@ from torch import Tensor
 from ..errors import ConfigError
 from ..random import RowRandom, keys_from_generator
 
+#: rows per log-density call while the starting draws are weighed (bounds memory)
+INIT_CHUNK = 65_536
+#: rounds of starting draws (each doubling an observation's draws) while its start is poor
+INIT_ROUNDS = 4
 
-def _initial_walkers(log_prob: Callable[[Tensor], Tensor], prior, keys: Tensor, walkers: int,
-                     factor: int) -> Tensor:
-    """The ``walkers`` most probable of ``factor * walkers`` prior draws, per observation
-    (observation ``i`` draws from a generator seeded by its key alone)."""
-    draws = []
-    for key in keys.tolist():
-        gen = torch.Generator().manual_seed(key & (2**63 - 1))
-        draws.append(prior.sample((factor * walkers,), generator=gen))
-    draws = torch.stack(draws, dim=1).to(keys.device)  # (M, N, D)
-    lp = log_prob(draws)  # (M, N)
-    lp = torch.where(torch.isfinite(lp), lp, torch.full_like(lp, -torch.inf))
-    top = torch.topk(lp, walkers, dim=0).indices  # (W, N)
-    return torch.gather(draws, 0, top[..., None].expand(-1, -1, draws.shape[-1]))
+
+def _ess(weight: Tensor) -> float:
+    """Kish effective sample size of log importance weights (0 when all are -inf)."""
+    if not bool(torch.isfinite(weight).any()):
+        return 0.0
+    w = torch.exp(weight - weight.max())
+    return float(w.sum() ** 2 / w.pow(2).sum())
+
+
+def _initial_walkers(log_prob: Callable[[Tensor, Tensor], Tensor], prior, keys: Tensor,
+                     walkers: int, num_draws: int) -> tuple[Tensor, Tensor]:
+    """The starting walkers ``(W, N, D)`` and whether each observation's start is a fair
+    posterior draw ``(N,)``.
+
+    Observation ``i`` draws from the prior, from a generator seeded by its key alone, and
+    weighs the draws by ``exp(log_prob - log prior)``.  It has a fair start when the Kish
+    effective sample size of its weights is at least a quarter of the walkers; while it has
+    not, it doubles its draws, up to ``INIT_ROUNDS`` times (a prior draw costs a fraction
+    of an MCMC step).  The walkers are then drawn from its draws without replacement with
+    probabilities proportional to the weights (sampling-importance-resampling, by the
+    Gumbel top-k trick): an approximate posterior draw with its spread; where one draw
+    dominates the weights, the ``walkers`` most probable.
+    """
+    n = keys.shape[0]
+    dev = keys.device
+    gens = [torch.Generator().manual_seed(key & (2**63 - 1)) for key in keys.tolist()]
+    draws = [[] for _ in range(n)]
+    weights = [[] for _ in range(n)]
+    need = list(range(n))
+    size = num_draws
+    for round_ in range(INIT_ROUNDS + 1):
+        new = torch.stack([prior.sample((size,), generator=gens[i]) for i in need], 1).to(dev)
+        rows = torch.tensor(need, device=dev)
+        step = max(1, INIT_CHUNK // len(need))
+        lp = torch.cat([log_prob(new[j:j + step], rows) for j in range(0, size, step)])
+        weight = lp.double() - prior.log_prob(new).double()  # (M, n)
+        weight = torch.where(torch.isfinite(weight), weight, torch.full_like(weight, -torch.inf))
+        for c, i in enumerate(need):
+            draws[i].append(new[:, c])
+            weights[i].append(weight[:, c])
+        fair = [_ess(torch.cat(weights[i])) >= walkers / 4 for i in need]
+        if round_ == INIT_ROUNDS or all(fair):
+            break
+        need = [i for i, ok in zip(need, fair, strict=True) if not ok]
+        size = sum(len(d) for d in draws[need[0]])  # double the draws so far
+    start = []
+    for i in range(n):
+        d, wt = torch.cat(draws[i]), torch.cat(weights[i])
+        u = torch.rand(wt.shape[0], generator=gens[i], dtype=torch.float64).to(dev)
+        gumbel = -torch.log(-torch.log(u.clamp(1e-300, 1 - 1e-16)))
+        start.append(d[torch.topk(wt + gumbel, walkers).indices])
+    fair = [_ess(torch.cat(weights[i])) >= walkers / 4 for i in range(n)]
+    return torch.stack(start, 1), torch.tensor(fair, device=dev)
+
+
+def per_walker_steps(num_samples: int, walkers: int, thin: int) -> int:
+    """Steps after the warm-up: one sample per walker every ``thin`` steps."""
+    return math.ceil(num_samples / walkers) * thin
 
 
 def ensemble_sample(log_prob: Callable[[Tensor], Tensor], prior, *, num_observations: int,
-                    num_samples: int, walkers: int | None = None, warmup: int = 200,
-                    thin: int = 5, init_factor: int = 8, stretch: float = 2.0,
+                    num_samples: int, walkers: int | None = None, warmup: int = 50,
+                    thin: int = 2, init_draws: int = 16_384, stretch: float = 2.0,
                     generator: torch.Generator | None = None) -> Tensor:
     """Posterior samples ``(S, N, D)`` by vectorised affine-invariant ensemble MCMC.
 
     Args:
-        log_prob: unnormalised log posterior, ``theta (W, N, D) -> (W, N)`` (``-inf`` outside
-            the support), batched over walkers and observations.
+        log_prob: unnormalised log posterior ``(theta, rows) -> (W, n)`` of ``theta (W, n,
+            D)`` for the observations ``rows (n,)`` (indices into ``0..N-1``; ``-inf``
+            outside the support), batched over walkers and observations.
         prior: has ``sample(shape, generator=...)`` (the starting points), ``(..., D)``, as
             :class:`sbi_astro.priors.Prior` does.
         num_observations: ``N``.
         num_samples: ``S`` per observation.
         walkers: walkers per observation (default ``max(64, 8 D)``, even).
-        warmup: steps discarded.
+        warmup: steps discarded when an observation's start is a fair posterior draw (the
+            effective sample size of its importance weights is at least a quarter of the
+            walkers, after up to ``INIT_ROUNDS`` doublings of its draws); otherwise
+            ``4 * warmup`` for that observation (its walkers start bunched near modes and
+            need longer to spread).  An observation stops stepping once it has its samples,
+            so a poor start costs its own observation only.
         thin: steps between collected samples.
-        init_factor: prior draws per walker to choose the start from.
+        init_draws: prior draws per observation to choose the start from, in the first
+            round (at least twice the walkers).
         stretch: the move's scale ``a > 1``.
         generator: seeds everything (global state is not touched when given).
     """
@@ -89,30 +148,40 @@ def ensemble_sample(log_prob: Callable[[Tensor], Tensor], prior, *, num_observat
     if w < 2 * d:
         raise ConfigError(f"ensemble MCMC needs at least 2 D = {2 * d} walkers, got {w}")
     keys = keys_from_generator(num_observations, generator)
-    x = _initial_walkers(log_prob, prior, keys, w, init_factor)
-    lp = log_prob(x)
+    x, fair = _initial_walkers(log_prob, prior, keys, w, max(init_draws, 2 * w))
     dev, dtype = x.device, x.dtype
+    obs = torch.arange(x.shape[1], device=dev)
+    lp = log_prob(x, obs)
+    # each observation its own warm-up (so its samples do not depend on the others'); an
+    # observation stops stepping once it has its samples
+    warmups = torch.where(fair, warmup, 4 * warmup)  # (N,)
+    ends = warmups + per_walker_steps(num_samples, w, thin)
     rng = RowRandom(keys.to(dev))  # one counter-based stream per observation
     half = w // 2
     per_walker = math.ceil(num_samples / w)
-    out = []
+    out = torch.empty(per_walker, *x.shape, dtype=dtype, device=dev)  # (K, W, N, D)
 
-    for step in range(warmup + per_walker * thin):
+    for step in range(int(ends.max())):
+        act = obs[step < ends]  # the observations still stepping
         for first in (True, False):
             moving = slice(0, half) if first else slice(half, w)
-            others = x[half:] if first else x[:half]
-            u, v, a = rng.uniform((3, half), dtype=dtype).permute(1, 2, 0)  # each (half, N)
+            others = (x[half:] if first else x[:half])[:, act]
+            # every stream advances every step, used or not: draws stay row-keyed
+            u, v, a = rng.uniform((3, half), dtype=dtype)[act].permute(1, 2, 0)  # (half, n)
             z = ((stretch - 1.0) * u + 1.0) ** 2 / stretch  # g(z) ~ 1/sqrt(z) on [1/a, a]
             pick = (v * half).long().clamp_max(half - 1)
             partner = torch.gather(others, 0, pick[..., None].expand(-1, -1, d))
-            cur = x[moving]
+            cur = x[moving][:, act]
             y = partner + z[..., None] * (cur - partner)
-            lp_y = log_prob(y)
-            log_accept = (d - 1) * torch.log(z) + lp_y - lp[moving]
-            accept = torch.log(a) < log_accept
-            x[moving] = torch.where(accept[..., None], y, cur)
-            lp[moving] = torch.where(accept, lp_y, lp[moving])
-        if step >= warmup and (step - warmup + 1) % thin == 0:
-            out.append(x.clone())
-    samples = torch.cat(out, 0)  # (per_walker * W, N, D), walker-major per collection step
+            lp_y = log_prob(y, act)
+            lp_cur = lp[moving][:, act]
+            accept = torch.log(a) < (d - 1) * torch.log(z) + lp_y - lp_cur
+            x[moving, act] = torch.where(accept[..., None], y, cur)
+            lp[moving, act] = torch.where(accept, lp_y, lp_cur)
+        since = step + 1 - warmups  # steps after each observation's warm-up
+        k = torch.div(since, thin, rounding_mode="floor") - 1
+        due = (since > 0) & (since % thin == 0) & (k < per_walker)
+        if bool(due.any()):
+            out[k[due], :, obs[due]] = x[:, due].transpose(0, 1)
+    samples = out.reshape(-1, *x.shape[1:])  # (K * W, N, D), walker-major per collection
     return samples[:num_samples]

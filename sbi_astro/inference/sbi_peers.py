@@ -3,8 +3,8 @@
 Example:
     >>> callable(sbi_default_npe) and callable(direct_posterior)
     True
-    >>> VECTOR_FIELD_METHODS
-    ('fmpe', 'npse')
+    >>> VECTOR_FIELD_METHODS, PEER_METHODS
+    (('fmpe', 'npse'), ('sbi-npe', 'fmpe', 'npse'))
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from .sbi_adapter import NullTracker, _quiet, trainer
 
 #: sbi 0.27's vector-field posteriors: flow matching (FMPE) and score estimation (NPSE)
 VECTOR_FIELD_METHODS = ("fmpe", "npse")
+#: sbi 0.27's estimators as benchmark rows: its NPE (MAF, its default), FMPE and NPSE
+PEER_METHODS = ("sbi-npe", *VECTOR_FIELD_METHODS)
 
 
 def direct_posterior(net: nn.Module, prior: Any, device: torch.device):
@@ -65,14 +67,16 @@ class PeerPosterior:
                                                  show_progress_bars=False)
 
 
-def sbi_vector_field(method: str, prior: Any, theta: Tensor, x: Tensor, device: torch.device,
-                     max_epochs: int = 2**31 - 1, seed: int = 0) -> tuple[PeerPosterior, float]:
-    """sbi 0.27's FMPE or NPSE with all its defaults; returns the posterior and seconds."""
-    from sbi.inference import FMPE, NPSE
+def sbi_peer(method: str, prior: Any, theta: Tensor, x: Tensor, device: torch.device,
+             max_epochs: int = 2**31 - 1, seed: int = 0) -> tuple[PeerPosterior, float]:
+    """One of sbi 0.27's estimators (``PEER_METHODS``: NPE, FMPE or NPSE) with all its
+    defaults; returns the posterior and the training seconds."""
+    from sbi.inference import FMPE, NPE, NPSE
 
-    if method not in VECTOR_FIELD_METHODS:
-        raise ValueError(f"method must be one of {VECTOR_FIELD_METHODS}, got {method!r}")
+    classes = {"sbi-npe": NPE, "fmpe": FMPE, "npse": NPSE}
+    if method not in classes:
+        raise ValueError(f"method must be one of {PEER_METHODS}, got {method!r}")
     torch.manual_seed(seed)  # sbi initialises and shuffles from the global generator
-    posterior, seconds = _train_with_defaults(FMPE if method == "fmpe" else NPSE, prior, theta,
-                                              x, device, max_epochs)
+    posterior, seconds = _train_with_defaults(classes[method], prior, theta, x, device,
+                                              max_epochs)
     return PeerPosterior(posterior), seconds

@@ -52,7 +52,7 @@ from ..diagnostics.tarp import tarp
 from ..errors import ConfigError, NotAvailableError
 from ..executor import ClusterSpec
 from ..inference import TrainingConfig, train
-from ..inference.sbi_peers import VECTOR_FIELD_METHODS, sbi_vector_field
+from ..inference.sbi_peers import PEER_METHODS, sbi_peer
 from ..provenance import package_versions
 from ..registry import list_simulators, load_simulator, simulator_class
 from ..report import write_sections_report
@@ -69,7 +69,7 @@ SUITES: dict[str, dict[str, Any]] = {
     "full": {"tasks": ["gaussian_linear", "gaussian_linear_uniform", "gaussian_mixture",
                        "two_moons", "slcp", "slcp_distractors", "bernoulli_glm", "sir",
                        "lotka_volterra"],
-             "methods": ["npe", "nle", "nre", "fmpe", "npse"],
+             "methods": ["npe", "nle", "nre", "sbi-npe", "fmpe", "npse"],
              "budgets": [1000, 10_000, 100_000],
              "num_observations": 10, "num_samples": 10_000, "tarp_tests": 200,
              "tarp_samples": 1000},
@@ -80,8 +80,9 @@ SUITES: dict[str, dict[str, Any]] = {
               "budgets": [1000, 10_000, 100_000], "num_observations": 10,
               "num_samples": 10_000, "tarp_tests": 200, "tarp_samples": 1000},
 }
-#: ours (NPE, NLE, NRE with the project's defaults) and sbi 0.27's FMPE and NPSE (its defaults)
-METHODS = ("npe", "nle", "nre", *VECTOR_FIELD_METHODS)
+#: ours (NPE, NLE, NRE with the project's defaults) and sbi 0.27's NPE, FMPE and NPSE (its
+#: defaults: peer rows)
+METHODS = ("npe", "nle", "nre", *PEER_METHODS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,10 +171,10 @@ def run_cell(cell: Cell, out_dir: Path, *, num_observations: int, num_samples: i
     sim = load_simulator(cell.task, device=device)
     check_task(sim, num_observations)
     theta, x = _training_set(out_dir, cell, sim, seed)
-    if cell.method in VECTOR_FIELD_METHODS:  # sbi 0.27 with its defaults: a peer row
+    if cell.method in PEER_METHODS:  # sbi 0.27 with its defaults: a peer row
         epochs = (train_overrides or {}).get("max_epochs", 2**31 - 1)
-        est, train_s = sbi_vector_field(cell.method, sim.prior, theta, x,
-                                        torch.device(device), max_epochs=epochs, seed=seed)
+        est, train_s = sbi_peer(cell.method, sim.prior, theta, x, torch.device(device),
+                                max_epochs=epochs, seed=seed)
         config_dict = {"method": cell.method, "sbi": "0.27 defaults", "max_epochs": epochs}
     else:
         config = TrainingConfig(method=cell.method, device=device, seed=seed,
@@ -272,10 +273,10 @@ def _write_text(path: Path, text: str) -> None:
 
 def summary_table(records: list[dict[str, Any]]) -> str:
     """A Markdown table: task, budget, method, C2ST, sbibm's, MMD, TARP, times; ``**`` marks
-    the best of our methods per task and budget (sbi's FMPE and NPSE rows are peers)."""
+    the best of our methods per task and budget (sbi's NPE, FMPE and NPSE rows are peers)."""
     best: dict[tuple[str, int], float] = {}
     for r in records:
-        if r["cell"]["method"] in VECTOR_FIELD_METHODS:  # sbi's rows: peers, not ours
+        if r["cell"]["method"] in PEER_METHODS:  # sbi's rows: peers, not ours
             continue
         key = (r["cell"]["task"], r["cell"]["budget"])
         best[key] = min(best.get(key, 1.0), r["c2st_mean"])
@@ -288,8 +289,8 @@ def summary_table(records: list[dict[str, Any]]) -> str:
         ours = f"{r['c2st_mean']:.3f}"
         if r["c2st_mean"] == best.get((c["task"], c["budget"])):
             ours = f"**{ours}**"
-        method = c["method"].upper()
-        if c["method"] in VECTOR_FIELD_METHODS:
+        method = c["method"].removeprefix("sbi-").upper()
+        if c["method"] in PEER_METHODS:
             method += " (sbi 0.27)"
         peer = "n/a" if r["published_c2st"] is None else f"{r['published_c2st']:.3f}"
         lines.append(f"| {c['task']} | {c['budget']:,} | {method} | {ours} | "
@@ -376,7 +377,7 @@ def write_pages(records: list[dict[str, Any]], out: Path, suite: str) -> tuple[P
         title="C2ST against simulation budget",
         text="Solid: measured here (mean C2ST over the reference observations; 0.5 is "
              "perfect). Dashed: sbibm's published means for the same algorithm (Lueckmann "
-             "et al. 2021). FMPE and NPSE are sbi 0.27 with its defaults.",
+             "et al. 2021). Rows marked sbi 0.27 are sbi with its defaults.",
         figures=[(fig, "C2ST against the number of simulations, per task")], table=rows)
     return write_sections_report(
         [section], out, title=f"sbi-astro benchmark ({suite})",
