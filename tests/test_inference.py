@@ -212,6 +212,15 @@ def test_config_validation():
         TrainingConfig.from_dict({"learning_rat": 1e-3})
 
 
+def test_default_batch_follows_the_flow_and_the_budget():
+    # NSF: about 50 batches per epoch, between 64 and 200; MAF: 128; an explicit batch wins
+    nsf = [TrainingConfig().resolved(2, n).batch_size for n in (None, 1000, 5000, 10_000,
+                                                                10**5)]
+    assert nsf == [64, 64, 100, 200, 200]
+    assert TrainingConfig().resolved(10, 10**5).batch_size == 128
+    assert TrainingConfig(batch_size=32).resolved(2, 10**5).batch_size == 32
+
+
 def test_npe_log_prob_embeds_each_observation_once(gl2):
     # sbi 0.27's flow log_prob copies x per sample before the embedding net: S embedding
     # passes and S copies of x (an OOM for a 3-D CNN on lightcones).  Ours embeds x once and

@@ -56,7 +56,7 @@ def train(theta: Tensor, x: Tensor, simulator: Simulator, config: TrainingConfig
     Returns:
         The trained estimator (call ``.save(run_dir)`` to persist it).
     """
-    config = (config or TrainingConfig()).resolved(simulator.dim)
+    config = (config or TrainingConfig()).resolved(simulator.dim, theta.shape[0])
     if config.ensemble > 1:
         return mixture([train(theta, x, simulator, member_config(config, k),
                               provenance=provenance, on_epoch=None if on_epoch is None else
@@ -135,9 +135,10 @@ def train_from_store(path: str | Path, simulator: Simulator,
             :data:`~sbi_astro.store_batches.STREAM_FRACTION` of the memory available.
         provenance, on_epoch: as for :func:`train`.
     """
-    config = (config or TrainingConfig()).resolved(simulator.dim)
+    config = config or TrainingConfig()
     with SimulationStore.open(path) as store:
         n = store.metadata.num_simulations if num_rows is None else int(num_rows)
+        config = config.resolved(simulator.dim, n)
         if stream is None:
             stream = not fits_in_memory(n * row_bytes(store.metadata))
         if not stream:
