@@ -11,8 +11,7 @@ import torch
 from sbi_astro import load_simulator
 from sbi_astro.campaign import simulate_rows
 from sbi_astro.errors import ConfigError, DataFormatError
-from sbi_astro.inference import weights_path
-from sbi_astro.inference import TrainingConfig, load_run, train
+from sbi_astro.inference import TrainingConfig, load_run, train, weights_path
 
 # A small affine flow: the right family for these Gaussian posteriors, and quick to train
 # (the accuracy of the default configuration is gated in test_accuracy.py).
