@@ -23,7 +23,9 @@ such a problem as a function of keyword options returning an object with:
   for figures (e.g. energy in keV);
 * optionally ``observed() -> data (1, ...)``: a real observation to reconstruct, and
   ``observed_reference() -> (label, signal (1, ...))``: a classical answer for it (e.g. the
-  best-fitting physical model's signal) to show beside the reconstruction.
+  best-fitting physical model's signal) to show beside the reconstruction;
+* optionally ``polish(estimate, data) -> signal``: a step that brings a learned solver's
+  answer to the data's noise level (studies apply it with ``test.polish: true``).
 
 They are found only through the entry-point group ``sbi_astro.inverse_problems``, the
 built-in ones exactly like a third party's::

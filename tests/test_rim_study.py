@@ -92,6 +92,9 @@ def test_rim_study_runs_end_to_end_reuses_its_rim_and_keeps_it(tmp_path, capsys,
     ({"test": {"fine_tune": {"penalty": -1}}}, "'test.fine_tune.penalty' must be a number"),
     ({"problem": {"name": "lensing_maps", "options": {**SMALL_LENS, "kappa_num_pix": 8}}},
      "kappa_num_pix (8) must equal source_num_pix (16)"),
+    ({"test": {"num_signals": 8, "polish": "yes"}}, "'test.polish' must be true or false"),
+    ({"test": {"num_signals": 8, "polish": True}},
+     "problem 'lensing_maps' has no polish step; set test.polish: false"),
 ])
 def test_bad_rim_studies_exit_2_before_any_work(tmp_path, capsys, change, words):
     path = tmp_path / "s.yaml"

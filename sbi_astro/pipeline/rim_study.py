@@ -10,6 +10,7 @@ Schema (``solver: rim`` marks it; unknown keys are errors)::
           seed: 0, members: 1}              # signal shape and link come from the problem
     training: {num_signals: 15000, seed: 0, epochs: 10, batch_size: 64, lr: 0.001}
     test: {num_signals: 1200, seed: 1, num_tune: 300, tune_seed: 3, bootstrap: 16,
+           polish: false,
            fine_tune: {num: 8, iterations: 40, lr: 0.0001, penalty: 0, stop_misfit: 1.0}}
     device: null
     output: xray-rim-output
@@ -30,6 +31,9 @@ study's, and refuses to touch it otherwise), then on ``test.num_signals`` held-o
   answer and their spread, added in quadrature, the model's share of sigma.  The fraction
   of signal values whose truth lies within 1 sigma is reported (0.68 if sigma were a
   calibrated error);
+* with ``test.polish``, the problem's ``polish(estimate, data)`` step applied to the
+  RIM's answer (e.g. ``xray_deconvolution``'s discrepancy-principle step to the data's
+  noise level), reported as the solver ``rim-polished``;
 * every peer of the problem, tuned per group on ``num_tune`` signals of another seed, and
   its errors and misfit;
 * per-observation fine-tuning (:func:`~sbi_astro.solvers.rim.fine_tune`) of the ``num``
@@ -104,6 +108,7 @@ class TestSection:
     num_tune: int = 50
     tune_seed: int = 3
     bootstrap: int = 16
+    polish: bool = False
     fine_tune: FineTuneSection = FineTuneSection()
 
 
@@ -158,6 +163,9 @@ class RimStudy:
         for key, value in (("test.bootstrap", t.bootstrap), ("test.fine_tune.num", ft.num)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ConfigError(f"{source}: '{key}' must be an integer >= 0, got {value!r}")
+        if not isinstance(t.polish, bool):
+            raise ConfigError(f"{source}: 'test.polish' must be true or false, got "
+                              f"{t.polish!r}")
         if t.bootstrap == 1:
             raise ConfigError(f"{source}: 'test.bootstrap' must be 0 (none) or >= 2 (a spread "
                               "needs two reconstructions)")
@@ -286,6 +294,9 @@ def run_rim_study(study: RimStudy, *, output: str | Path | None = None,
                   log: Callable[[str], Any] = print) -> dict[str, Any]:
     """Runs a RIM study; returns the paths of its report and metrics and headline numbers."""
     problem = get_inverse_problem(study.problem, **study.problem_options)  # checks values
+    if study.test.polish and not callable(getattr(problem, "polish", None)):
+        raise ConfigError(f"study {study.name!r}: problem {study.problem!r} has no polish "
+                          "step; set test.polish: false")
     RIMConfig(signal_shape=tuple(problem.signal_shape), link=problem.link,
               **_config_keys(study.rim))
     dev = resolve_device(study.device)
@@ -304,6 +315,11 @@ def run_rim_study(study: RimStudy, *, output: str | Path | None = None,
     est, spread = est.cpu(), spread.cpu()
     rim_s = (time.perf_counter() - t0) / t.num_signals
     results = {"rim": {"estimate": est, "seconds": rim_s}}
+    if t.polish:  # the problem's own step to the data's noise level, after the machine
+        t0 = time.perf_counter()
+        polished = problem.polish(est, data).cpu()
+        results["rim-polished"] = {"estimate": polished, "seconds": rim_s + (
+            time.perf_counter() - t0) / t.num_signals}
     single = est  # the first machine's reconstruction (the ensemble's, for one member)
     if len(ensemble) > 1:
         t0 = time.perf_counter()

@@ -178,6 +178,49 @@ class XrayDeconvolution:
             return method(counts, [best])[best]
         return run
 
+    # -- after a learned solver -----------------------------------------------------------
+    def polish(self, estimate: Tensor, counts: Tensor, *, tolerance: float = 1.0) -> Tensor:
+        """A reconstruction brought to the data's noise level: the discrepancy principle
+        (Morozov 1966) on one damped Richardson-Lucy step.
+
+        A row whose Cash statistic exceeds its expectation under its own model by more
+        than ``tolerance`` standard deviations (:func:`cstat_moments`, Kaastra 2017) is
+        replaced by ``s * r^a``, with ``r = F (n / mu) / F 1`` the Richardson-Lucy ratio
+        and ``a`` in ``(0, 1]`` the smallest power whose C-stat is at most its
+        expectation (bisection); other rows are returned unchanged.  The step moves the
+        spectrum where the response sees it, so it lowers the misfit of a reconstruction
+        that under-fits bright data (a RIM's at more than ~10^3 counts), at the cost of
+        noise in the bins the data barely constrain.
+        """
+        fold, bkg = self.fold.double(), self.background.double()
+        n = counts.double().cpu()
+        s0 = estimate.double().cpu().clamp_min(self.floor)
+
+        def excess(a: Tensor) -> tuple[Tensor, Tensor]:  # C - E[C] and sd(C), per row
+            s = s0 * ratio ** a
+            mu = (s @ fold + bkg).clamp_min(1e-30)
+            c = 2.0 * (mu - n + torch.where(n > 0, n * torch.log(n.clamp_min(1e-30) / mu),
+                                             0.0)).sum(1)
+            mean, var = cstat_moments(mu)
+            return c - mean.sum(1), var.sum(1).sqrt()
+
+        mu0 = (s0 @ fold + bkg).clamp_min(1e-30)
+        ratio = ((n / mu0) @ fold.T) / fold.sum(1)
+        over, sd = excess(torch.zeros(s0.shape[0], 1, dtype=torch.float64))
+        todo = over > tolerance * sd
+        a = torch.zeros(s0.shape[0], 1, dtype=torch.float64)
+        if bool(todo.any()):  # bisection on the rows to polish, to 2^-20 in the power
+            s0, ratio, n, full = s0[todo], ratio[todo], n[todo], (s0, ratio, n)
+            lo = torch.zeros(s0.shape[0], 1, dtype=torch.float64)
+            hi = torch.ones_like(lo)
+            for _ in range(20):
+                mid = 0.5 * (lo + hi)
+                worse = excess(mid)[0][:, None] > 0
+                lo, hi = torch.where(worse, mid, lo), torch.where(worse, hi, mid)
+            a[todo] = hi
+            s0, ratio, n = full
+        return (s0 * ratio ** a).clamp_min(self.floor).float()
+
     # -- the peers -------------------------------------------------------------------------
     def _flat_start(self, n: Tensor) -> Tensor:
         sens = self.fold.double().sum(1)
@@ -217,6 +260,28 @@ class XrayDeconvolution:
                 opt.step()
             out[w] = z.detach().exp().float()
         return out
+
+
+def cstat_moments(mu: Tensor, *, exact_below: float = 30.0) -> tuple[Tensor, Tensor]:
+    """Mean and variance of one channel's Cash statistic ``2 (mu - n + n ln(n / mu))`` for
+    ``n ~ Poisson(mu)`` (Kaastra 2017, A&A 605, A51), elementwise: exact sums over ``n``
+    below ``exact_below``, the large-``mu`` expansions ``1 + 1 / (6 mu) + 1 / (6 mu^2)`` and
+    ``2 + 2 / (3 mu)`` above (there within 1e-5 and 1e-3 of the exact sums)."""
+    mu = mu.double()
+    big = mu.clamp_min(exact_below)
+    mean = 1.0 + 1.0 / (6.0 * big) + 1.0 / (6.0 * big ** 2)
+    var = 2.0 + 2.0 / (3.0 * big)
+    small = mu < exact_below
+    if bool(small.any()):  # n up to mu + 10 sqrt(mu) + 30: the rest weighs < 1e-12
+        k = torch.arange(0, int(exact_below + 10 * exact_below ** 0.5 + 30),
+                         dtype=torch.float64, device=mu.device)
+        m = mu[small].clamp_min(1e-12)[:, None]
+        p = torch.exp(k * m.log() - m - torch.lgamma(k + 1.0))
+        c = 2.0 * (m - k + torch.where(k > 0, k * torch.log(k.clamp_min(1e-30) / m), 0.0))
+        e = (p * c).sum(-1)
+        mean, var = mean.clone(), var.clone()
+        mean[small], var[small] = e, (p * c * c).sum(-1) - e ** 2
+    return mean, var
 
 
 def xray_deconvolution(observation: str = "chandra_3c273", floor: float = FLOOR,
