@@ -117,6 +117,18 @@ class LensingMaps:
     def baselines(self) -> dict:
         return {"regularised-map": self._tuned_map}
 
+    def polish(self, estimate: Tensor, images: Tensor, *, tolerance: float = 1.0,
+               steps: int = 300, lr: float = 3e-3) -> Tensor:
+        """A reconstruction brought to the data's noise level (the discrepancy principle,
+        Morozov 1966): Adam on the negative log-likelihood alone, in ``z = [s / s_0, log
+        kappa]`` (``s_0`` each row's peak), from ``estimate``; each row is taken at the
+        first step where its reduced chi^2 is within ``tolerance`` standard deviations
+        (``sqrt(2 / N)`` for ``N`` pixels) of 1, so rows already there are unchanged, and
+        rows that never get there after ``steps`` steps are taken at the last.  Without a
+        prior the step fits noise into the source: it trades source accuracy for a
+        consistent fit (see docs/solvers_rim.md)."""
+        return _polish(self, estimate, images, tolerance, steps, lr)
+
     def _tuned_map(self, images: Tensor, tune_truth: Tensor, tune_images: Tensor) -> Tensor:
         return self.regularised_map(images, self.mean_start(),
                                     self.tune_map_weights(tune_truth, tune_images))
@@ -166,6 +178,39 @@ class LensingMaps:
             loss.backward()
             opt.step()
         return maps().detach()
+
+
+def _polish(problem: LensingMaps, estimate: Tensor, images: Tensor, tolerance: float,
+            steps: int, lr: float) -> Tensor:
+    """See :meth:`LensingMaps.polish`."""
+    dev = problem.lens.device
+    est, images = estimate.to(dev).float(), images.to(dev)
+    s0 = est[:, 0].abs().amax((-2, -1)).clamp_min(1e-6)[:, None, None]  # per row
+    z = torch.stack([est[:, 0] / s0, est[:, 1].clamp_min(1e-6).log()], 1).requires_grad_(True)
+    opt = torch.optim.Adam([z], lr=lr)
+    target = 1.0 + tolerance * (2.0 / images[0].numel()) ** 0.5  # chi^2 / N: sd sqrt(2 / N)
+
+    def chi2(maps: Tensor) -> Tensor:
+        mu = problem.expected(maps)
+        return ((images - mu) ** 2 / problem.lens.variance(mu)).mean((-2, -1))
+
+    out = est.clone()
+    with torch.no_grad():
+        done = chi2(est) <= target  # already at the noise level: returned as they are
+    for _ in range(steps + 1):
+        maps = torch.stack([z[:, 0] * s0, z[:, 1].exp()], 1)
+        ll = problem.log_likelihood(maps, images)
+        with torch.no_grad():
+            now = (chi2(maps) <= target) & ~done
+            out[now] = maps[now]
+            done |= now
+        if bool(done.all()):
+            break
+        opt.zero_grad()
+        (-(ll * (~done).float()).sum()).backward()
+        opt.step()
+    out[~done] = maps[~done].detach()
+    return out
 
 
 def smoothness(z: Tensor) -> Tensor:
