@@ -81,6 +81,7 @@ def _initial_walkers(log_prob: Callable[[Tensor, Tensor], Tensor], prior, keys: 
     draws = [[] for _ in range(n)]
     weights = [[] for _ in range(n)]
     need = list(range(n))
+    fair = [False] * n
     size = num_draws
     for round_ in range(INIT_ROUNDS + 1):
         new = torch.stack([prior.sample((size,), generator=gens[i]) for i in need], 1).to(dev)
@@ -92,10 +93,11 @@ def _initial_walkers(log_prob: Callable[[Tensor, Tensor], Tensor], prior, keys: 
         for c, i in enumerate(need):
             draws[i].append(new[:, c])
             weights[i].append(weight[:, c])
-        fair = [_ess(torch.cat(weights[i])) >= walkers / 4 for i in need]
-        if round_ == INIT_ROUNDS or all(fair):
+        for i in need:
+            fair[i] = _ess(torch.cat(weights[i])) >= walkers / 4
+        need = [i for i in need if not fair[i]]
+        if round_ == INIT_ROUNDS or not need:
             break
-        need = [i for i, ok in zip(need, fair, strict=True) if not ok]
         size = sum(len(d) for d in draws[need[0]])  # double the draws so far
     start = []
     for i in range(n):
@@ -103,16 +105,10 @@ def _initial_walkers(log_prob: Callable[[Tensor, Tensor], Tensor], prior, keys: 
         u = torch.rand(wt.shape[0], generator=gens[i], dtype=torch.float64).to(dev)
         gumbel = -torch.log(-torch.log(u.clamp(1e-300, 1 - 1e-16)))
         start.append(d[torch.topk(wt + gumbel, walkers).indices])
-    fair = [_ess(torch.cat(weights[i])) >= walkers / 4 for i in range(n)]
     return torch.stack(start, 1), torch.tensor(fair, device=dev)
 
 
-def per_walker_steps(num_samples: int, walkers: int, thin: int) -> int:
-    """Steps after the warm-up: one sample per walker every ``thin`` steps."""
-    return math.ceil(num_samples / walkers) * thin
-
-
-def ensemble_sample(log_prob: Callable[[Tensor], Tensor], prior, *, num_observations: int,
+def ensemble_sample(log_prob: Callable[[Tensor, Tensor], Tensor], prior, *, num_observations: int,
                     num_samples: int, walkers: int | None = None, warmup: int = 50,
                     thin: int = 2, init_draws: int = 16_384, stretch: float = 2.0,
                     generator: torch.Generator | None = None) -> Tensor:
@@ -154,11 +150,11 @@ def ensemble_sample(log_prob: Callable[[Tensor], Tensor], prior, *, num_observat
     lp = log_prob(x, obs)
     # each observation its own warm-up (so its samples do not depend on the others'); an
     # observation stops stepping once it has its samples
+    per_walker = math.ceil(num_samples / w)  # samples per walker, one every thin steps
     warmups = torch.where(fair, warmup, 4 * warmup)  # (N,)
-    ends = warmups + per_walker_steps(num_samples, w, thin)
+    ends = warmups + per_walker * thin
     rng = RowRandom(keys.to(dev))  # one counter-based stream per observation
     half = w // 2
-    per_walker = math.ceil(num_samples / w)
     out = torch.empty(per_walker, *x.shape, dtype=dtype, device=dev)  # (K, W, N, D)
 
     for step in range(int(ends.max())):
