@@ -34,7 +34,8 @@ def test_rim_study_runs_end_to_end_reuses_its_rim_and_keeps_it(tmp_path, capsys,
     pytest.importorskip("galsim")
     path = tmp_path / "s.yaml"
     out_dir = tmp_path / "out"
-    path.write_text(yaml.safe_dump({**STUDY, "output": str(out_dir)}))
+    study = {**STUDY, "test": {**STUDY["test"], "polish": True}, "output": str(out_dir)}
+    path.write_text(yaml.safe_dump(study))
     assert main(["run", str(path)]) == 0
     out = capsys.readouterr().out
     assert "training RIM 1 of 2 on 64 signals of 'lensing_maps'" in out
@@ -53,6 +54,9 @@ def test_rim_study_runs_end_to_end_reuses_its_rim_and_keeps_it(tmp_path, capsys,
     assert 0.0 <= w["bootstrap"] <= 1.0 and 0.0 < w["ensemble"] < 1.0
     assert w["total"] >= max(w["bootstrap"], w["ensemble"])
     assert {"rim_misfit", "rim-member-1_misfit"} <= set(g)
+    # polished: each image at most one standard deviation of chi^2 above 1 (sqrt(2 / 1,024)),
+    # or at its last step; the untrained RIM's answer is far above that
+    assert g["rim_misfit"] > 2.0 and g["rim-polished_misfit"] < g["rim_misfit"] / 2
     ft = m["fine_tuning"]
     assert len(ft["signals"]) == 2 and all(0 <= i <= 3 for i in ft["iterations"])
     # the fine-tuned signals are the two the RIM fitted worst
@@ -68,8 +72,7 @@ def test_rim_study_runs_end_to_end_reuses_its_rim_and_keeps_it(tmp_path, capsys,
     assert json.loads((out_dir / "report" / "metrics.json").read_text())["groups"]["all"][
         "rim_misfit"] == g["rim_misfit"]
     # other training settings: refused with exit 2, the trained machine kept as it was
-    path.write_text(yaml.safe_dump({**STUDY, "output": str(out_dir),
-                                    "training": {**STUDY["training"], "epochs": 2}}))
+    path.write_text(yaml.safe_dump({**study, "training": {**STUDY["training"], "epochs": 2}}))
     assert main(["run", str(path)]) == 2
     err = capsys.readouterr().err
     assert "holds a RIM trained with other settings" in err and "Traceback" not in err
@@ -93,8 +96,6 @@ def test_rim_study_runs_end_to_end_reuses_its_rim_and_keeps_it(tmp_path, capsys,
     ({"problem": {"name": "lensing_maps", "options": {**SMALL_LENS, "kappa_num_pix": 8}}},
      "kappa_num_pix (8) must equal source_num_pix (16)"),
     ({"test": {"num_signals": 8, "polish": "yes"}}, "'test.polish' must be true or false"),
-    ({"test": {"num_signals": 8, "polish": True}},
-     "problem 'lensing_maps' has no polish step; set test.polish: false"),
 ])
 def test_bad_rim_studies_exit_2_before_any_work(tmp_path, capsys, change, words):
     path = tmp_path / "s.yaml"
@@ -103,6 +104,20 @@ def test_bad_rim_studies_exit_2_before_any_work(tmp_path, capsys, change, words)
     err = capsys.readouterr().err
     assert words in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
+
+
+def test_polish_on_a_problem_without_one_exits_2_before_any_work(tmp_path, capsys,
+                                                                 monkeypatch):
+    from simulators.lensing.inverse import LensingMaps
+
+    monkeypatch.delattr(LensingMaps, "polish")  # a problem whose plugin has no polish step
+    path = tmp_path / "s.yaml"
+    study = {**STUDY, "test": {**STUDY["test"], "polish": True}, "output": str(tmp_path / "o")}
+    path.write_text(yaml.safe_dump(study))
+    assert main(["run", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "problem 'lensing_maps' has no polish step; set test.polish: false" in err
+    assert "Traceback" not in err and not (tmp_path / "o").exists()
 
 
 @pytest.mark.parametrize("name, options", [
