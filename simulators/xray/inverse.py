@@ -76,6 +76,9 @@ class XrayDeconvolution:
         self.background = torch.as_tensor(r.background).float()
         self._observed = torch.as_tensor(r.observed).float()
         self.signal_shape = (self.fold.shape[0],)
+        # float64 copies for the classical solvers and the polish step
+        self._fold64, self._background64 = self.fold.double(), self.background.double()
+        self._sens64 = self._fold64.sum(1)  # each input bin's expected counts per unit
 
     # -- the protocol ----------------------------------------------------------------------
     def expected(self, s: Tensor) -> Tensor:
@@ -107,8 +110,7 @@ class XrayDeconvolution:
         1979; XSPEC's C-stat); with few counts per channel even the truth's is below 1."""
         mu = self.expected(s.double().cpu().float()).double().clamp_min(1e-30)
         n = counts.double().cpu()
-        term = mu - n + torch.where(n > 0, n * torch.log(n.clamp_min(1e-30) / mu), 0.0)
-        return (2.0 * term.sum(1) / n.shape[1]).float()
+        return (cash(mu, n).sum(1) / n.shape[1]).float()
 
     def errors(self, est: Tensor, truth: Tensor) -> dict[str, Tensor]:
         """``rms_ln``: RMS over bins of ``ln(est / truth)``; ``weighted_ln``: the same
@@ -192,52 +194,51 @@ class XrayDeconvolution:
         that under-fits bright data (a RIM's at more than ~10^3 counts), at the cost of
         noise in the bins the data barely constrain.
         """
-        fold, bkg = self.fold.double(), self.background.double()
+        fold, bkg = self._fold64, self._background64
         n = counts.double().cpu()
         s0 = estimate.double().cpu().clamp_min(self.floor)
 
-        def excess(a: Tensor) -> tuple[Tensor, Tensor]:  # C - E[C] and sd(C), per row
-            s = s0 * ratio ** a
+        def excess(s: Tensor, n: Tensor) -> tuple[Tensor, Tensor]:  # C - E[C], sd(C) per row
             mu = (s @ fold + bkg).clamp_min(1e-30)
-            c = 2.0 * (mu - n + torch.where(n > 0, n * torch.log(n.clamp_min(1e-30) / mu),
-                                             0.0)).sum(1)
             mean, var = cstat_moments(mu)
-            return c - mean.sum(1), var.sum(1).sqrt()
+            return cash(mu, n).sum(1) - mean.sum(1), var.sum(1).sqrt()
 
-        mu0 = (s0 @ fold + bkg).clamp_min(1e-30)
-        ratio = ((n / mu0) @ fold.T) / fold.sum(1)
-        over, sd = excess(torch.zeros(s0.shape[0], 1, dtype=torch.float64))
+        ratio = self._rl_ratio(s0, n)
+        over, sd = excess(s0, n)
         todo = over > tolerance * sd
         a = torch.zeros(s0.shape[0], 1, dtype=torch.float64)
         if bool(todo.any()):  # bisection on the rows to polish, to 2^-20 in the power
-            s0, ratio, n, full = s0[todo], ratio[todo], n[todo], (s0, ratio, n)
-            lo = torch.zeros(s0.shape[0], 1, dtype=torch.float64)
+            s1, r1, n1 = s0[todo], ratio[todo], n[todo]
+            lo = torch.zeros(s1.shape[0], 1, dtype=torch.float64)
             hi = torch.ones_like(lo)
             for _ in range(20):
                 mid = 0.5 * (lo + hi)
-                worse = excess(mid)[0][:, None] > 0
+                worse = excess(s1 * r1 ** mid, n1)[0][:, None] > 0
                 lo, hi = torch.where(worse, mid, lo), torch.where(worse, hi, mid)
             a[todo] = hi
-            s0, ratio, n = full
         return (s0 * ratio ** a).clamp_min(self.floor).float()
+
+    def _rl_ratio(self, s: Tensor, n: Tensor) -> Tensor:
+        """Richardson-Lucy's multiplicative update ``F (n / mu) / F 1`` at ``s`` (float64)."""
+        fold = self._fold64
+        mu = (s @ fold + self._background64).clamp_min(1e-30)
+        return ((n / mu) @ fold.T) / self._sens64
 
     # -- the peers -------------------------------------------------------------------------
     def _flat_start(self, n: Tensor) -> Tensor:
-        sens = self.fold.double().sum(1)
-        level = (n.sum(1, keepdim=True) - self.background.double().sum()).clamp_min(1.0)
+        sens = self._sens64
+        level = (n.sum(1, keepdim=True) - self._background64.sum()).clamp_min(1.0)
         return level / sens.sum() * torch.ones(n.shape[0], sens.shape[0], dtype=torch.float64)
 
     def richardson_lucy(self, counts: Tensor, iterations: list[int]) -> dict[int, Tensor]:
         """Richardson-Lucy through the same response (float64) from a flat spectrum with
         the observed source counts: ``s <- s * F (n / mu) / F 1``; the estimate after each
         of ``iterations``."""
-        fold, bkg, n = self.fold.double(), self.background.double(), counts.double().cpu()
-        sens = fold.sum(1)
+        n = counts.double().cpu()
         s = self._flat_start(n)
         out = {}
         for k in range(1, max(iterations) + 1):
-            mu = (s @ fold + bkg).clamp_min(1e-30)
-            s = s * ((n / mu) @ fold.T) / sens
+            s = s * self._rl_ratio(s, n)
             if k in iterations:
                 out[k] = s.float()
         return out
@@ -247,7 +248,7 @@ class XrayDeconvolution:
         """Penalised maximum likelihood in ``z = ln s``: ``-ln L(exp z) + w sum_i (z_{i+1} -
         z_i)^2`` by Adam (``steps``, default ``ml_steps``) from the flat start; the estimate
         for each ``w``."""
-        fold, bkg, n = self.fold.double(), self.background.double(), counts.double().cpu()
+        fold, bkg, n = self._fold64, self._background64, counts.double().cpu()
         out = {}
         for w in weights:
             z = self._flat_start(n).log().requires_grad_(True)
@@ -260,6 +261,11 @@ class XrayDeconvolution:
                 opt.step()
             out[w] = z.detach().exp().float()
         return out
+
+
+def cash(mu: Tensor, n: Tensor) -> Tensor:
+    """The Cash statistic of each channel, ``2 (mu - n + n ln(n / mu))`` (0 log 0 = 0)."""
+    return 2.0 * (mu - n + torch.where(n > 0, n * torch.log(n.clamp_min(1e-30) / mu), 0.0))
 
 
 def cstat_moments(mu: Tensor, *, exact_below: float = 30.0) -> tuple[Tensor, Tensor]:
@@ -277,7 +283,7 @@ def cstat_moments(mu: Tensor, *, exact_below: float = 30.0) -> tuple[Tensor, Ten
                          dtype=torch.float64, device=mu.device)
         m = mu[small].clamp_min(1e-12)[:, None]
         p = torch.exp(k * m.log() - m - torch.lgamma(k + 1.0))
-        c = 2.0 * (m - k + torch.where(k > 0, k * torch.log(k.clamp_min(1e-30) / m), 0.0))
+        c = cash(m, k)
         e = (p * c).sum(-1)
         mean, var = mean.clone(), var.clone()
         mean[small], var[small] = e, (p * c * c).sum(-1) - e ** 2
