@@ -76,9 +76,14 @@ class LensingMaps:
 
     def log_likelihood(self, maps: Tensor, image: Tensor) -> Tensor:
         """``log N(image | mu, var(mu))`` per row, without the ``2 pi``."""
+        return self._fit(maps, image)[0]
+
+    def _fit(self, maps: Tensor, image: Tensor) -> tuple[Tensor, Tensor]:
+        """The log-likelihood (without the ``2 pi``) and the reduced chi^2, per row."""
         mu = self.expected(maps)
         var = self.lens.variance(mu)
-        return -0.5 * ((image - mu) ** 2 / var + var.log()).sum((-2, -1))
+        r2 = (image - mu) ** 2 / var
+        return -0.5 * (r2 + var.log()).sum((-2, -1)), r2.mean((-2, -1))
 
     def observe(self, maps: Tensor, rng: RowRandom) -> Tensor:
         mu = self.expected(maps)
@@ -87,9 +92,8 @@ class LensingMaps:
     def misfit(self, maps: Tensor, image: Tensor) -> Tensor:
         """Reduced chi^2 ``mean((image - mu)^2 / var(mu))`` per row."""
         with torch.no_grad():
-            mu = self.expected(maps.to(self.lens.device))
-            image = image.to(mu.device)
-            return ((image - mu) ** 2 / self.lens.variance(mu)).mean((-2, -1)).cpu()
+            dev = self.lens.device
+            return self._fit(maps.to(dev), image.to(dev))[1].cpu()
 
     def sample_signals(self, n: int, seed: int) -> Tensor:
         """``n`` true map pairs (lens and galaxy parameters from the plugins' priors, knot
@@ -127,7 +131,30 @@ class LensingMaps:
         rows that never get there after ``steps`` steps are taken at the last.  Without a
         prior the step fits noise into the source: it trades source accuracy for a
         consistent fit (see docs/solvers_rim.md)."""
-        return _polish(self, estimate, images, tolerance, steps, lr)
+        dev = self.lens.device
+        est, images = estimate.to(dev).float(), images.to(dev)
+        s0 = est[:, 0].abs().amax((-2, -1)).clamp_min(1e-6)[:, None, None]  # per row
+        z = torch.stack([est[:, 0] / s0, est[:, 1].clamp_min(1e-6).log()], 1)
+        z.requires_grad_(True)
+        opt = torch.optim.Adam([z], lr=lr)
+        target = 1.0 + tolerance * (2.0 / images[0].numel()) ** 0.5  # sd of chi^2 / N
+        out = est.clone()
+        with torch.no_grad():
+            done = self._fit(est, images)[1] <= target  # already there: returned as they are
+        for _ in range(steps + 1):
+            maps = torch.stack([z[:, 0] * s0, z[:, 1].exp()], 1)
+            ll, chi2 = self._fit(maps, images)
+            with torch.no_grad():
+                now = (chi2 <= target) & ~done
+                out[now] = maps[now]
+                done |= now
+            if bool(done.all()):
+                break
+            opt.zero_grad()
+            (-(ll * (~done).float()).sum()).backward()
+            opt.step()
+        out[~done] = maps[~done].detach()
+        return out
 
     def _tuned_map(self, images: Tensor, tune_truth: Tensor, tune_images: Tensor) -> Tensor:
         return self.regularised_map(images, self.mean_start(),
@@ -178,39 +205,6 @@ class LensingMaps:
             loss.backward()
             opt.step()
         return maps().detach()
-
-
-def _polish(problem: LensingMaps, estimate: Tensor, images: Tensor, tolerance: float,
-            steps: int, lr: float) -> Tensor:
-    """See :meth:`LensingMaps.polish`."""
-    dev = problem.lens.device
-    est, images = estimate.to(dev).float(), images.to(dev)
-    s0 = est[:, 0].abs().amax((-2, -1)).clamp_min(1e-6)[:, None, None]  # per row
-    z = torch.stack([est[:, 0] / s0, est[:, 1].clamp_min(1e-6).log()], 1).requires_grad_(True)
-    opt = torch.optim.Adam([z], lr=lr)
-    target = 1.0 + tolerance * (2.0 / images[0].numel()) ** 0.5  # chi^2 / N: sd sqrt(2 / N)
-
-    def chi2(maps: Tensor) -> Tensor:
-        mu = problem.expected(maps)
-        return ((images - mu) ** 2 / problem.lens.variance(mu)).mean((-2, -1))
-
-    out = est.clone()
-    with torch.no_grad():
-        done = chi2(est) <= target  # already at the noise level: returned as they are
-    for _ in range(steps + 1):
-        maps = torch.stack([z[:, 0] * s0, z[:, 1].exp()], 1)
-        ll = problem.log_likelihood(maps, images)
-        with torch.no_grad():
-            now = (chi2(maps) <= target) & ~done
-            out[now] = maps[now]
-            done |= now
-        if bool(done.all()):
-            break
-        opt.zero_grad()
-        (-(ll * (~done).float()).sum()).backward()
-        opt.step()
-    out[~done] = maps[~done].detach()
-    return out
 
 
 def smoothness(z: Tensor) -> Tensor:
