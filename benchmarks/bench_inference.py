@@ -52,8 +52,9 @@ def _accuracy_rows(name: str, quick: bool) -> list[dict]:
     rows.append({"case": f"NPE {name} sbi-astro ({flow} coupling)", "n": n_train,
                  "train_s": est.metadata["training"]["seconds"],
                  "c2st_mean": sum(c_ours) / 5, "c2st_max": max(c_ours)})
-    post, secs = sbi_peers.sbi_default_npe(sim.prior, theta, x, torch.device("cpu"),
-                                             max_epochs=20 if quick else 2**31 - 1)
+    peer, secs = sbi_peers.sbi_peer("sbi-npe", sim.prior, theta, x, torch.device("cpu"),
+                                    max_epochs=20 if quick else 2**31 - 1)
+    post = peer.posterior  # sbi's own DirectPosterior
     theirs = sbi_adapter.sample_batched(post, s_ref, x_o)
     c_sbi = [c2st(theirs[:, i], ref[:, i], seed=i) for i in range(5)]
     rows.append({"case": f"NPE {name} sbi 0.27 defaults (MAF)", "n": n_train, "train_s": secs,

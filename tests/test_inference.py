@@ -209,6 +209,9 @@ def test_config_validation():
         TrainingConfig(lr_patience=0)
     with pytest.raises(ConfigError, match="unknown training option"):
         TrainingConfig.from_dict({"learning_rat": 1e-3})
+    # MCMC settings are checked with the rest, before any training
+    with pytest.raises(ConfigError, match="warmup_steps must be >= 0"):
+        TrainingConfig(method="nle", warmup_steps=-1)
 
 
 def test_default_batch_follows_the_flow_and_the_budget():

@@ -132,6 +132,8 @@ class TrainingConfig:
         for name in _POSITIVE_INTS:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.warmup_steps < 0:
+            raise ConfigError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
         if not 0.0 < self.validation_fraction < 0.5:
             raise ConfigError("validation_fraction must be in (0, 0.5), got "
                               f"{self.validation_fraction}")

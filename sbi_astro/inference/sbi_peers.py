@@ -1,7 +1,7 @@
 """sbi's own estimators, run with sbi's defaults as the peers of our benchmarks.
 
 Example:
-    >>> callable(sbi_default_npe) and callable(direct_posterior)
+    >>> callable(sbi_peer) and callable(direct_posterior)
     True
     >>> VECTOR_FIELD_METHODS, PEER_METHODS
     (('fmpe', 'npse'), ('sbi-npe', 'fmpe', 'npse'))
@@ -27,14 +27,6 @@ def direct_posterior(net: nn.Module, prior: Any, device: torch.device):
     inference = trainer("npe", prior, "maf", device)
     with _quiet():
         return inference.build_posterior(net, prior=prior)
-
-
-def sbi_default_npe(prior: Any, theta: Tensor, x: Tensor, device: torch.device,
-                    max_epochs: int = 2**31 - 1) -> tuple[Any, float]:
-    """sbi's NPE with all its defaults (MAF); returns its DirectPosterior and seconds."""
-    from sbi.inference import NPE
-
-    return _train_with_defaults(NPE, prior, theta, x, device, max_epochs)
 
 
 def _train_with_defaults(cls: Any, prior: Any, theta: Tensor, x: Tensor, device: torch.device,
