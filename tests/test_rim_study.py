@@ -24,6 +24,7 @@ STUDY = {
     "rim": {"steps": 3, "hidden": 4, "scale": "channel", "members": 2},
     "training": {"num_signals": 64, "seed": 0, "epochs": 1, "batch_size": 16, "lr": 0.002},
     "test": {"num_signals": 8, "seed": 1, "num_tune": 3, "tune_seed": 3, "bootstrap": 2,
+             "num_calibrate": 4,
              "fine_tune": {"num": 2, "iterations": 3}},
     "device": "cpu",
 }
@@ -53,6 +54,9 @@ def test_rim_study_runs_end_to_end_reuses_its_rim_and_keeps_it(tmp_path, capsys,
     w = {k: g[f"rim_truth_within_1_sigma_{k}"] for k in ("bootstrap", "ensemble", "total")}
     assert 0.0 <= w["bootstrap"] <= 1.0 and 0.0 < w["ensemble"] < 1.0
     assert w["total"] >= max(w["bootstrap"], w["ensemble"])
+    # calibrated: the total sigma times a factor fitted on 4 images of their own
+    assert g["rim_truth_within_1_sigma_calibrated"] >= 0.0
+    assert all(v["sigma_calibration_scale"] > 0 for k, v in m["groups"].items() if k != "all")
     assert {"rim_misfit", "rim-member-1_misfit"} <= set(g)
     # polished: each image at most one standard deviation of chi^2 above 1 (sqrt(2 / 1,024)),
     # or at its last step; the untrained RIM's answer is far above that
@@ -96,6 +100,9 @@ def test_rim_study_runs_end_to_end_reuses_its_rim_and_keeps_it(tmp_path, capsys,
     ({"problem": {"name": "lensing_maps", "options": {**SMALL_LENS, "kappa_num_pix": 8}}},
      "kappa_num_pix (8) must equal source_num_pix (16)"),
     ({"test": {"num_signals": 8, "polish": "yes"}}, "'test.polish' must be true or false"),
+    ({"test": {"num_signals": 8, "num_calibrate": 4, "calibrate_seed": 1}},
+     "test.calibrate_seed must differ"),
+    ({"test": {"num_signals": 8, "num_calibrate": -1}}, "'test.num_calibrate' must be an"),
 ])
 def test_bad_rim_studies_exit_2_before_any_work(tmp_path, capsys, change, words):
     path = tmp_path / "s.yaml"
@@ -174,3 +181,28 @@ def test_the_real_3c273_spectrum_has_a_maximum_likelihood_reference(one_torch_th
     width = torch.as_tensor(problem.edges[1:] - problem.edges[:-1])
     central = (sim.photon_flux(centre) / width).clamp_min(problem.floor).float()
     assert cstat < float(problem.misfit(central, counts)[0])
+
+
+def test_calibration_scale_is_the_one_sigma_quantile_of_the_errors_over_sigma():
+    """Errors N(0, s_g^2) against a sigma of 1 in group g: the factor is s_g.  The 68.27 %
+    quantile of |N(0, 1)| is 1; from 20,000 values its standard error is ~0.0085, so 0.03
+    is > 3.5 standard errors; an empty group takes the factor of all values."""
+    from scipy.optimize import brentq
+    from scipy.special import erf
+
+    from sbi_astro.pipeline.rim_study import _calibration_scales
+    gen = torch.Generator().manual_seed(0)
+    truth = torch.exp(torch.randn(400, 2, 5, 5, generator=gen))
+    labels = torch.arange(400) % 2
+    s = torch.tensor([0.5, 2.0])[labels].reshape(-1, 1, 1, 1)
+    est = truth.clone()
+    est[:, 0] += s[:, 0] * torch.randn(400, 5, 5, generator=gen)  # identity channel
+    est[:, 1] = truth[:, 1] * torch.exp(s[:, 0] * torch.randn(400, 5, 5, generator=gen))
+    scales = _calibration_scales(("identity", "log"), est, truth, torch.ones_like(truth),
+                                 labels, 3)
+    assert scales[:2].tolist() == pytest.approx([0.5, 2.0], rel=0.03)
+    # the empty group: the quantile of the equal mixture, q with
+    # (erf(q / (0.5 sqrt 2)) + erf(q / (2 sqrt 2))) / 2 = 0.6827
+    mixture = brentq(lambda q: (erf(q / 0.5 / 2**0.5) + erf(q / 2.0 / 2**0.5)) / 2 - 0.6827,
+                     0.1, 10.0)
+    assert float(scales[2]) == pytest.approx(mixture, rel=0.03)

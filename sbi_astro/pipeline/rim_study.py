@@ -10,7 +10,7 @@ Schema (``solver: rim`` marks it; unknown keys are errors)::
           seed: 0, members: 1}              # signal shape and link come from the problem
     training: {num_signals: 15000, seed: 0, epochs: 10, batch_size: 64, lr: 0.001}
     test: {num_signals: 1200, seed: 1, num_tune: 300, tune_seed: 3, bootstrap: 16,
-           polish: false,
+           num_calibrate: 0, calibrate_seed: 4, polish: false,
            fine_tune: {num: 8, iterations: 40, lr: 0.0001, penalty: 0, stop_misfit: 1.0}}
     device: null
     output: xray-rim-output
@@ -31,6 +31,11 @@ study's, and refuses to touch it otherwise), then on ``test.num_signals`` held-o
   answer and their spread, added in quadrature, the model's share of sigma.  The fraction
   of signal values whose truth lies within 1 sigma is reported (0.68 if sigma were a
   calibrated error);
+* sigma calibrated (``calibrated``): the widest of those sigmas times one factor per group,
+  the split-conformal quantile for which 68.27 % of the values of other signals lie within
+  it (``num_calibrate`` signals of ``calibrate_seed``, or with 0 the tuning signals; each
+  with its own bootstrap and spread); the held-out coverage checks it, and the factor
+  (``sigma_calibration_scale``) says how far the raw sigma was off;
 * with ``test.polish``, the problem's ``polish(estimate, data)`` step applied to the
   RIM's answer (e.g. ``xray_deconvolution``'s discrepancy-principle step to the data's
   noise level), reported as the solver ``rim-polished``;
@@ -47,6 +52,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import math
 import platform
 import time
 from collections.abc import Callable
@@ -81,6 +87,7 @@ from .study import _check_keys, _dataclass_section, _solver_top_level, read_stud
 
 TOP_KEYS = {"name", "solver", "problem", "rim", "training", "test", "device", "output"}
 RIM_KEYS = {"steps", "hidden", "gradient", "scale", "step_weights", "seed", "members"}
+ONE_SIGMA_COVERAGE = 0.6827  # P(|z| <= 1) for a standard normal z
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,6 +114,8 @@ class TestSection:
     seed: int = 1
     num_tune: int = 50
     tune_seed: int = 3
+    num_calibrate: int = 0
+    calibrate_seed: int = 4
     bootstrap: int = 16
     polish: bool = False
     fine_tune: FineTuneSection = FineTuneSection()
@@ -160,7 +169,8 @@ class RimStudy:
         for key, value in counts:
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{source}: '{key}' must be a positive integer, got {value!r}")
-        for key, value in (("test.bootstrap", t.bootstrap), ("test.fine_tune.num", ft.num)):
+        for key, value in (("test.bootstrap", t.bootstrap), ("test.fine_tune.num", ft.num),
+                           ("test.num_calibrate", t.num_calibrate)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ConfigError(f"{source}: '{key}' must be an integer >= 0, got {value!r}")
         if not isinstance(t.polish, bool):
@@ -181,11 +191,16 @@ class RimStudy:
             raise ConfigError(f"{source}: 'training.num_signals' must be at least twice "
                               "'training.batch_size' (a tenth of the signals validate)")
         for key, value in (("training.seed", tr.seed), ("test.seed", t.seed),
-                           ("test.tune_seed", t.tune_seed)):
+                           ("test.tune_seed", t.tune_seed),
+                           ("test.calibrate_seed", t.calibrate_seed)):
             check_seed(value, f"{source}: '{key}'")
         if len({tr.seed, t.seed, t.tune_seed}) < 3:
             raise ConfigError(f"{source}: training.seed, test.seed and test.tune_seed must "
                               "differ (the held-out signals must not be training signals)")
+        if t.num_calibrate and t.calibrate_seed in (tr.seed, t.seed, t.tune_seed):
+            raise ConfigError(f"{source}: test.calibrate_seed must differ from training.seed, "
+                              "test.seed and test.tune_seed (sigma is calibrated on signals "
+                              "of its own)")
         members = self.rim.get("members", 1)
         if not isinstance(members, int) or isinstance(members, bool) or members < 1:
             raise ConfigError(f"{source}: 'rim.members' must be a positive integer, got "
@@ -281,6 +296,42 @@ def _bootstrap_sigma(rim: RIM, problem: Any, est: torch.Tensor, n: int, seed: in
     return torch.stack(reps).std(0)
 
 
+def _sigmas(ensemble: RIMEnsemble, problem: Any, est: torch.Tensor, spread: torch.Tensor,
+            bootstrap: int, seed: int, dev: torch.device) -> dict[str, torch.Tensor]:
+    """Link-space sigmas of ``est``: the bootstrap's (``bootstrap`` > 0), the members'
+    spread (several members) and both in quadrature (``total``)."""
+    sigmas = {}
+    if bootstrap:
+        sigmas["bootstrap"] = _bootstrap_sigma(ensemble.members[0], problem, est, bootstrap,
+                                               seed, dev)
+    if len(ensemble) > 1:
+        sigmas["ensemble"] = spread
+        if bootstrap:
+            sigmas["total"] = (sigmas["bootstrap"] ** 2 + spread ** 2).sqrt()
+    return sigmas
+
+
+def _calibration_scales(link: Any, est: torch.Tensor, truth: torch.Tensor,
+                        sigma: torch.Tensor, labels: torch.Tensor, num_groups: int
+                        ) -> torch.Tensor:
+    """Per group, the factor ``s`` for which ``|error| <= s * sigma`` holds for 68.27 % of
+    the group's values (split-conformal quantile, with its ``(n + 1) / n`` finite-sample
+    correction; Angelopoulos & Bates 2021, arXiv:2107.07511).  A group without signals
+    takes the factor of all of them."""
+    z_est = to_link(link, positive_where_log(link, est))
+    z_true = to_link(link, positive_where_log(link, truth))
+    ratio = ((z_est - z_true).abs() / sigma.clamp_min(1e-12)).reshape(est.shape[0], -1)
+
+    def quantile(r: torch.Tensor) -> float:
+        r = r.reshape(-1).sort().values
+        k = min(r.numel(), math.ceil((r.numel() + 1) * ONE_SIGMA_COVERAGE))
+        return float(r[k - 1])
+
+    every = quantile(ratio)
+    return torch.tensor([quantile(ratio[labels == g]) if bool((labels == g).any()) else every
+                         for g in range(num_groups)], dtype=sigma.dtype)
+
+
 def _within(link: Any, est: torch.Tensor, truth: torch.Tensor, sigma: torch.Tensor
             ) -> torch.Tensor:
     """Per row, the fraction of values whose truth lies within 1 sigma (link space)."""
@@ -326,18 +377,30 @@ def run_rim_study(study: RimStudy, *, output: str | Path | None = None,
         single = rim.reconstruct(data, problem.log_likelihood, batch_size=256).cpu()
         results["rim-member-1"] = {"estimate": single,
                                    "seconds": (time.perf_counter() - t0) / t.num_signals}
-    sigmas = {}
-    if t.bootstrap:
-        sigmas["bootstrap"] = _bootstrap_sigma(rim, problem, est, t.bootstrap, t.seed, dev)
-    if len(ensemble) > 1:
-        sigmas["ensemble"] = spread
-        if t.bootstrap:
-            sigmas["total"] = (sigmas["bootstrap"] ** 2 + spread ** 2).sqrt()
-    log(f"[3/4] peers, tuned per group on {t.num_tune} signals (seed {t.tune_seed})")
+    sigmas = _sigmas(ensemble, problem, est, spread, t.bootstrap, t.seed, dev)
+    log(f"[3/4] sigma's calibration and the peers, per group (peers tuned on {t.num_tune} "
+        f"signals of seed {t.tune_seed})")
     tune_truth = problem.sample_signals(t.num_tune, t.tune_seed)
     tune_data = _observe(problem, tune_truth, t.tune_seed, dev)
     labels, names = problem.groups(truth)
     tune_labels, _ = problem.groups(tune_truth)
+    scales = None
+    if sigmas:  # split conformal: sigma's factor per group, from signals of their own
+        kind = next(k for k in ("total", "bootstrap", "ensemble") if k in sigmas)
+        if t.num_calibrate:
+            cal_seed = t.calibrate_seed
+            cal_truth = problem.sample_signals(t.num_calibrate, cal_seed)
+            cal_data = _observe(problem, cal_truth, cal_seed, dev)
+        else:
+            cal_seed, cal_truth, cal_data = t.tune_seed, tune_truth, tune_data
+        cal_est, cal_spread = ensemble.reconstruct_with_spread(
+            cal_data, problem.log_likelihood, batch_size=256)
+        cal_sigma = _sigmas(ensemble, problem, cal_est.cpu(), cal_spread.cpu(), t.bootstrap,
+                            cal_seed, dev)[kind]
+        scales = _calibration_scales(rim.config.link, cal_est.cpu(), cal_truth, cal_sigma,
+                                     problem.groups(cal_truth)[0], len(names))
+        shape = (-1,) + (1,) * (est.dim() - 1)
+        sigmas["calibrated"] = scales[labels].reshape(shape) * sigmas[kind]
     for peer, solve in problem.baselines().items():
         t0 = time.perf_counter()
         estimate = torch.zeros_like(est)
@@ -351,7 +414,7 @@ def run_rim_study(study: RimStudy, *, output: str | Path | None = None,
                          "seconds": (time.perf_counter() - t0) / t.num_signals}
     log("[4/4] fine-tuning, the observation, the report")
     rows_table, group_metrics = _group_table(problem, results, truth, data, labels, names,
-                                             rim.config.link, sigmas)
+                                             rim.config.link, sigmas, scales)
     tuned = _fine_tuning(study, rim, problem, single, data, truth)
     observed = _observed(ensemble, problem)
     accuracy = _accuracy_section(study, problem, rows_table, results, metas)
@@ -377,8 +440,10 @@ def run_rim_study(study: RimStudy, *, output: str | Path | None = None,
 
 def _group_table(problem: Any, results: dict, truth: torch.Tensor, data: torch.Tensor,
                  labels: torch.Tensor, names: list[str], link: Any,
-                 sigmas: dict[str, torch.Tensor]) -> tuple[list[dict], dict]:
-    """One table row per group (and all): misfits, errors of every solver, coverage."""
+                 sigmas: dict[str, torch.Tensor], scales: torch.Tensor | None
+                 ) -> tuple[list[dict], dict]:
+    """One table row per group (and all): misfits, errors of every solver, coverage and
+    (per group) the calibrated sigma's scale."""
     misfit_truth = problem.misfit(truth, data)
     per = {k: (problem.misfit(v["estimate"], data), problem.errors(v["estimate"], truth))
            for k, v in results.items()}
@@ -397,6 +462,8 @@ def _group_table(problem: Any, results: dict, truth: torch.Tensor, data: torch.T
                 m[f"{solver}_{key}"] = float(value[rows].mean())
         for kind, w in within.items():
             m[f"rim_truth_within_1_sigma_{kind}"] = float(w[rows].mean())
+        if scales is not None and name != "all":
+            m["sigma_calibration_scale"] = float(scales[names.index(name)])
         metrics[name] = m
         table.append({"group": name, **{k: (f"{v:.3g}" if isinstance(v, float) else v)
                                         for k, v in m.items()}})
@@ -412,7 +479,9 @@ def _accuracy_section(study: RimStudy, problem: Any, table: list[dict], results:
             f"reference). Errors: as the problem defines them (lower is better); the peers "
             f"are tuned per group on separate signals. 'rim' is the mean of {len(metas)} "
             f"machine(s). Within 1 sigma: the fraction of values whose truth lies within "
-            f"the bootstrap's, the ensemble's or both's (total) sigma, 0.68 if calibrated. "
+            f"the bootstrap's, the ensemble's or both's (total) sigma, 0.68 if calibrated; "
+            f"'calibrated': that sigma times a factor per group fitted on the tuning signals "
+            f"(split conformal, sigma_calibration_scale). "
             f"Time per reconstruction (a peer's includes its tuning): {speed}. Training: "
             f"{train:.0f} s in all.")
     return Section(title="Reconstruction accuracy", text=text, table=table,
