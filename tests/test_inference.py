@@ -223,6 +223,16 @@ def test_default_batch_follows_the_flow_and_the_budget():
     assert TrainingConfig(batch_size=32).resolved(2, 10**5).batch_size == 32
 
 
+def test_default_coupling_follows_the_flow():
+    # coupling NSF (up to 4 parameters), autoregressive MAF; an explicit choice wins
+    assert TrainingConfig().resolved(2).coupling is True
+    assert TrainingConfig().resolved(10).coupling is False
+    assert TrainingConfig(coupling=True).resolved(10).coupling is True
+    assert TrainingConfig(flow="nsf", coupling=False).resolved(10).coupling is False
+    with pytest.raises(ConfigError, match="coupling must be true, false or null"):
+        TrainingConfig(coupling="yes")
+
+
 def test_npe_log_prob_embeds_each_observation_once(gl2):
     # sbi 0.27's flow log_prob copies x per sample before the embedding net: S embedding
     # passes and S copies of x (an OOM for a 3-D CNN on lightcones).  Ours embeds x once and

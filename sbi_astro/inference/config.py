@@ -39,8 +39,15 @@ class TrainingConfig:
         hidden_layers: hidden layers of each flow transform's conditioner network.
         num_transforms: number of flow transforms.
         num_bins: spline bins (NSF).
-        coupling: coupling flows (``passes=2``): one network pass to sample, instead of
-            one per dimension for autoregressive flows.
+        coupling: ``True``: coupling flows (``passes=2``), one network pass to sample;
+            ``False``: autoregressive, one pass per dimension to sample (training and
+            ``log_prob`` cost one pass either way); ``None`` (default): coupling for NSF,
+            whose autoregressive inverse also inverts a spline per pass, autoregressive
+            for MAF.  Measured with NPE at 10,000 simulations (the 10 sbibm observations,
+            the same simulations), autoregressive against coupling MAF: C2ST 0.860 vs
+            0.898 on SLCP, 0.688 vs 0.728 on bernoulli_glm, 0.680 vs 0.679 on
+            gaussian_linear_uniform and 0.596 vs 0.589 on gaussian_linear
+            (docs/inference.md).
         embedding: ``"default"`` (the simulator's), ``"none"``, or a dict
             ``{"kind": ..., "kwargs": {...}}`` (see :mod:`sbi_astro.embeddings`).
         batch_size: training batch; ``None`` picks 128 for MAF (gaussian_linear at 10,000
@@ -101,7 +108,7 @@ class TrainingConfig:
     hidden_layers: int = 2
     num_transforms: int = 5
     num_bins: int = 10
-    coupling: bool = True
+    coupling: bool | None = None
     embedding: Any = "default"
     batch_size: int | None = None
     learning_rate: float = 5e-4
@@ -177,8 +184,9 @@ class TrainingConfig:
         for name in ("method", "flow", "lr_schedule", "theta_transform", "mcmc_method"):
             if not isinstance(getattr(self, name), str):
                 raise ConfigError(f"{name} must be a string, got {getattr(self, name)!r}")
-        if not isinstance(self.coupling, bool):
-            raise ConfigError(f"coupling must be true or false, got {self.coupling!r}")
+        if self.coupling is not None and not isinstance(self.coupling, bool):
+            raise ConfigError(f"coupling must be true, false or null (coupling for NSF, "
+                              f"autoregressive for MAF), got {self.coupling!r}")
         check_seed(self.seed, "seed")
         for name in ("device", "init_from"):
             value = getattr(self, name)
@@ -202,11 +210,12 @@ class TrainingConfig:
 
     def resolved(self, num_params: int, num_simulations: int | None = None
                  ) -> TrainingConfig:
-        """This config with ``flow="auto"`` and ``batch_size=None`` made concrete (the NSF
-        batch grows with ``num_simulations``, see the class docstring)."""
+        """This config with ``flow="auto"``, ``coupling=None`` and ``batch_size=None`` made
+        concrete (the NSF batch grows with ``num_simulations``, see the class docstring)."""
         flow = self.flow
         if flow == "auto":
             flow = "nsf" if num_params <= AUTO_NSF_MAX_DIM else "maf"
+        coupling = self.coupling if self.coupling is not None else flow == "nsf"
         batch = self.batch_size
         if batch is None:
             if flow == "nsf":
@@ -214,7 +223,7 @@ class TrainingConfig:
                 batch = min(NSF_MAX_BATCH, max(64, n // 50))
             else:
                 batch = 128
-        return dataclasses.replace(self, flow=flow, batch_size=batch)
+        return dataclasses.replace(self, flow=flow, coupling=coupling, batch_size=batch)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

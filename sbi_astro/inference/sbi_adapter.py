@@ -72,8 +72,9 @@ def flow_log_prob(net: nn.Module, theta: Tensor, condition: Tensor) -> Tensor:
 
 
 def _flow_kwargs(config: Any) -> dict[str, Any]:
-    if config.flow not in ("maf", "nsf"):
-        raise ConfigError(f"flow must be resolved to 'maf' or 'nsf', got {config.flow!r}")
+    if config.flow not in ("maf", "nsf") or config.coupling is None:
+        raise ConfigError(f"flow and coupling must be resolved (TrainingConfig.resolved), got "
+                          f"{config.flow!r}, {config.coupling!r}")
     # a list sets the conditioner's layers (an int would give num_transforms layers)
     kw: dict[str, Any] = dict(hidden_features=[config.hidden_features] * config.hidden_layers,
                               num_transforms=config.num_transforms)
@@ -118,7 +119,8 @@ def starting_from(builder: Any, state: dict[str, Tensor]) -> Any:
             net.load_state_dict(state)
         except RuntimeError as err:
             raise ConfigError(f"init_from: the saved weights do not fit this architecture "
-                              f"(use the run's own method, flow, sizes and embedding): "
+                              f"(use the run's own method, flow, coupling, sizes and "
+                              f"embedding): "
                               f"{str(err).splitlines()[0]}") from err
         return net
 
