@@ -46,8 +46,8 @@ class TrainingConfig:
             for MAF.  Measured with NPE at 10,000 simulations (the 10 sbibm observations,
             the same simulations), autoregressive against coupling MAF: C2ST 0.860 vs
             0.898 on SLCP, 0.688 vs 0.728 on bernoulli_glm, 0.680 vs 0.679 on
-            gaussian_linear_uniform and 0.596 vs 0.589 on gaussian_linear
-            (docs/inference.md).
+            gaussian_linear_uniform and 0.596 vs 0.589 on gaussian_linear; with NLE
+            0.709 vs 0.887 on SLCP (docs/inference.md).
         embedding: ``"default"`` (the simulator's), ``"none"``, or a dict
             ``{"kind": ..., "kwargs": {...}}`` (see :mod:`sbi_astro.embeddings`).
         batch_size: training batch; ``None`` picks 128 for MAF (gaussian_linear at 10,000
