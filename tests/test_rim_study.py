@@ -200,6 +200,7 @@ def test_calibration_scale_is_the_one_sigma_quantile_of_the_errors_over_sigma():
     est[:, 1] = truth[:, 1] * torch.exp(s[:, 0] * torch.randn(400, 5, 5, generator=gen))
     scales = _calibration_scales(("identity", "log"), est, truth, torch.ones_like(truth),
                                  labels, 3)
+    assert scales.shape == (4,) and float(scales[3]) == float(scales[2])  # last: all values
     assert scales[:2].tolist() == pytest.approx([0.5, 2.0], rel=0.03)
     # the empty group: the quantile of the equal mixture, q with
     # (erf(q / (0.5 sqrt 2)) + erf(q / (2 sqrt 2))) / 2 = 0.6827

@@ -316,8 +316,8 @@ def _calibration_scales(link: Any, est: torch.Tensor, truth: torch.Tensor,
                         ) -> torch.Tensor:
     """Per group, the factor ``s`` for which ``|error| <= s * sigma`` holds for 68.27 % of
     the group's values (split-conformal quantile, with its ``(n + 1) / n`` finite-sample
-    correction; Angelopoulos & Bates 2021, arXiv:2107.07511).  A group without signals
-    takes the factor of all of them."""
+    correction; Angelopoulos & Bates 2021, arXiv:2107.07511), and last the factor of all
+    values: ``(num_groups + 1,)``.  A group without signals takes the factor of all."""
     z_est = to_link(link, positive_where_log(link, est))
     z_true = to_link(link, positive_where_log(link, truth))
     ratio = ((z_est - z_true).abs() / sigma.clamp_min(1e-12)).reshape(est.shape[0], -1)
@@ -328,8 +328,8 @@ def _calibration_scales(link: Any, est: torch.Tensor, truth: torch.Tensor,
         return float(r[k - 1])
 
     every = quantile(ratio)
-    return torch.tensor([quantile(ratio[labels == g]) if bool((labels == g).any()) else every
-                         for g in range(num_groups)], dtype=sigma.dtype)
+    return torch.tensor([*(quantile(ratio[labels == g]) if bool((labels == g).any()) else every
+                           for g in range(num_groups)), every], dtype=sigma.dtype)
 
 
 def _within(link: Any, est: torch.Tensor, truth: torch.Tensor, sigma: torch.Tensor
@@ -399,8 +399,9 @@ def run_rim_study(study: RimStudy, *, output: str | Path | None = None,
                             cal_seed, dev)[kind]
         scales = _calibration_scales(rim.config.link, cal_est.cpu(), cal_truth, cal_sigma,
                                      problem.groups(cal_truth)[0], len(names))
-        shape = (-1,) + (1,) * (est.dim() - 1)
-        sigmas["calibrated"] = scales[labels].reshape(shape) * sigmas[kind]
+        shape = (-1,) + (1,) * (est.dim() - 1)  # a signal in no group (label -1): all's
+        factor = scales[torch.where(labels >= 0, labels, len(names))]
+        sigmas["calibrated"] = factor.reshape(shape) * sigmas[kind]
     for peer, solve in problem.baselines().items():
         t0 = time.perf_counter()
         estimate = torch.zeros_like(est)
