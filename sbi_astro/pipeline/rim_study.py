@@ -444,7 +444,7 @@ def _group_table(problem: Any, results: dict, truth: torch.Tensor, data: torch.T
                  sigmas: dict[str, torch.Tensor], scales: torch.Tensor | None
                  ) -> tuple[list[dict], dict]:
     """One table row per group (and all): misfits, errors of every solver, coverage and
-    (per group) the calibrated sigma's scale."""
+    the calibrated sigma's factor."""
     misfit_truth = problem.misfit(truth, data)
     per = {k: (problem.misfit(v["estimate"], data), problem.errors(v["estimate"], truth))
            for k, v in results.items()}
@@ -463,8 +463,9 @@ def _group_table(problem: Any, results: dict, truth: torch.Tensor, data: torch.T
                 m[f"{solver}_{key}"] = float(value[rows].mean())
         for kind, w in within.items():
             m[f"rim_truth_within_1_sigma_{kind}"] = float(w[rows].mean())
-        if scales is not None and name != "all":
-            m["sigma_calibration_scale"] = float(scales[names.index(name)])
+        if scales is not None:  # "all": the factor of all calibration values
+            m["sigma_calibration_scale"] = float(
+                scales[-1] if name == "all" else scales[names.index(name)])
         metrics[name] = m
         table.append({"group": name, **{k: (f"{v:.3g}" if isinstance(v, float) else v)
                                         for k, v in m.items()}})
@@ -481,8 +482,8 @@ def _accuracy_section(study: RimStudy, problem: Any, table: list[dict], results:
             f"are tuned per group on separate signals. 'rim' is the mean of {len(metas)} "
             f"machine(s). Within 1 sigma: the fraction of values whose truth lies within "
             f"the bootstrap's, the ensemble's or both's (total) sigma, 0.68 if calibrated; "
-            f"'calibrated': that sigma times a factor per group fitted on the tuning signals "
-            f"(split conformal, sigma_calibration_scale). "
+            f"'calibrated': that sigma times a factor per group fitted on other signals "
+            f"(split conformal; sigma_calibration_scale). "
             f"Time per reconstruction (a peer's includes its tuning): {speed}. Training: "
             f"{train:.0f} s in all.")
     return Section(title="Reconstruction accuracy", text=text, table=table,
