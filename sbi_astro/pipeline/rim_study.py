@@ -311,6 +311,12 @@ def _sigmas(ensemble: RIMEnsemble, problem: Any, est: torch.Tensor, spread: torc
     return sigmas
 
 
+def _link_error(link: Any, est: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """``|link(est) - link(truth)|`` per value (zeros floored where the link is a log)."""
+    return (to_link(link, positive_where_log(link, est))
+            - to_link(link, positive_where_log(link, truth))).abs()
+
+
 def _calibration_scales(link: Any, est: torch.Tensor, truth: torch.Tensor,
                         sigma: torch.Tensor, labels: torch.Tensor, num_groups: int
                         ) -> torch.Tensor:
@@ -318,9 +324,7 @@ def _calibration_scales(link: Any, est: torch.Tensor, truth: torch.Tensor,
     the group's values (split-conformal quantile, with its ``(n + 1) / n`` finite-sample
     correction; Angelopoulos & Bates 2021, arXiv:2107.07511), and last the factor of all
     values: ``(num_groups + 1,)``.  A group without signals takes the factor of all."""
-    z_est = to_link(link, positive_where_log(link, est))
-    z_true = to_link(link, positive_where_log(link, truth))
-    ratio = ((z_est - z_true).abs() / sigma.clamp_min(1e-12)).reshape(est.shape[0], -1)
+    ratio = (_link_error(link, est, truth) / sigma.clamp_min(1e-12)).reshape(est.shape[0], -1)
 
     def quantile(r: torch.Tensor) -> float:
         r = r.reshape(-1).sort().values
@@ -335,9 +339,7 @@ def _calibration_scales(link: Any, est: torch.Tensor, truth: torch.Tensor,
 def _within(link: Any, est: torch.Tensor, truth: torch.Tensor, sigma: torch.Tensor
             ) -> torch.Tensor:
     """Per row, the fraction of values whose truth lies within 1 sigma (link space)."""
-    z_est = to_link(link, positive_where_log(link, est))
-    z_true = to_link(link, positive_where_log(link, truth))
-    inside = ((z_est - z_true).abs() <= sigma).float()
+    inside = (_link_error(link, est, truth) <= sigma).float()
     return inside.reshape(inside.shape[0], -1).mean(1)
 
 
