@@ -1,5 +1,7 @@
 """Test collection for the whole repository (the test suite lives in ``tests/``).
 
+* ``make test`` runs the suite with pytest-xdist, one worker per core (``-n auto``), each
+  worker on one torch thread; plain ``pytest`` runs it in one process.
 * ``--device`` runs the tensor tests on CUDA (``pytest --device cuda``); ``gpu`` tests are
   skipped without CUDA.
 * ``--doctest-modules`` (set in ``pyproject.toml``) runs the ``Example:`` blocks of every
@@ -27,6 +29,13 @@ collect_ignore_glob = ["tests/simulators/xray/data/*", "docs/render_report.py", 
                        "simulators/sbibm/crosscheck_sbibm.py"]  # needs sbibm (its own venv)
 _BLOCK = re.compile(r"(?:<!-- not run: (?P<why>[^>]*?) -->\s*\n)?```python\n(?P<code>.*?)```",
                     re.S)
+
+
+def pytest_configure(config):
+    # pytest-xdist (`make test` runs `-n auto`: one worker per core): one torch thread per
+    # worker, so that the workers do not contend for the same cores.
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        torch.set_num_threads(1)
 
 
 def pytest_addoption(parser):
