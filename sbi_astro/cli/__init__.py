@@ -235,7 +235,8 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     cluster.check()
     check_output_dir(args.output, kind="benchmark", overwrite=True)  # resumes what is there
     run_benchmark(args.output, suite=args.suite, tasks=args.tasks, methods=args.methods,
-                  budgets=args.budgets, device=args.device or "cpu", cluster=cluster)
+                  budgets=args.budgets, device=args.device or "cpu", cluster=cluster,
+                  sbibm_c2st=not args.no_sbibm_c2st)
     return 0
 
 
@@ -293,6 +294,9 @@ def _study_parsers(sub: Any) -> None:
     s.add_argument("--methods", nargs="+", default=None)
     s.add_argument("--budgets", nargs="+", type=int, default=None)
     s.add_argument("--device", default=None)
+    s.add_argument("--no-sbibm-c2st", action="store_true",
+                   help="score with the project's C2ST classifier only, not also with "
+                        "sbibm's scikit-learn one (minutes per observation of 10,000 samples)")
     _cluster_flags(s)
     s.add_argument("-o", "--output", default="benchmark-output")
     s.set_defaults(fn=cmd_benchmark, interrupted="benchmark stopped; finished cells are kept: "

@@ -7,7 +7,8 @@ a ``seed`` and is reproducible.
 * :mod:`.tarp` - TARP expected coverage with random references (Lemos et al. 2023).
 * :mod:`.sbc` - simulation-based calibration ranks and uniformity tests (Talts et al. 2018).
 * :mod:`.coverage` - expected coverage of highest-posterior-density regions.
-* :mod:`.c2st` - classifier two-sample test (seeded torch MLP).
+* :mod:`.c2st` - classifier two-sample test (seeded torch MLP; and sbibm's scikit-learn
+  protocol, to compare with sbibm's published numbers).
 * :mod:`.mmd` - maximum mean discrepancy with a Gaussian kernel (median heuristic).
 * :mod:`.ppc` - posterior predictive checks.
 * :mod:`.images` - calibration of image posteriors: TARP over all pixels, z-scores, chi^2.
@@ -20,7 +21,7 @@ Dynamics diagnostics of simulated or observed time series (numpy, imported on th
 * :mod:`.sindy` - sparse identification of dynamics (pysindy 2.x), ensembles, forecast skill.
 """
 
-from .c2st import c2st, c2st_scores
+from .c2st import c2st, c2st_sbibm, c2st_scores
 from .coverage import CoverageResult, expected_coverage, hpd_levels, posterior_log_probs
 from .images import ImageCalibrationResult, image_calibration
 from .mmd import mmd
@@ -49,6 +50,7 @@ __all__ = [
     "Verdict",
     "bootstrap_ecp",
     "c2st",
+    "c2st_sbibm",
     "c2st_scores",
     "calibration_verdict",
     "coverage_values",

@@ -267,8 +267,9 @@ def plot_z_histogram(res: ImageCalibrationResult) -> Any:
 def plot_benchmark(records: list[dict[str, Any]],
                    published: dict[tuple[str, str], list[tuple[int, float]]]) -> Any:
     """C2ST against the simulation budget, one panel per task (the layout of sbibm's main
-    figure): a solid line per method measured here, sbibm's published means dashed in the
-    same colour."""
+    figure): per method measured here, a solid line for C2ST with sbibm's classifier (cells
+    that have it) and a dotted one for the project's stricter classifier, and sbibm's
+    published means dashed in the same colour."""
     tasks = sorted({r["cell"]["task"] for r in records})
     methods = sorted({r["cell"]["method"] for r in records})
     colours = {m: f"C{i}" for i, m in enumerate(["npe", "nle", "nre", "fmpe", "npse"])}
@@ -278,11 +279,17 @@ def plot_benchmark(records: list[dict[str, Any]],
     for k, task in enumerate(tasks):
         ax = axes[k // cols, k % cols]
         for m in methods:
-            pts = sorted((r["cell"]["budget"], r["c2st_mean"]) for r in records
-                         if r["cell"]["task"] == task and r["cell"]["method"] == m)
+            cells = [r for r in records
+                     if r["cell"]["task"] == task and r["cell"]["method"] == m]
+            pts = sorted((r["cell"]["budget"], r["c2st_sbibm_mean"]) for r in cells
+                         if r.get("c2st_sbibm_mean") is not None)
             if pts:
                 ax.plot(*zip(*pts, strict=True), "o-", color=colours.get(m, "k"),
                         label=m.upper())
+            strict = sorted((r["cell"]["budget"], r["c2st_mean"]) for r in cells)
+            if strict:
+                ax.plot(*zip(*strict, strict=True), "s:", color=colours.get(m, "k"), ms=3,
+                        label=f"{m.upper()} (strict classifier)")
             ref = published.get((task, m))
             if ref:
                 ax.plot(*zip(*sorted(ref), strict=True), "--", color=colours.get(m, "k"),
