@@ -63,6 +63,28 @@ def _stratified_folds(label: Tensor, n1: int, n2: int, n_folds: int, gen: torch.
     return test, 0.5 * (w_pos + w_neg)
 
 
+def _checked_pair(name: str, X: Tensor, Y: Tensor, n_folds: int, *, z_score: bool
+                  ) -> tuple[Tensor, Tensor]:
+    """``X`` and ``Y`` checked (2-D, the same ``D``, finite, at least ``n_folds`` rows each),
+    detached, float32 on ``X``'s device, and z-scored with ``X``'s mean and standard
+    deviation (a constant column is left unscaled) when ``z_score``."""
+    if X.dim() != 2 or Y.dim() != 2 or X.shape[1] != Y.shape[1]:
+        raise ShapeError(f"{name} needs two sample sets (N1, D) and (N2, D) with the same D, "
+                         f"got {tuple(X.shape)} and {tuple(Y.shape)}")
+    if not (torch.isfinite(X).all() and torch.isfinite(Y).all()):
+        raise NonFiniteError(f"{name}: samples contain NaN or infinite values; drop them first")
+    if n_folds < 2 or min(X.shape[0], Y.shape[0]) < n_folds:
+        raise ConfigError(f"{name} needs n_folds >= 2 and at least n_folds samples per set, "
+                          f"got n_folds={n_folds}, {X.shape[0]} and {Y.shape[0]} samples")
+    X = X.detach().to(torch.float32)
+    Y = Y.detach().to(X.device, torch.float32)
+    if z_score:
+        mean, std = X.mean(0), X.std(0)
+        std = torch.where(std < 1e-14, torch.ones_like(std), std)
+        X, Y = (X - mean) / std, (Y - mean) / std
+    return X, Y
+
+
 def c2st_scores(X: Tensor, Y: Tensor, *, seed: int = 0, n_folds: int = 5,
                 hidden: int | None = None, steps: int = 300, batch_size: int = 512,
                 lr: float = 3e-3,
@@ -84,23 +106,10 @@ def c2st_scores(X: Tensor, Y: Tensor, *, seed: int = 0, n_folds: int = 5,
     Returns:
         Accuracies ``(n_folds,)`` in float64 on the CPU.
     """
-    if X.dim() != 2 or Y.dim() != 2 or X.shape[1] != Y.shape[1]:
-        raise ShapeError(f"c2st needs X (N1, D) and Y (N2, D) with the same D, got "
-                         f"{tuple(X.shape)} and {tuple(Y.shape)}")
-    if not (torch.isfinite(X).all() and torch.isfinite(Y).all()):
-        raise NonFiniteError("c2st: samples contain NaN or infinite values; drop them first")
+    X, Y = _checked_pair("c2st", X, Y, n_folds, z_score=z_score)
     n1, n2 = X.shape[0], Y.shape[0]
-    if n_folds < 2 or min(n1, n2) < n_folds:
-        raise ConfigError(f"c2st needs n_folds >= 2 and at least n_folds samples per set, got "
-                          f"n_folds={n_folds}, {n1} and {n2} samples")
     dtype = torch.float32
     device = X.device
-    X = X.detach().to(dtype)
-    Y = Y.detach().to(device, dtype)
-    if z_score:
-        mean, std = X.mean(0), X.std(0)
-        std = torch.where(std < 1e-14, torch.ones_like(std), std)
-        X, Y = (X - mean) / std, (Y - mean) / std
     data = torch.cat([X, Y], 0)
     label = torch.cat([torch.zeros(n1), torch.ones(n2)]).to(device, dtype)
     n, d = data.shape
@@ -191,20 +200,8 @@ def c2st_sbibm(reference: Tensor, samples: Tensor, *, seed: int = 1, n_folds: in
     from sklearn.model_selection import KFold, cross_val_score
     from sklearn.neural_network import MLPClassifier
 
-    if reference.dim() != 2 or samples.dim() != 2 or reference.shape[1] != samples.shape[1]:
-        raise ShapeError(f"c2st_sbibm needs reference (N1, D) and samples (N2, D) with the "
-                         f"same D, got {tuple(reference.shape)} and {tuple(samples.shape)}")
-    if not (torch.isfinite(reference).all() and torch.isfinite(samples).all()):
-        raise NonFiniteError("c2st_sbibm: samples contain NaN or infinite values; drop them "
-                             "first")
-    if n_folds < 2 or min(len(reference), len(samples)) < n_folds:
-        raise ConfigError(f"c2st_sbibm needs n_folds >= 2 and at least n_folds samples per "
-                          f"set, got n_folds={n_folds}, {len(reference)} and {len(samples)}")
-    X = reference.detach().cpu().to(torch.float32)
-    Y = samples.detach().cpu().to(torch.float32)
-    mean, std = X.mean(0), X.std(0)
-    std = torch.where(std < 1e-14, torch.ones_like(std), std)  # a constant column
-    X, Y = ((X - mean) / std).numpy(), ((Y - mean) / std).numpy()
+    X, Y = _checked_pair("c2st_sbibm", reference.cpu(), samples.cpu(), n_folds, z_score=True)
+    X, Y = X.numpy(), Y.numpy()
     d = X.shape[1]
     clf = MLPClassifier(activation="relu", hidden_layer_sizes=(10 * d, 10 * d),
                         max_iter=10_000, solver="adam", random_state=seed)
