@@ -293,6 +293,11 @@ class Prior(Distribution):
         return self._high
 
     @property
+    def bounded(self) -> bool:
+        """Whether every marginal has finite lower and upper bounds (a box)."""
+        return bool(torch.isfinite(self._low).all() and torch.isfinite(self._high).all())
+
+    @property
     def device(self) -> torch.device:
         return self._device
 

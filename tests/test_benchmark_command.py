@@ -33,10 +33,23 @@ def test_a_cell_scores_against_the_reference_and_is_resumed(tmp_path):
                      train_overrides=overrides, log=lambda s: None)
     assert again == rec and path.stat().st_mtime_ns == before  # read back, not re-run
     path.write_text('{"cell": ')  # a damaged record is not trusted: the cell runs again
+    logs = []
     third = run_cell(cell, tmp_path, num_observations=1, num_samples=500,
-                     train_overrides=overrides, sbibm_c2st=False, log=lambda s: None)
+                     train_overrides=overrides, sbibm_c2st=False, log=logs.append)
     assert third["c2st"] == rec["c2st"]  # same seeds, same store: the same scores
     assert json.loads(path.read_text())["c2st"] == rec["c2st"]
+    # ... from the estimator saved when it was trained: scored again, not trained again
+    assert any("estimator read back" in line for line in logs)
+    assert third["train_s"] == rec["train_s"]
+    # damaged weights are not trusted: trained again (same seeds: the same scores)
+    path.unlink()
+    weights = next((tmp_path / "models" / cell.name).glob("*.pt"))
+    weights.write_bytes(weights.read_bytes()[:100])
+    logs.clear()
+    fourth = run_cell(cell, tmp_path, num_observations=1, num_samples=500,
+                      train_overrides=overrides, sbibm_c2st=False, log=logs.append)
+    assert any("training again" in line for line in logs)
+    assert fourth["c2st"] == rec["c2st"] and fourth["train_s"] != rec["train_s"]
 
 
 def test_the_table_marks_the_best_method_and_shows_sbibm():

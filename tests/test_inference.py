@@ -233,6 +233,16 @@ def test_default_coupling_follows_the_flow():
         TrainingConfig(coupling="yes")
 
 
+def test_auto_flow_is_nsf_for_npe_on_a_bounded_prior():
+    # "auto": NSF up to 4 parameters; above, NSF for NPE on a box prior, MAF otherwise
+    assert TrainingConfig().resolved(10).flow == "maf"
+    assert TrainingConfig().resolved(10, bounded_prior=True).flow == "nsf"
+    assert TrainingConfig().resolved(10, bounded_prior=True).coupling is True
+    assert TrainingConfig(method="nle").resolved(10, bounded_prior=True).flow == "maf"
+    assert TrainingConfig(flow="maf").resolved(10, bounded_prior=True).flow == "maf"
+    assert TrainingConfig().resolved(3, bounded_prior=False).flow == "nsf"
+
+
 def test_npe_log_prob_embeds_each_observation_once(gl2):
     # sbi 0.27's flow log_prob copies x per sample before the embedding net: S embedding
     # passes and S copies of x (an OOM for a 3-D CNN on lightcones).  Ours embeds x once and

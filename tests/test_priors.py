@@ -53,6 +53,7 @@ def test_roundtrip_and_support(prior):
     bounded = Prior([Uniform("a", 0, 1), Uniform("b", -1, 1)])
     assert bounded.support.check(torch.tensor([0.5, 0.0])).item()
     assert not bounded.support.check(torch.tensor([1.5, 0.0])).item()
+    assert bounded.bounded and not prior.bounded  # prior has an unbounded Normal
 
 
 def test_invalid_definitions():

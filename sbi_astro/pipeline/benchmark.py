@@ -12,7 +12,10 @@ with sbibm's published ones) and with the project's stricter one
 sbibm's misses) and MMD (:mod:`~sbi_astro.diagnostics.mmd`); and calibrate the estimator
 with TARP on held-out simulations (ATC and KS p).
 Each cell is written atomically to ``cells/TASK_METHOD_BUDGET.json`` when it finishes, so
-a killed benchmark re-runs only the missing cells.  ``results.md`` is the table;
+a killed benchmark re-runs only the missing cells; each of our estimators is saved to
+``models/TASK_METHOD_BUDGET/`` (a run directory, :func:`~sbi_astro.inference.load_run`)
+as soon as it is trained, so a cell killed while scoring is not trained again.
+``results.md`` is the table;
 ``report.html`` adds the figure of C2ST against budget per task with sbibm's published
 curves (:func:`write_pages`), ``metrics.json`` every cell's record.
 :func:`summary_table` puts our mean C2ST beside sbibm's published mean for the same task,
@@ -52,9 +55,9 @@ from ..campaign import run_campaign
 from ..diagnostics.c2st import c2st, c2st_sbibm
 from ..diagnostics.mmd import mmd
 from ..diagnostics.tarp import tarp
-from ..errors import ConfigError, NotAvailableError
+from ..errors import ConfigError, DataFormatError, NotAvailableError
 from ..executor import ClusterSpec
-from ..inference import TrainingConfig, train
+from ..inference import TrainingConfig, load_run, train
 from ..inference.sbi_peers import PEER_METHODS, sbi_peer
 from ..provenance import package_versions
 from ..registry import list_simulators, load_simulator, simulator_class
@@ -186,10 +189,8 @@ def run_cell(cell: Cell, out_dir: Path, *, num_observations: int, num_samples: i
     else:
         config = TrainingConfig(method=cell.method, device=device, seed=seed,
                                 **(train_overrides or {}))
-        t0 = time.perf_counter()
-        est = train(theta, x, sim, config)
-        train_s = time.perf_counter() - t0
         config_dict = config.to_dict()
+        est, train_s = _trained(out_dir / "models" / cell.name, config, theta, x, sim, log)
     obs = torch.stack([sim.reference_observation(i) for i in range(1, num_observations + 1)])
     t0 = time.perf_counter()
     samples = est.sample(num_samples, obs, generator=torch.Generator().manual_seed(seed))
@@ -217,6 +218,30 @@ def run_cell(cell: Cell, out_dir: Path, *, num_observations: int, num_samples: i
         f"MMD {record['mmd_mean']:.4f}, TARP ATC {record['tarp_atc']:+.3f}, "
         f"training {train_s:.0f} s, sampling {sample_s:.1f} s")
     return record
+
+
+def _trained(run_dir: Path, config: TrainingConfig, theta: torch.Tensor, x: torch.Tensor,
+             sim: Any, log: Callable[[str], None]) -> tuple[Any, float]:
+    """The cell's estimator and its training seconds: read back from ``run_dir`` when a
+    killed run saved it there with the same configuration (scoring is then all that is
+    re-run), else trained and saved there (atomically) before any scoring."""
+    if (run_dir / "run.json").exists():
+        try:
+            est = load_run(run_dir, device=config.device, simulator=sim)
+            saved = est.metadata.get("benchmark", {})
+            if saved.get("config") == config.to_dict():
+                log(f"  {run_dir.name}: estimator read back from {run_dir}")
+                return est, float(saved["train_s"])
+        except (DataFormatError, ConfigError, OSError, KeyError, TypeError, ValueError):
+            pass
+        log(f"  {run_dir.name}: the saved estimator in {run_dir} is unreadable or of "
+            "another configuration; training again")
+    t0 = time.perf_counter()
+    est = train(theta, x, sim, config)
+    train_s = time.perf_counter() - t0
+    est.metadata["benchmark"] = {"config": config.to_dict(), "train_s": train_s}
+    est.save(run_dir)
+    return est, train_s
 
 
 def _c2st_text(record: dict[str, Any]) -> str:
@@ -254,8 +279,7 @@ def _tarp_on_held_out(est: Any, sim: Any, n: int, num_samples: int, seed: int
     t0 = time.perf_counter()
     samples = est.sample(num_samples, x, generator=torch.Generator().manual_seed(seed + 1))
     prior = sim.prior
-    finite = bool(torch.isfinite(prior.low).all() and torch.isfinite(prior.high).all())
-    res = tarp(samples.to(theta), theta, bounds=(prior.low, prior.high) if finite else None,
+    res = tarp(samples.to(theta), theta, bounds=(prior.low, prior.high) if prior.bounded else None,
                seed=seed)
     return {"tarp_atc": res.atc, "tarp_ks_pvalue": res.ks_pvalue, "tarp_tests": n,
             "tarp_samples": num_samples, "tarp_s": time.perf_counter() - t0}
