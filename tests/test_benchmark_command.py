@@ -73,6 +73,7 @@ def test_the_table_marks_the_best_method_and_shows_sbibm():
     (["--tasks", "nope"], "unknown task 'nope'"),
     (["--methods", "abc"], "unknown method 'abc'"),
     (["--budgets", "10"], "budgets must be integers >= 100"),
+    (["--c2st-jobs", "0"], "--c2st-jobs must be at least 1"),
     (["--suite", "huge"], "invalid choice"),
     (["--tasks", "lensing_sie"], "task 'lensing_sie' has no reference posterior samples"),
 ])

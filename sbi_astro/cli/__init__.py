@@ -231,12 +231,15 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 
     if args.tasks or args.methods or args.budgets:  # checked before any work
         expand(args.tasks or ["two_moons"], args.methods or ["npe"], args.budgets or [1000])
+    jobs = args.c2st_jobs if args.c2st_jobs is not None else min(5, os.cpu_count() or 1)
+    if jobs < 1:
+        raise ConfigError(f"--c2st-jobs must be at least 1, got {jobs}")
     cluster = _cluster(args)
     cluster.check()
     check_output_dir(args.output, kind="benchmark", overwrite=True)  # resumes what is there
     run_benchmark(args.output, suite=args.suite, tasks=args.tasks, methods=args.methods,
                   budgets=args.budgets, device=args.device or "cpu", cluster=cluster,
-                  sbibm_c2st=not args.no_sbibm_c2st)
+                  sbibm_c2st=not args.no_sbibm_c2st, c2st_jobs=jobs)
     return 0
 
 
@@ -297,6 +300,9 @@ def _study_parsers(sub: Any) -> None:
     s.add_argument("--no-sbibm-c2st", action="store_true",
                    help="score with the project's C2ST classifier only, not also with "
                         "sbibm's scikit-learn one (minutes per observation of 10,000 samples)")
+    s.add_argument("--c2st-jobs", type=int, default=None, metavar="N",
+                   help="processes fitting the 5 folds of sbibm's classifier at once (the "
+                        "scores do not change; default: the available cores, at most 5)")
     _cluster_flags(s)
     s.add_argument("-o", "--output", default="benchmark-output")
     s.set_defaults(fn=cmd_benchmark, interrupted="benchmark stopped; finished cells are kept: "

@@ -165,8 +165,8 @@ def c2st(X: Tensor, Y: Tensor, *, seed: int = 0, n_folds: int = 5, **kwargs) -> 
     return c2st_scores(X, Y, seed=seed, n_folds=n_folds, **kwargs).mean().item()
 
 
-def c2st_sbibm(reference: Tensor, samples: Tensor, *, seed: int = 1, n_folds: int = 5
-               ) -> float:
+def c2st_sbibm(reference: Tensor, samples: Tensor, *, seed: int = 1, n_folds: int = 5,
+               n_jobs: int = 1) -> float:
     """C2ST exactly as sbibm scores its published results (the number to compare with them).
 
     sbibm's metric (Lueckmann et al. 2021; ``sbibm.metrics.c2st`` called with the reference
@@ -188,6 +188,8 @@ def c2st_sbibm(reference: Tensor, samples: Tensor, *, seed: int = 1, n_folds: in
         samples: the samples to score ``(N2, D)``.
         seed: sbibm's default 1.
         n_folds: sbibm's default 5.
+        n_jobs: folds fitted at once in separate processes (scikit-learn's ``n_jobs``);
+            every fold is seeded, so the score is the same for any value.
 
     Example:
         >>> import torch
@@ -208,4 +210,7 @@ def c2st_sbibm(reference: Tensor, samples: Tensor, *, seed: int = 1, n_folds: in
     data = np.concatenate((X, Y))
     target = np.concatenate((np.zeros(len(X)), np.ones(len(Y))))
     folds = KFold(n_splits=n_folds, shuffle=True, random_state=seed)
-    return float(np.mean(cross_val_score(clf, data, target, cv=folds, scoring="accuracy")))
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
+        raise ConfigError(f"c2st_sbibm: n_jobs must be a positive integer, got {n_jobs!r}")
+    return float(np.mean(cross_val_score(clf, data, target, cv=folds, scoring="accuracy",
+                                         n_jobs=n_jobs)))

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from sbi_astro.diagnostics import c2st, c2st_sbibm, c2st_scores
-from sbi_astro.errors import ShapeError
+from sbi_astro.errors import ConfigError, ShapeError
 
 
 def _phi(z: float) -> float:
@@ -64,6 +64,9 @@ def test_sbibm_protocol_reaches_the_bayes_accuracy_of_a_shift_and_is_seeded():
     acc = c2st_sbibm(X, Y)
     assert best - 0.04 < acc < best + 0.025
     assert acc == c2st_sbibm(X, Y)  # sbibm's seeds: the same number again
+    assert acc == c2st_sbibm(X, Y, n_jobs=2)  # folds in two processes: the same number
+    with pytest.raises(ConfigError, match="n_jobs must be a positive integer"):
+        c2st_sbibm(X, Y, n_jobs=0)
     assert abs(c2st_sbibm(X, _gauss(1000, 2, 13)) - 0.5) < 0.04
     with pytest.raises(ShapeError):
         c2st_sbibm(X, Y[:, :1])
