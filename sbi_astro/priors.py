@@ -320,7 +320,7 @@ class Prior(Distribution):
     # -- torch.distributions interface --------------------------------------------------
     @constraints.dependent_property(is_discrete=False, event_dim=1)
     def support(self):  # noqa: D401 - torch API
-        if torch.isfinite(self._low).all() and torch.isfinite(self._high).all():
+        if self.bounded:
             return constraints.independent(constraints.interval(self._low, self._high), 1)
         return constraints.independent(constraints.real, 1)
 

@@ -192,10 +192,9 @@ def _diagnose(posterior: SamplingPosterior, simulator: Simulator, theta: Tensor,
               ppc_observations: int, ppc_draws: int) -> dict[str, Any]:
     """TARP, SBC, recovery, HPD coverage (with ``log_prob``), the verdict and the PPC."""
     prior = simulator.prior
-    finite = bool(torch.isfinite(prior.low).all() and torch.isfinite(prior.high).all())
     with _timed(timings, "tarp_s"):
-        tarp_res = tarp(samples, theta, bounds=(prior.low, prior.high) if finite else None,
-                        seed=seed)
+        tarp_res = tarp(samples, theta,
+                        bounds=(prior.low, prior.high) if prior.bounded else None, seed=seed)
     with _timed(timings, "sbc_s"):
         sbc_res = sbc(samples, theta)
     recovery = parameter_recovery(samples, theta)
