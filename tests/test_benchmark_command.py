@@ -23,6 +23,8 @@ def test_a_cell_scores_against_the_reference_and_is_resumed(tmp_path):
     # and sbibm's own classifier, on the same samples (measured: 0.880 strict, 0.860 sbibm's)
     assert 0.5 <= rec["c2st_sbibm_mean"] < 0.9 and len(rec["c2st_sbibm"]) == 1
     assert rec["published_c2st"] is None  # sbibm ran 10^3, 10^4, 10^5 only
+    # the configuration as asked and as trained (10 Normal marginals: "auto" is a MAF)
+    assert rec["config"]["flow"] == "auto" and rec["config"]["resolved"]["flow"] == "maf"
     # MMD of a near miss: small and positive (two exact samples give |MMD^2| < 0.01)
     assert 0.0 < rec["mmd_mean"] < 0.5 and rec["tarp_tests"] == 100
     assert published("gaussian_linear", "npe", 1000) == 0.6945  # main_paper.csv, 10 obs

@@ -190,8 +190,9 @@ def run_cell(cell: Cell, out_dir: Path, *, num_observations: int, num_samples: i
     else:
         config = TrainingConfig(method=cell.method, device=device, seed=seed,
                                 **(train_overrides or {}))
-        config_dict = config.to_dict()
         est, train_s = _trained(out_dir / "models" / cell.name, config, theta, x, sim, log)
+        # as asked, and as trained ("auto" flow, batch and coupling made concrete)
+        config_dict = {**config.to_dict(), "resolved": est.config.to_dict()}
     obs = torch.stack([sim.reference_observation(i) for i in range(1, num_observations + 1)])
     t0 = time.perf_counter()
     samples = est.sample(num_samples, obs, generator=torch.Generator().manual_seed(seed))
