@@ -202,6 +202,8 @@ def c2st_sbibm(reference: Tensor, samples: Tensor, *, seed: int = 1, n_folds: in
     from sklearn.model_selection import KFold, cross_val_score
     from sklearn.neural_network import MLPClassifier
 
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
+        raise ConfigError(f"c2st_sbibm: n_jobs must be a positive integer, got {n_jobs!r}")
     X, Y = _checked_pair("c2st_sbibm", reference.cpu(), samples.cpu(), n_folds, z_score=True)
     X, Y = X.numpy(), Y.numpy()
     d = X.shape[1]
@@ -210,7 +212,5 @@ def c2st_sbibm(reference: Tensor, samples: Tensor, *, seed: int = 1, n_folds: in
     data = np.concatenate((X, Y))
     target = np.concatenate((np.zeros(len(X)), np.ones(len(Y))))
     folds = KFold(n_splits=n_folds, shuffle=True, random_state=seed)
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
-        raise ConfigError(f"c2st_sbibm: n_jobs must be a positive integer, got {n_jobs!r}")
     return float(np.mean(cross_val_score(clf, data, target, cv=folds, scoring="accuracy",
                                          n_jobs=n_jobs)))

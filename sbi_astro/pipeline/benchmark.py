@@ -175,6 +175,7 @@ def run_cell(cell: Cell, out_dir: Path, *, num_observations: int, num_samples: i
     sbibm's scikit-learn one, a few minutes per observation of 10,000 samples on one core
     (``c2st_jobs`` processes fit its 5 folds at once; the scores do not change).
     A record written without ``c2st_sbibm`` is read back as it is (nothing is re-run)."""
+    _check_jobs(c2st_jobs)  # before any training
     path = out_dir / "cells" / f"{cell.name}.json"
     record = _finished(path, cell)
     if record is not None:
@@ -221,6 +222,11 @@ def run_cell(cell: Cell, out_dir: Path, *, num_observations: int, num_samples: i
         f"MMD {record['mmd_mean']:.4f}, TARP ATC {record['tarp_atc']:+.3f}, "
         f"training {train_s:.0f} s, sampling {sample_s:.1f} s")
     return record
+
+
+def _check_jobs(c2st_jobs: Any) -> None:
+    if isinstance(c2st_jobs, bool) or not isinstance(c2st_jobs, int) or c2st_jobs < 1:
+        raise ConfigError(f"c2st_jobs must be a positive integer, got {c2st_jobs!r}")
 
 
 def _trained(run_dir: Path, config: TrainingConfig, theta: torch.Tensor, x: torch.Tensor,
@@ -390,8 +396,7 @@ def run_benchmark(out_dir: str | Path, *, suite: str = "quick", tasks: list[str]
     """
     if suite not in SUITES:
         raise ConfigError(f"unknown suite {suite!r}; use one of {sorted(SUITES)}")
-    if isinstance(c2st_jobs, bool) or not isinstance(c2st_jobs, int) or c2st_jobs < 1:
-        raise ConfigError(f"c2st_jobs must be a positive integer, got {c2st_jobs!r}")
+    _check_jobs(c2st_jobs)
     s = SUITES[suite]
     cells = expand(tasks or suite_tasks(suite), methods or s["methods"],
                    budgets or s["budgets"])
