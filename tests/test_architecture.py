@@ -19,7 +19,7 @@ CORE = {"errors", "simulator", "options", "priors", "random", "store", "store_fo
         "provenance", "user_priors",
         "registry", "atomic", "outputs", "user_arrays", "poisson_cpu", "analysis", "__init__",
         "executor", "hpc", "rows", "store_batches", "operators", "inverse_problems",
-        "weights_files", "plugins"}
+        "weights_files", "plugins", "reference_mcmc", "benchmark_references"}
 RANK = {"core": 0, "embeddings": 1, "inference": 2, "diagnostics": 2, "solvers": 2,
         "report": 3, "pipeline": 4, "cli": 5}
 PLUGIN_MAY_IMPORT = {"core", "diagnostics"}

@@ -25,7 +25,7 @@ algorithm and budget (Lueckmann et al. 2021, the ``sbi-benchmark/results`` data 
 Tasks are any registered simulator with reference posterior samples for numbered
 observations: ``reference_observation(i)`` and ``reference_samples(i, n)``, as the sbibm
 tasks (sbibm's data) and the X-ray simulators (converged emcee chains on the exact
-likelihood, cached with the plugin: ``simulators/xray/benchmark_references.py``) have.
+likelihood, cached with the plugin through :mod:`sbi_astro.benchmark_references`) have.
 
 Example:
     >>> cells = expand(["two_moons"], ["npe", "nle"], [1000])

@@ -21,6 +21,16 @@ Example:
     Traceback (most recent call last):
         ...
     ValueError: energy_range must be (low, high) keV, got (7.0, 0.5)
+
+Both are benchmark tasks (:mod:`sbi_astro.benchmark_references`, references in
+``data/benchmark/``):
+
+    >>> sim = load_simulator("xray_powerlaw", device="cpu")
+    >>> tuple(sim.reference_observation(1).shape), tuple(sim.reference_samples(1, 500).shape)
+    ((40,), (500, 3))
+    >>> d = sim.reference_diagnostics(1)
+    >>> bool(d["split_rhat"] < 1.01 and d["ess"] >= 10_000)
+    True
 """
 
 from __future__ import annotations
@@ -36,16 +46,17 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from sbi_astro.benchmark_references import BenchmarkReferences
 from sbi_astro.errors import ConfigError
 from sbi_astro.options import FilePath
 from sbi_astro.priors import Marginal, Prior
 from sbi_astro.provenance import file_record
 from sbi_astro.random import RowRandom
+from sbi_astro.reference_mcmc import EmceeSettings, emcee_posterior
 from sbi_astro.simulator import EmbeddingSpec, Simulator
 
 from . import _physics as phys
 from .absorption import ABSORPTION_TABLES, absorption_table
-from .benchmark_references import BenchmarkReferences
 from .observations import (
     OBSERVATIONS,
     InstrumentResponse,
@@ -53,7 +64,6 @@ from .observations import (
     ObservationFiles,
     cached_response,
 )
-from .reference import EmceeSettings, emcee_posterior
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,6 +137,8 @@ class XraySimulator(BenchmarkReferences, Simulator):
     """
 
     x_standardization = "structured"
+    #: the benchmark references (one file per shipped observation)
+    references_dir = Path(__file__).resolve().parent / "data" / "benchmark"
     #: emcee settings of :meth:`reference_posterior`
     mcmc = EmceeSettings()
     last_mcmc_diagnostics: list[dict[str, float]] = []
@@ -351,6 +363,16 @@ class XraySimulator(BenchmarkReferences, Simulator):
         mu = self._expected(theta).clamp_min(1e-30)
         return phys.poisson_log_likelihood(mu, x.to(mu.dtype))
 
+    def references_file(self) -> Path:
+        """``data/benchmark/<name>_<observation>.npz``."""
+        return self.references_dir / f"{self.name}_{self.options.observation}.npz"
+
+    def references_refusal(self) -> str | None:
+        if self.options.pha is not None:
+            return ("benchmark references exist for the shipped observations only, not for "
+                    "your own spectrum")
+        return None
+
     def _log_posterior_fn(self, x_row: Tensor):
         """numpy ``(W, D) -> (W,)`` unnormalised log posterior of one observation (float64)."""
         prior = self.prior
@@ -370,7 +392,7 @@ class XraySimulator(BenchmarkReferences, Simulator):
 
     def _reference_posterior(self, x: Tensor, num_samples: int, rng: RowRandom) -> Tensor:
         """Posterior samples by MCMC on the exact Poisson likelihood, with convergence checks
-        (:func:`simulators.xray.reference.emcee_posterior`; settings in ``mcmc``, the
+        (:func:`sbi_astro.reference_mcmc.emcee_posterior`; settings in ``mcmc``, the
         diagnostics of the last call in ``last_mcmc_diagnostics``).  Seeds come from ``rng``."""
         seeds = (rng.uniform((), dtype=torch.float64) * 2**31).long().tolist()
         out, diags = [], []

@@ -8,16 +8,16 @@ import pytest
 import torch
 
 from sbi_astro import load_simulator
-from sbi_astro.diagnostics.c2st import c2st
-from sbi_astro.errors import ConfigError, NotAvailableError
-from sbi_astro.rows import simulate_rows
-from simulators.xray.benchmark_references import (
+from sbi_astro.benchmark_references import (
     BENCHMARK_SEED,
     ESS_MIN,
     NUM_OBSERVATIONS,
     RHAT_MAX,
 )
-from simulators.xray.reference import EmceeSettings, emcee_posterior
+from sbi_astro.diagnostics.c2st import c2st
+from sbi_astro.errors import ConfigError, NotAvailableError
+from sbi_astro.reference_mcmc import EmceeSettings, emcee_posterior
+from sbi_astro.rows import simulate_rows
 
 TASKS = ["xray_powerlaw", "xray_thermal"]
 
@@ -40,7 +40,7 @@ def test_stored_observations_are_todays_simulations(name):
 
 
 def _data(sim):
-    from simulators.xray.benchmark_references import _load, reference_path
+    from sbi_astro.benchmark_references import _load, reference_path
 
     return _load(reference_path(sim))
 
@@ -80,8 +80,8 @@ def test_references_agree_with_an_independent_chain(name):
 
 
 def test_references_refuse_another_setup_bad_numbers_and_damaged_files(tmp_path):
+    from sbi_astro.benchmark_references import _load
     from sbi_astro.errors import DataFormatError
-    from simulators.xray.benchmark_references import _load
 
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"PK\x03\x04 not a zip archive")
@@ -102,7 +102,7 @@ def test_a_build_keeps_converged_rows_skips_the_others_and_resumes(tmp_path):
     convergence test become observations in row order, a row that fails is skipped and
     recorded, each finished row is kept so that a re-run reuses it, and too few converged
     rows is an error, not a file."""
-    from simulators.xray.benchmark_references import _load, build_references
+    from sbi_astro.benchmark_references import _load, build_references
 
     sim = load_simulator("xray_powerlaw", device="cpu")
     fast = EmceeSettings(walkers=16, burn=100, thin=1, min_tau=5, max_steps=1000)

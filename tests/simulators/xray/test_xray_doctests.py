@@ -9,7 +9,8 @@ import pytest
 
 MODULES = ["simulators.xray.ogip", "simulators.xray.observations", "simulators.xray._physics",
            "simulators.xray.absorption", "simulators.xray.base", "simulators.xray.powerlaw",
-           "simulators.xray.thermal", "simulators.xray.benchmark_references",
+           "simulators.xray.thermal", "sbi_astro.benchmark_references",
+           "sbi_astro.reference_mcmc",
            "sbi_astro.embeddings.spectrum"]
 
 

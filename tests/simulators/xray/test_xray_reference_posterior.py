@@ -6,8 +6,8 @@ import pytest
 import torch
 from scipy.optimize import minimize
 
+from sbi_astro.reference_mcmc import EmceeSettings
 from simulators.xray.powerlaw import XrayPowerLaw
-from simulators.xray.reference import EmceeSettings
 
 pytest.importorskip("emcee")
 

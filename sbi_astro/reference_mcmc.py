@@ -1,7 +1,10 @@
-"""Reference posteriors of the X-ray simulators: emcee on the exact Poisson likelihood.
+"""Reference posteriors by MCMC on a simulator's exact likelihood: emcee with convergence
+diagnostics (a plugin's ``reference_posterior``, and the benchmark references of
+:mod:`sbi_astro.benchmark_references`).
 
 Per observation: ``walkers`` walkers of emcee's affine-invariant ensemble sampler
-(Foreman-Mackey et al. 2013) started at the best of 4,000 prior draws, ``burn`` burn-in
+(Foreman-Mackey et al. 2013) started at the best of 4,000 prior draws (or at given
+points), ``burn`` burn-in
 steps, then enough steps for the requested draws thinned by ``thin``.  The integrated
 autocorrelation time tau of every parameter is estimated on the post-burn-in chain
 (emcee's ``get_autocorr_time``); while the chain is shorter than ``min_tau`` (50) x tau, as
@@ -50,8 +53,8 @@ class EmceeSettings:
 
 
 def emcee_posterior(log_post: Callable[[np.ndarray], np.ndarray], prior: Prior,
-                    num_samples: int, seed: int, settings: EmceeSettings
-                    ) -> tuple[Tensor, dict[str, float]]:
+                    num_samples: int, seed: int, settings: EmceeSettings,
+                    start: np.ndarray | None = None) -> tuple[Tensor, dict[str, float]]:
     """``num_samples`` posterior draws ``(S, D)`` (float64) and the chain's diagnostics.
 
     Args:
@@ -60,6 +63,8 @@ def emcee_posterior(log_post: Callable[[np.ndarray], np.ndarray], prior: Prior,
         num_samples: draws returned.
         seed: seeds the starting points and the sampler.
         settings: see :class:`EmceeSettings`.
+        start: the walkers' starting points ``(walkers, D)`` inside the prior's support;
+            ``None``: the best ``walkers`` of 4,000 seeded prior draws.
     """
     try:
         import emcee
@@ -67,11 +72,15 @@ def emcee_posterior(log_post: Callable[[np.ndarray], np.ndarray], prior: Prior,
         raise NotAvailableError("reference posteriors need emcee: pip install emcee") from err
     walkers, burn, thin = settings.walkers, settings.burn, settings.thin
     steps = burn + thin * math.ceil(num_samples / walkers)
-    gen = torch.Generator().manual_seed(seed)
-    cand = prior.sample((4000,), generator=gen).to(torch.float64).cpu()
-    lp = log_post(cand.numpy())
-    start = cand[np.argsort(-lp)[:walkers]].numpy()
-    dim = cand.shape[1]
+    if start is None:
+        gen = torch.Generator().manual_seed(seed)
+        cand = prior.sample((4000,), generator=gen).to(torch.float64).cpu()
+        lp = log_post(cand.numpy())
+        start = cand[np.argsort(-lp)[:walkers]].numpy()
+    elif np.shape(start) != (walkers, prior.dim):
+        raise ValueError(f"start must be (walkers, D) = ({walkers}, {prior.dim}), got "
+                         f"{np.shape(start)}")
+    dim = start.shape[1]
     sampler = emcee.EnsembleSampler(walkers, dim, log_post, vectorize=True)
     sampler.random_state = np.random.RandomState(seed).get_state()
     sampler.run_mcmc(start, steps, progress=False)

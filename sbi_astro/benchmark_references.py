@@ -1,48 +1,52 @@
-"""Benchmark observations of the X-ray simulators, with converged, cached MCMC reference
-posteriors (the astrophysical tasks of ``sbi-astro benchmark``, issue 24).
+"""Benchmark tasks of simulator plugins: numbered observations with converged, cached MCMC
+reference posteriors (the astrophysical tasks of ``sbi-astro benchmark``, issue 24).
 
 A task needs fixed, numbered observations and reference posterior samples for each
-(:mod:`sbi_astro.pipeline.benchmark`).  For ``xray_powerlaw`` (Chandra 3C 273) and
-``xray_thermal`` (Chandra DG Tau) with their default options and priors:
+(:mod:`sbi_astro.pipeline.benchmark`).  A plugin gets them by mixing
+:class:`BenchmarkReferences` into its simulator class, naming the folder of its references
+file (``references_dir``) and giving its exact log posterior (``_log_posterior_fn``); the
+class then joins ``sbi-astro benchmark --suite astro``.  For the simulator with its default
+options and prior:
 
 * the observations are rows of a campaign with seed :data:`BENCHMARK_SEED`
-  (:func:`sbi_astro.rows.simulate_rows`): parameters drawn from the prior, Poisson counts
-  through the real response; re-simulating a row gives the stored counts exactly (a test
-  checks this, so a change of the simulator cannot silently leave stale references);
-* its reference posterior is emcee on the exact Poisson likelihood
-  (:func:`simulators.xray.reference.emcee_posterior`) with :data:`REFERENCE_SETTINGS`:
+  (:func:`sbi_astro.rows.simulate_rows`): parameters drawn from the prior, noise from the
+  simulator; re-simulating a row gives the stored observation exactly (the plugins' tests
+  check this, so a change of the simulator cannot silently leave stale references);
+* its reference posterior is emcee on the exact likelihood
+  (:func:`sbi_astro.reference_mcmc.emcee_posterior`) with :data:`REFERENCE_SETTINGS`:
   64 walkers, chains of at least 160 integrated autocorrelation times after 2,000 burn-in
   steps, hence at least 64 x 160 = 10,240 effective samples; accepted only when the
   split-R-hat over the 128 half-chains is below :data:`RHAT_MAX` (1.01) and the effective
   sample size at least :data:`ESS_MIN` (10,000), else the chain is run twice as long (at
-  most twice; with 80 autocorrelation times the split-R-hat was 1.01-1.02);
+  most twice; with 80 autocorrelation times the split-R-hat was 1.01-1.02).  The walkers
+  start at the best of 4,000 prior draws, or where the plugin's
+  :meth:`BenchmarkReferences.reference_start` says (e.g. around an optimum found by
+  gradient descent, for a posterior far narrower than the prior);
 * a row whose chain still fails these tests (e.g. a posterior with separated modes,
-  which the ensemble's stretch move does not cross reliably) is not an observation of the
-  task: the next row is tried, and the skipped rows are stored (``skipped_rows``) with
-  their split-R-hat, so the task's observations are the first ten rows whose reference is
-  demonstrably converged;
+  which the ensemble's stretch move does not cross reliably), or whose start the plugin
+  refuses, is not an observation of the task: the next row is tried, and the skipped rows
+  are stored (``skipped_rows``) with their split-R-hat (infinite for a refused start), so
+  the task's observations are the first ten rows whose reference is demonstrably
+  converged;
 * 10,000 draws taken evenly from the post-burn-in chain (stored in a seeded random order,
   :func:`sample_order`, so that any prefix spreads over the whole chain), the true
-  parameters, the counts, the campaign rows and every chain's diagnostics (tau, ESS,
-  split-R-hat, steps, acceptance) are stored in
-  ``data/benchmark/<simulator>_<observation>.npz`` (float32 samples; no pickles), with the
-  simulator's spec and data files' SHA-256 it was built for.  A build keeps each finished
-  row in ``<file>.rows/`` and resumes from there.
+  parameters, the observations, the campaign rows and every chain's diagnostics (tau, ESS,
+  split-R-hat, steps, acceptance) are stored in the plugin's ``references_dir`` as
+  ``<simulator>[_<observation>].npz`` (float32 samples; no pickles), with the simulator's
+  spec and data files' SHA-256 it was built for.  A build keeps each finished row in
+  ``<file>.rows/`` and resumes from there.
 
 The references only apply to the simulator they were built for: an instance with other
-options, another observation or a user prior gets a :class:`NotAvailableError` naming the
-difference.  Rebuild with ``python -m simulators.xray.benchmark_references xray_powerlaw``
-(``xray_powerlaw``: about 1 min per observation on one core; ``xray_thermal``, whose
-autocorrelation times are up to ~4x longer and likelihood ~2x dearer, 1-6 min, ~15 for a
-row that fails).
+options (except those named in ``reference_ignored_options``, which do not change the
+numbers), another observation or a user prior gets a :class:`NotAvailableError` naming the
+difference.  Rebuild with ``python -m sbi_astro.benchmark_references NAME`` (times per
+plugin in docs/benchmark.md).
 
 Example:
-    >>> from sbi_astro import load_simulator
-    >>> sim = load_simulator("xray_powerlaw", device="cpu")
-    >>> tuple(sim.reference_observation(1).shape), tuple(sim.reference_samples(1, 500).shape)
-    ((40,), (500, 3))
-    >>> d = sim.reference_diagnostics(1)
-    >>> bool(d["split_rhat"] < 1.01 and d["ess"] >= 10_000)
+    >>> from sbi_astro.registry import list_simulators, simulator_class
+    >>> tasks = [n for n in list_simulators()
+    ...          if issubclass(simulator_class(n), BenchmarkReferences)]
+    >>> all(simulator_class(n).benchmark_suite == "astro" for n in tasks)
     True
 """
 
@@ -52,6 +56,7 @@ import argparse
 import dataclasses
 import functools
 import json
+import math
 import time
 import zipfile
 from pathlib import Path
@@ -61,13 +66,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from sbi_astro.atomic import atomic_write
-from sbi_astro.errors import ConfigError, DataFormatError, NotAvailableError
-from sbi_astro.rows import simulate_rows
+from .atomic import atomic_write
+from .errors import ConfigError, DataFormatError, NotAvailableError
+from .reference_mcmc import EmceeSettings, emcee_posterior
+from .rows import simulate_rows
 
-from .reference import EmceeSettings, emcee_posterior
-
-DATA_DIR = Path(__file__).resolve().parent / "data" / "benchmark"
 BENCHMARK_SEED = 24  # the campaign whose first rows are the benchmark observations
 NUM_OBSERVATIONS = 10
 NUM_REFERENCE_SAMPLES = 10_000
@@ -78,21 +81,27 @@ ESS_MIN = 10_000
 DIAGNOSTICS = ("tau", "ess", "split_rhat", "steps", "acceptance", "chain_over_tau", "seconds")
 
 
+REBUILD = "python -m sbi_astro.benchmark_references"
+
+
 def reference_path(sim: Any) -> Path:
-    """The file of the references of ``sim``'s simulator and shipped observation."""
-    return DATA_DIR / f"{sim.name}_{sim.options.observation}.npz"
+    """The references file of ``sim`` (see :meth:`BenchmarkReferences.references_file`)."""
+    return sim.references_file()
 
 
 def fingerprint(sim: Any) -> dict[str, Any]:
-    """What the references depend on: options, prior overrides, data files' SHA-256."""
-    return {"name": sim.name, "options": sim.options_dict(), "prior": dict(sim.prior_overrides),
+    """What the references depend on: options (but those in ``reference_ignored_options``),
+    prior overrides, data files' SHA-256."""
+    ignored = set(getattr(sim, "reference_ignored_options", ()))
+    options = {k: v for k, v in sim.options_dict().items() if k not in ignored}
+    return {"name": sim.name, "options": options, "prior": dict(sim.prior_overrides),
             "data_sha256": {k: v["sha256"] for k, v in sorted(sim.data_files().items())}}
 
 
 @functools.cache
 def _load(path: Path) -> dict[str, np.ndarray]:
     """The arrays of a references file, checked (keys, matching shapes, finite values)."""
-    rebuild = "rebuild it with `python -m simulators.xray.benchmark_references NAME`"
+    rebuild = f"rebuild it with `{REBUILD} NAME`"
     try:
         with np.load(path, allow_pickle=False) as f:
             data = {k: f[k] for k in f.files}
@@ -123,28 +132,60 @@ def _difference(built: dict[str, Any], mine: dict[str, Any]) -> str:
 
 
 class BenchmarkReferences:
-    """Mixin of the X-ray simulators: :meth:`reference_observation`,
+    """Mixin of a simulator with benchmark references: :meth:`reference_observation`,
     :meth:`reference_parameters`, :meth:`reference_samples` and
     :meth:`reference_diagnostics` of the numbered benchmark observations; the class is a
-    task of ``sbi-astro benchmark --suite astro``."""
+    task of ``sbi-astro benchmark --suite astro``.
+
+    A plugin sets ``references_dir`` (the folder of its shipped file) and implements
+    ``_log_posterior_fn(x_row)``: numpy ``(W, D) -> (W,)`` float64 unnormalised log
+    posterior of one observation, ``-inf`` outside the prior's support."""
 
     benchmark_suite = "astro"
+    #: the folder of the plugin's references file
+    references_dir: Path
+    #: options that do not change the numbers (e.g. compiling), left out of the fingerprint
+    reference_ignored_options: tuple[str, ...] = ()
+
+    def references_file(self) -> Path:
+        """The references file: ``references_dir / "<name>.npz"``."""
+        return self.references_dir / f"{self.name}.npz"  # type: ignore[attr-defined]
+
+    def references_refusal(self) -> str | None:
+        """Why this instance can have no references whatever its options (e.g. it holds the
+        user's own data), or ``None``."""
+        return None
+
+    def reference_builder(self) -> Any:
+        """The simulator whose likelihood the reference chains evaluate: this one by
+        default; a plugin may return a faster twin with the same numbers (e.g. compiled)."""
+        return self
+
+    def reference_start(self, log_post: Any, x_row: Tensor, walkers: int, seed: int
+                        ) -> np.ndarray | None:
+        """The walkers' starting points ``(walkers, D)``, or ``None`` for the best of 4,000
+        prior draws (:func:`~sbi_astro.reference_mcmc.emcee_posterior`).
+
+        Raises:
+            NotAvailableError: the row cannot have a trustworthy chain (the reason is
+            recorded and the row skipped)."""
+        return None
 
     def _references(self) -> dict[str, np.ndarray]:
-        if self.options.pha is not None:  # type: ignore[attr-defined]
-            raise NotAvailableError(f"{self.name}: benchmark references exist for the shipped "  # type: ignore[attr-defined]
-                                    "observations only, not for your own spectrum")
+        name = self.name  # type: ignore[attr-defined]
+        refusal = self.references_refusal()
+        if refusal is not None:
+            raise NotAvailableError(f"{name}: {refusal}")
         path = reference_path(self)
         if not path.is_file():
             raise NotAvailableError(
-                f"{self.name} has no benchmark references for observation "  # type: ignore[attr-defined]
-                f"{self.options.observation!r} ({path} is missing); build them with "  # type: ignore[attr-defined]
-                f"`python -m simulators.xray.benchmark_references {self.name}`")  # type: ignore[attr-defined]
+                f"{name} has no benchmark references for this set-up ({path} is missing); "
+                f"build them with `{REBUILD} {name}`")
         data = _load(path)
         built = json.loads(str(data["fingerprint"]))
         mine = fingerprint(self)
         if built != mine:
-            raise NotAvailableError(f"{self.name}: the benchmark references were built for "  # type: ignore[attr-defined]
+            raise NotAvailableError(f"{name}: the benchmark references were built for "
                                     f"another set-up ({_difference(built, mine)}); use the "
                                     "simulator's default options and prior, or rebuild them")
         return data
@@ -192,11 +233,18 @@ def converged_posterior(sim: Any, x: Tensor, seed: int, *,
     """``num_samples`` draws of the exact posterior of one observation ``x`` and their
     chain's diagnostics, the chain lengthened (``min_tau`` doubled, at most ``retries``
     times) until split-R-hat < ``rhat_max`` and ESS >= ``ess_min``; ``diag["converged"]``
-    says whether it got there."""
+    says whether it got there.
+
+    Raises:
+        NotAvailableError: the plugin refused the row's start
+        (:meth:`BenchmarkReferences.reference_start`)."""
+    builder = sim.reference_builder()
+    log_post = builder._log_posterior_fn(x.cpu())
+    start = builder.reference_start(log_post, x.cpu(), settings.walkers, seed)
     for attempt in range(retries + 1):
         t0 = time.perf_counter()
-        samples, diag = emcee_posterior(sim._log_posterior_fn(x.cpu()), sim.prior, num_samples,
-                                        seed, settings)
+        samples, diag = emcee_posterior(log_post, sim.prior, num_samples, seed, settings,
+                                        start=start)
         diag = {**diag, "seconds": time.perf_counter() - t0,
                 "converged": diag["split_rhat"] < rhat_max and diag["ess"] >= ess_min}
         if diag["converged"]:
@@ -236,18 +284,22 @@ def build_references(sim: Any, path: Path | None = None, *,
         item = _read_part(part)
         if item is None:
             theta, x = simulate_rows(sim, BENCHMARK_SEED, row, row + 1)
-            s, d = converged_posterior(sim, x[0], seed=BENCHMARK_SEED * 1000 + row,
-                                       settings=settings, num_samples=num_samples,
-                                       rhat_max=rhat_max, ess_min=ess_min)
+            try:
+                s, d = converged_posterior(sim, x[0], seed=BENCHMARK_SEED * 1000 + row,
+                                           settings=settings, num_samples=num_samples,
+                                           rhat_max=rhat_max, ess_min=ess_min)
+            except NotAvailableError as err:  # the plugin refused the start
+                s, d = None, {"converged": False, "reason": str(err),
+                              "split_rhat": math.inf}
             if d["converged"]:
                 item = {"converged": np.array(True), "x": x[0].cpu().numpy(),
                         "theta": theta[0].cpu().numpy(),
                         "samples": s.numpy().astype(np.float32),
                         **{k: np.array(d[k], dtype=np.float64) for k in DIAGNOSTICS}}
             else:
-                reason = (f"{sim.name}: the reference chain did not converge (split-R-hat "
-                          f"{d['split_rhat']:.4f}, ESS {d['ess']:.0f}) after {d['steps']} "
-                          "steps")
+                reason = d.get("reason") or (
+                    f"{sim.name}: the reference chain did not converge (split-R-hat "
+                    f"{d['split_rhat']:.4f}, ESS {d['ess']:.0f}) after {d['steps']} steps")
                 item = {"converged": np.array(False), "reason": np.array(reason),
                         "split_rhat": np.array(d["split_rhat"])}
             with atomic_write(part) as tmp:
@@ -308,17 +360,21 @@ def _read_part(path: Path) -> dict[str, np.ndarray] | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m simulators.xray.benchmark_references NAME [--observations N]``."""
-    from sbi_astro import load_simulator
+    """``python -m sbi_astro.benchmark_references NAME [--observations N]``: builds the
+    references of a registered simulator that has them, with its default options."""
+    from . import benchmark_references as module  # the plugins' mixin, not __main__'s copy
+    from .registry import list_simulators, load_simulator, simulator_class
 
+    names = [n for n in list_simulators()
+             if issubclass(simulator_class(n), module.BenchmarkReferences)]
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("name", choices=["xray_powerlaw", "xray_thermal"])
+    parser.add_argument("name", choices=names)
     parser.add_argument("--observations", type=int, default=NUM_OBSERVATIONS)
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     sim = load_simulator(args.name, device="cpu")
-    path = build_references(sim, args.output, num_observations=args.observations)
+    path = module.build_references(sim, args.output, num_observations=args.observations)
     print(f"wrote {path}")
     return 0
 
