@@ -18,16 +18,17 @@ options and prior:
   steps, hence at least 64 x 160 = 10,240 effective samples; accepted only when the
   split-R-hat over the 128 half-chains is below :data:`RHAT_MAX` (1.01) and the effective
   sample size at least :data:`ESS_MIN` (10,000), else the chain is run twice as long (at
-  most twice; with 80 autocorrelation times the split-R-hat was 1.01-1.02).  The walkers
+  most twice; with 80 autocorrelation times the split-R-hat was 1.01-1.02; not when the
+  chain hit the step budget, or its autocorrelation time says it cannot get there).  The
+  walkers
   start at the best of 4,000 prior draws, or where the plugin's
   :meth:`BenchmarkReferences.reference_start` says (e.g. around an optimum found by
   gradient descent, for a posterior far narrower than the prior);
 * a row whose chain still fails these tests (e.g. a posterior with separated modes,
-  which the ensemble's stretch move does not cross reliably), or whose start the plugin
-  refuses, is not an observation of the task: the next row is tried, and the skipped rows
-  are stored (``skipped_rows``) with their split-R-hat (infinite for a refused start), so
-  the task's observations are the first ten rows whose reference is demonstrably
-  converged;
+  which the ensemble's stretch move does not cross reliably) is not an observation of the
+  task: the next row is tried, and the skipped rows are stored (``skipped_rows``) with
+  their split-R-hat, so the task's observations are the first ten rows whose reference is
+  demonstrably converged;
 * 10,000 draws taken evenly from the post-burn-in chain (stored in a seeded random order,
   :func:`sample_order`, so that any prefix spreads over the whole chain), the true
   parameters, the observations, the campaign rows and every chain's diagnostics (tau, ESS,
@@ -56,7 +57,6 @@ import argparse
 import dataclasses
 import functools
 import json
-import math
 import time
 import zipfile
 from pathlib import Path
@@ -164,11 +164,7 @@ class BenchmarkReferences:
     def reference_start(self, log_post: Any, x_row: Tensor, walkers: int, seed: int
                         ) -> np.ndarray | None:
         """The walkers' starting points ``(walkers, D)``, or ``None`` for the best of 4,000
-        prior draws (:func:`~sbi_astro.reference_mcmc.emcee_posterior`).
-
-        Raises:
-            NotAvailableError: the row cannot have a trustworthy chain (the reason is
-            recorded and the row skipped)."""
+        prior draws (:func:`~sbi_astro.reference_mcmc.emcee_posterior`)."""
         return None
 
     def _references(self) -> dict[str, np.ndarray]:
@@ -201,7 +197,7 @@ class BenchmarkReferences:
         return torch.as_tensor(np.asarray(a), dtype=self.dtype, device=self.device)  # type: ignore[attr-defined]
 
     def reference_observation(self, i: int) -> Tensor:
-        """Benchmark observation ``i`` (1..10): counts per channel group, ``event_shape``."""
+        """Benchmark observation ``i`` (1..10), of the simulator's ``event_shape``."""
         return self._tensor(self._row("observations", i))
 
     def reference_parameters(self, i: int) -> Tensor:
@@ -232,12 +228,9 @@ def converged_posterior(sim: Any, x: Tensor, seed: int, *,
                         ess_min: float = ESS_MIN) -> tuple[Tensor, dict[str, Any]]:
     """``num_samples`` draws of the exact posterior of one observation ``x`` and their
     chain's diagnostics, the chain lengthened (``min_tau`` doubled, at most ``retries``
-    times) until split-R-hat < ``rhat_max`` and ESS >= ``ess_min``; ``diag["converged"]``
-    says whether it got there.
-
-    Raises:
-        NotAvailableError: the plugin refused the row's start
-        (:meth:`BenchmarkReferences.reference_start`)."""
+    times, not when the chain already hit ``max_steps`` or could not reach it) until
+    split-R-hat < ``rhat_max`` and ESS >= ``ess_min``; ``diag["converged"]`` says whether it
+    got there."""
     builder = sim.reference_builder()
     log_post = builder._log_posterior_fn(x.cpu())
     start = builder.reference_start(log_post, x.cpu(), settings.walkers, seed)
@@ -247,8 +240,8 @@ def converged_posterior(sim: Any, x: Tensor, seed: int, *,
                                         start=start)
         diag = {**diag, "seconds": time.perf_counter() - t0,
                 "converged": diag["split_rhat"] < rhat_max and diag["ess"] >= ess_min}
-        if diag["converged"]:
-            break
+        if diag["converged"] or diag["hopeless"] or diag["steps"] >= settings.max_steps:
+            break  # converged, or a longer chain cannot be run
         if attempt < retries:
             settings = dataclasses.replace(settings, min_tau=2 * settings.min_tau)
     return samples, diag
@@ -284,22 +277,18 @@ def build_references(sim: Any, path: Path | None = None, *,
         item = _read_part(part)
         if item is None:
             theta, x = simulate_rows(sim, BENCHMARK_SEED, row, row + 1)
-            try:
-                s, d = converged_posterior(sim, x[0], seed=BENCHMARK_SEED * 1000 + row,
-                                           settings=settings, num_samples=num_samples,
-                                           rhat_max=rhat_max, ess_min=ess_min)
-            except NotAvailableError as err:  # the plugin refused the start
-                s, d = None, {"converged": False, "reason": str(err),
-                              "split_rhat": math.inf}
+            s, d = converged_posterior(sim, x[0], seed=BENCHMARK_SEED * 1000 + row,
+                                       settings=settings, num_samples=num_samples,
+                                       rhat_max=rhat_max, ess_min=ess_min)
             if d["converged"]:
                 item = {"converged": np.array(True), "x": x[0].cpu().numpy(),
                         "theta": theta[0].cpu().numpy(),
                         "samples": s.numpy().astype(np.float32),
                         **{k: np.array(d[k], dtype=np.float64) for k in DIAGNOSTICS}}
             else:
-                reason = d.get("reason") or (
-                    f"{sim.name}: the reference chain did not converge (split-R-hat "
-                    f"{d['split_rhat']:.4f}, ESS {d['ess']:.0f}) after {d['steps']} steps")
+                reason = (f"{sim.name}: the reference chain did not converge (split-R-hat "
+                          f"{d['split_rhat']:.4f}, ESS {d['ess']:.0f}, tau {d['tau']:.0f}) "
+                          f"after {d['steps']} steps")
                 item = {"converged": np.array(False), "reason": np.array(reason),
                         "split_rhat": np.array(d["split_rhat"])}
             with atomic_write(part) as tmp:

@@ -8,7 +8,9 @@ points), ``burn`` burn-in
 steps, then enough steps for the requested draws thinned by ``thin``.  The integrated
 autocorrelation time tau of every parameter is estimated on the post-burn-in chain
 (emcee's ``get_autocorr_time``); while the chain is shorter than ``min_tau`` (50) x tau, as
-emcee's documentation recommends, it is extended (up to ``max_steps``), and the draws are
+emcee's documentation recommends, it is extended (up to ``max_steps``; it stops early, with
+``hopeless`` in the diagnostics, once a tau measured on at least 10 tau of chain asks for
+more than ``max_steps``), and the draws are
 taken evenly from the whole post-burn-in chain.  The diagnostics give tau, the chain length
 in units of tau, the effective sample size (walkers x chain length / tau, the ensemble
 convention of emcee's documentation), the mean acceptance fraction and the split-R-hat
@@ -89,13 +91,17 @@ def emcee_posterior(log_post: Callable[[np.ndarray], np.ndarray], prior: Prior,
         with _quiet_emcee():
             tau = float(np.max(sampler.get_autocorr_time(discard=burn, quiet=True)))
         need = int(math.ceil(settings.min_tau * tau)) - kept
-        if need <= 0 or sampler.iteration >= settings.max_steps:
+        # a tau measured on >= 10 of itself that asks for more than max_steps: stop now
+        # (the estimate errs low on short chains, so the chain cannot get there)
+        hopeless = (kept >= 10 * tau
+                    and settings.min_tau * tau > settings.max_steps - burn)
+        if need <= 0 or hopeless or sampler.iteration >= settings.max_steps:
             break
         sampler.run_mcmc(None, min(need + 100, settings.max_steps - sampler.iteration),
                          progress=False)
     chain = sampler.get_chain(discard=burn)  # (T, W, D)
     diag = {"tau": tau, "chain_over_tau": kept / tau, "ess": walkers * kept / tau,
-            "steps": sampler.iteration,
+            "steps": sampler.iteration, "hopeless": hopeless,
             "acceptance": float(np.mean(sampler.acceptance_fraction)),
             "split_rhat": split_rhat(chain)}
     flat = chain.reshape(-1, dim)
