@@ -233,11 +233,13 @@ def test_default_coupling_follows_the_flow():
         TrainingConfig(coupling="yes")
 
 
-def test_auto_flow_is_nsf_for_npe_on_a_bounded_prior():
-    # "auto": NSF up to 4 parameters; above, NSF for NPE on a box prior, MAF otherwise
+def test_auto_flow_is_a_spline_flow_for_npe_on_a_bounded_prior():
+    # "auto": zuko's NSF up to 4 parameters; above, sbi's NSF with LU mixing for NPE on a
+    # box prior, MAF otherwise
     assert TrainingConfig().resolved(10).flow == "maf"
-    assert TrainingConfig().resolved(10, bounded_prior=True).flow == "nsf"
+    assert TrainingConfig().resolved(10, bounded_prior=True).flow == "nsf_lu"
     assert TrainingConfig().resolved(10, bounded_prior=True).coupling is True
+    assert TrainingConfig().resolved(4, bounded_prior=True).flow == "nsf"
     assert TrainingConfig(method="nle").resolved(10, bounded_prior=True).flow == "maf"
     assert TrainingConfig(flow="maf").resolved(10, bounded_prior=True).flow == "maf"
     assert TrainingConfig().resolved(3, bounded_prior=False).flow == "nsf"
@@ -394,3 +396,35 @@ def test_balance_config_validation():
         TrainingConfig(method="nle", balance=10.0)
     with pytest.raises(ConfigError, match="balance applies to NPE"):
         TrainingConfig(theta_transform="logit", balance=10.0)
+
+
+def test_nsf_lu_is_sbis_spline_flow_saved_loaded_and_embedding_x_once(tmp_path):
+    """``flow: nsf_lu`` (sbi's nflows NSF with LU mixing): always coupling, NSF's batch
+    rule, read back with the same samples, and its log_prob embeds each x once and equals
+    sbi's own (which embeds x once per sample)."""
+    from sbi_astro.inference import load_run
+
+    assert TrainingConfig(flow="nsf_lu").resolved(10, 10_000).coupling is True
+    assert TrainingConfig(flow="nsf_lu").resolved(10, 10_000).batch_size == 200
+    with pytest.raises(ConfigError, match="'nsf_lu' is a coupling flow"):
+        TrainingConfig(flow="nsf_lu", coupling=False)
+    sim = load_simulator("two_moons", device="cpu")
+    theta, x = simulate_rows(sim, 0, 0, 1000)
+    est = train(theta, x, sim, TrainingConfig(flow="nsf_lu", max_epochs=2, device="cpu"))
+    est.save(tmp_path / "run")
+    back = load_run(tmp_path / "run", device="cpu", simulator=sim)
+    s = est.sample(50, x[:3], generator=torch.Generator().manual_seed(0))
+    assert torch.equal(s, back.sample(50, x[:3], generator=torch.Generator().manual_seed(0)))
+    rows = []
+    hook = est.net.net._embedding_net.register_forward_hook(  # nflows' Flow holds it
+        lambda mod, inp, out: rows.append(inp[0].shape[0]))
+    try:
+        ours = est.log_prob(s, x[:3])
+    finally:
+        hook.remove()
+    assert rows == [3]
+    with torch.no_grad():
+        theirs = est.net.log_prob(s, x[:3])  # no theta transform here
+    inside = torch.isfinite(ours)
+    assert inside.float().mean() > 0.9
+    torch.testing.assert_close(ours[inside], theirs[inside], rtol=1e-4, atol=1e-4)

@@ -10,7 +10,7 @@ from ..errors import ConfigError
 from ..random import check_seed
 
 METHODS = ("npe", "nle", "nre")
-FLOWS = ("auto", "nsf", "maf")
+FLOWS = ("auto", "nsf", "maf", "nsf_lu")
 THETA_TRANSFORMS = ("none", "logit")
 LR_SCHEDULES = ("constant", "plateau", "cosine")
 AUTO_NSF_MAX_DIM = 4
@@ -30,20 +30,26 @@ class TrainingConfig:
 
     Attributes:
         method: ``"npe"`` (posterior), ``"nle"`` (likelihood) or ``"nre"`` (ratio).
-        flow: zuko flow family for NPE/NLE: ``"nsf"`` (rational-quadratic splines),
-            ``"maf"`` (affine), or ``"auto"``: NSF for up to 4 parameters (multimodal,
-            curved posteriors) and, for NPE, for any number of parameters when every
-            prior marginal is bounded (posteriors cut by the prior's box, which an affine
-            flow cannot draw: at 10,000 simulations NSF's strict C2ST was 0.636 against
-            MAF's 0.680 on gaussian_linear_uniform, 0.849 against 0.860 on SLCP, 0.899
-            against 0.947 on slcp_distractors, with TARP ATC within +-0.025 against
-            -0.03 to -0.06); affine MAF otherwise (as accurate on the near-Gaussian
-            posteriors of unbounded priors, and cheaper to sample on CPU, where zuko's
-            spline inverse dominates the cost).  The resolved family is what a run saves.
+        flow: flow family for NPE/NLE: ``"nsf"`` (zuko's rational-quadratic splines),
+            ``"maf"`` (zuko's affine), ``"nsf_lu"`` (sbi's ``nsf``, on nflows: coupling
+            rational-quadratic splines with linear tails at +-3, each followed by a learned
+            LU-decomposed linear map that mixes the coordinates, conditioners residual
+            networks of ``hidden_layers`` blocks whose context gates every block; Durkan et
+            al. 2019, "Neural Spline Flows"; always coupling), or ``"auto"``: zuko's NSF
+            for up to 4 parameters (multimodal, curved posteriors); above, for NPE when
+            every prior marginal is bounded, ``nsf_lu`` (posteriors cut by the prior's box,
+            which an affine flow cannot draw: at 10,000 simulations its strict C2ST was
+            0.592 against zuko NSF's 0.636 and MAF's 0.680 on gaussian_linear_uniform,
+            0.826 against 0.849 and 0.860 on SLCP, 0.879 against 0.899 and 0.947 on
+            slcp_distractors; docs/inference.md); affine MAF
+            otherwise (as accurate on the near-Gaussian posteriors of unbounded priors,
+            and cheaper to sample on CPU, where zuko's spline inverse dominates the
+            cost).  The resolved family is what a run saves.
         hidden_features: width of the flow's (or classifier's) hidden layers.
-        hidden_layers: hidden layers of each flow transform's conditioner network.
+        hidden_layers: hidden layers of each flow transform's conditioner network
+            (``nsf_lu``: residual blocks).
         num_transforms: number of flow transforms.
-        num_bins: spline bins (NSF).
+        num_bins: spline bins (NSF, ``nsf_lu``).
         coupling: ``True``: coupling flows (``passes=2``), one network pass to sample;
             ``False``: autoregressive, one pass per dimension to sample (training and
             ``log_prob`` cost one pass either way); ``None`` (default): coupling for NSF,
@@ -139,6 +145,9 @@ class TrainingConfig:
             raise ConfigError(f"method must be one of {METHODS}, got {self.method!r}")
         if self.flow not in FLOWS:
             raise ConfigError(f"flow must be one of {FLOWS}, got {self.flow!r}")
+        if self.flow == "nsf_lu" and self.coupling is False:
+            raise ConfigError("flow 'nsf_lu' is a coupling flow: leave coupling unset (or "
+                              "true), or use flow 'nsf' for an autoregressive spline flow")
         if self.batch_size is not None and int(self.batch_size) < 1:
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
         for name in _POSITIVE_INTS:
@@ -221,11 +230,12 @@ class TrainingConfig:
         flow = self.flow
         if flow == "auto":
             box = bounded_prior and self.method == "npe"
-            flow = "nsf" if num_params <= AUTO_NSF_MAX_DIM or box else "maf"
-        coupling = self.coupling if self.coupling is not None else flow == "nsf"
+            flow = ("nsf" if num_params <= AUTO_NSF_MAX_DIM
+                    else "nsf_lu" if box else "maf")
+        coupling = self.coupling if self.coupling is not None else flow in ("nsf", "nsf_lu")
         batch = self.batch_size
         if batch is None:
-            if flow == "nsf":
+            if flow in ("nsf", "nsf_lu"):
                 n = 0 if num_simulations is None else int(num_simulations)
                 batch = min(NSF_MAX_BATCH, max(64, n // 50))
             else:

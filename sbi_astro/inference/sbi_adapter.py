@@ -2,8 +2,9 @@
 
 Everything sbi-specific (builders, trainers, posteriors, tracker) goes through here, so
 that an sbi upgrade changes one file.  Density estimators are ``zuko`` flows built by
-sbi's ``zuko_maf`` / ``zuko_nsf`` builders; ``passes=2`` makes them coupling flows, which
-sample in one network pass instead of one per dimension.
+sbi's ``zuko_maf`` / ``zuko_nsf`` builders (``passes=2`` makes them coupling flows, which
+sample in one network pass instead of one per dimension), or sbi's own ``nsf`` on nflows
+(``flow: nsf_lu``: spline couplings with LU mixing).
 """
 
 from __future__ import annotations
@@ -19,6 +20,11 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError
+
+# nflows' LU layers (flow "nsf_lu") call a torch function torch has deprecated; the note
+# says nothing to a user (the numbers are right) and would print on every first sample
+warnings.filterwarnings("ignore", message=r"torch\.triangular_solve is deprecated",
+                        category=UserWarning)
 
 
 class NullTracker:
@@ -55,26 +61,40 @@ def _quiet(stdout: bool = False):
 
 
 def flow_log_prob(net: nn.Module, theta: Tensor, condition: Tensor) -> Tensor:
-    """``log q(theta | x)`` of an sbi zuko flow, ``theta (S, B, D)``, ``condition (B, *E)``.
+    """``log q(theta | x)`` of an sbi flow, ``theta (S, B, D)``, ``condition (B, *E)``.
 
-    sbi 0.27's ``ZukoFlow.log_prob`` broadcasts the condition to ``(S, B, *E)`` before the
-    embedding net, which costs ``S`` embedding passes and ``S`` copies of every ``x`` (for
-    a 3-D CNN on lightcones, tens of GB at ``S = 256``).  Here ``x`` is embedded once and the
-    flow's distribution broadcasts over the sample dimension.  Other estimators fall back to
-    their own ``log_prob``.
+    sbi 0.27's ``ZukoFlow.log_prob`` and ``NFlowsFlow.log_prob`` broadcast the condition to
+    ``(S, B, *E)`` before the embedding net, which costs ``S`` embedding passes and ``S``
+    copies of every ``x`` (for a 3-D CNN on lightcones, tens of GB at ``S = 256``).  Here
+    ``x`` is embedded once: a zuko flow's distribution broadcasts over the sample
+    dimension, and an nflows flow (``nsf_lu``) gets the embedded rows repeated (vectors, not
+    images).  Other estimators fall back to their own ``log_prob``.
     """
+    from sbi.neural_nets.estimators.nflows_flow import NFlowsFlow
     from sbi.neural_nets.estimators.zuko_flow import ZukoFlow
 
-    if not isinstance(net, ZukoFlow) or theta.dim() != 3:
+    if theta.dim() != 3:
         return net.log_prob(theta, condition)
-    dist = net.net(net._embedding_net(condition))  # batch shape (B,)
-    return dist.log_prob(theta)  # (S, B)
+    if isinstance(net, ZukoFlow):
+        dist = net.net(net._embedding_net(condition))  # batch shape (B,)
+        return dist.log_prob(theta)  # (S, B)
+    if isinstance(net, NFlowsFlow):
+        flow = net.net  # nflows' Flow._log_prob, with the context embedded once
+        s, b = theta.shape[:2]
+        ctx = flow._embedding_net(condition)
+        ctx = ctx.unsqueeze(0).expand(s, *ctx.shape).reshape(s * b, *ctx.shape[1:])
+        noise, logabsdet = flow._transform(theta.reshape(s * b, -1), context=ctx)
+        return (flow._distribution.log_prob(noise, context=ctx) + logabsdet).reshape(s, b)
+    return net.log_prob(theta, condition)
 
 
 def _flow_kwargs(config: Any) -> dict[str, Any]:
-    if config.flow not in ("maf", "nsf") or config.coupling is None:
+    if config.flow not in ("maf", "nsf", "nsf_lu") or config.coupling is None:
         raise ConfigError(f"flow and coupling must be resolved (TrainingConfig.resolved), got "
                           f"{config.flow!r}, {config.coupling!r}")
+    if config.flow == "nsf_lu":  # sbi's nflows NSF: residual conditioners of num_blocks
+        return dict(hidden_features=config.hidden_features, num_blocks=config.hidden_layers,
+                    num_transforms=config.num_transforms, num_bins=config.num_bins)
     # a list sets the conditioner's layers (an int would give num_transforms layers)
     kw: dict[str, Any] = dict(hidden_features=[config.hidden_features] * config.hidden_layers,
                               num_transforms=config.num_transforms)
@@ -89,7 +109,7 @@ def density_builder(method: str, config: Any, embedding: nn.Module, x_standardiz
     """sbi build function for the NPE posterior or NLE likelihood estimator."""
     from sbi.neural_nets import likelihood_nn, posterior_nn
 
-    model = f"zuko_{config.flow}"
+    model = "nsf" if config.flow == "nsf_lu" else f"zuko_{config.flow}"
     with _quiet():
         if method == "npe":
             return posterior_nn(model=model, z_score_theta="independent",
