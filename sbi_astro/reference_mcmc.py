@@ -4,17 +4,16 @@ diagnostics (a plugin's ``reference_posterior``, and the benchmark references of
 
 Per observation: ``walkers`` walkers of emcee's affine-invariant ensemble sampler
 (Foreman-Mackey et al. 2013) started at the best of 4,000 prior draws (or at given
-points), ``burn`` burn-in
-steps, then enough steps for the requested draws thinned by ``thin``.  The integrated
-autocorrelation time tau of every parameter is estimated on the post-burn-in chain
-(emcee's ``get_autocorr_time``); while the chain is shorter than ``min_tau`` (50) x tau, as
-emcee's documentation recommends, it is extended (up to ``max_steps``; it stops early, with
-``hopeless`` in the diagnostics, once a tau measured on at least 10 tau of chain asks for
-more than ``max_steps``), and the draws are
-taken evenly from the whole post-burn-in chain.  The diagnostics give tau, the chain length
-in units of tau, the effective sample size (walkers x chain length / tau, the ensemble
-convention of emcee's documentation), the mean acceptance fraction and the split-R-hat
-(Gelman et al. 2013) of the two chain halves over walkers.
+points), ``burn`` burn-in steps, then enough steps for the requested draws thinned by
+``thin``.  The integrated autocorrelation time tau of every parameter is estimated on the
+post-burn-in chain (emcee's ``get_autocorr_time``); while the chain is shorter than
+``min_tau`` (50) x tau, as emcee's documentation recommends, it is extended (up to
+``max_steps``; it stops early, with ``hopeless`` in the diagnostics, once a tau measured on
+at least 10 tau of chain asks for more than ``max_steps``), and the draws are taken evenly
+from the whole post-burn-in chain.  The diagnostics give tau, the chain length in units of
+tau, the effective sample size (walkers x chain length / tau, the ensemble convention of
+emcee's documentation), the mean acceptance fraction and the split-R-hat (Gelman et al.
+2013) of the two chain halves over walkers.
 
 Example:
     >>> import numpy as np, torch

@@ -21,6 +21,7 @@ from sbi_astro.priors import LogUniform, Prior, Uniform
 
 from . import _physics as ph
 from .base import LensingImaging, LensingOptions
+from .references import SIEBenchmarkReferences
 
 SB_UNIT = "electron / (s arcsec2)"
 
@@ -53,7 +54,7 @@ def _sie_sersic_pixels(theta: Tensor, x: Tensor, y: Tensor, supersampling: int) 
     return ph.bin_pixels(_sie_sersic_sb(theta, x, y), supersampling)
 
 
-class LensingSIE(LensingImaging):
+class LensingSIE(SIEBenchmarkReferences, LensingImaging):
     """SIE + external shear lens (centred on the cutout) and an elliptical Sersic source.
 
     Parameters (lenstronomy conventions): ``theta_E`` (arcsec), ``e1, e2`` of the lens,
