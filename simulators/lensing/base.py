@@ -390,7 +390,10 @@ class LensingImaging(Simulator):
     def _log_likelihood(self, theta: Tensor, x: Tensor) -> Tensor:
         """Gaussian approximation with the noise map :meth:`variance` (Poisson -> normal);
         exact for ``noise="gaussian"``; masked pixels do not count."""
-        mu = self._expected(theta)
+        return self.image_log_likelihood(self._expected(theta), x)
+
+    def image_log_likelihood(self, mu: Tensor, x: Tensor) -> Tensor:
+        """:meth:`_log_likelihood` of expected images ``mu (N, n, n)``, in ``mu``'s dtype."""
         var = self.variance(mu)
         r = x.to(mu.dtype) - mu
         terms = r * r / var + torch.log(2.0 * math.pi * var)

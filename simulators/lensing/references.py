@@ -72,9 +72,7 @@ class SIEBenchmarkReferences(BenchmarkReferences):
             safe = torch.where(inside[:, None], t, (lo + hi) / 2).to(torch.float32)
             with torch.no_grad():
                 mu = self._expected(safe).to(torch.float64)  # type: ignore[attr-defined]
-            var = self.variance(mu)  # type: ignore[attr-defined]
-            r = x64 - mu
-            ll = -0.5 * (r * r / var + torch.log(2.0 * math.pi * var)).sum(dim=(-2, -1))
+            ll = self.image_log_likelihood(mu, x64)  # type: ignore[attr-defined]
             lp = ll + prior.log_prob(safe).to(torch.float64)
             return torch.where(inside, lp, -math.inf).numpy()
 
