@@ -20,8 +20,7 @@ options and prior:
   sample size at least :data:`ESS_MIN` (10,000), else the chain is run twice as long (at
   most twice; with 80 autocorrelation times the split-R-hat was 1.01-1.02; not when the
   chain hit the step budget, or its autocorrelation time says it cannot get there).  The
-  walkers
-  start at the best of 4,000 prior draws, or where the plugin's
+  walkers start at the best of 4,000 prior draws, or where the plugin's
   :meth:`BenchmarkReferences.reference_start` says (e.g. around an optimum found by
   gradient descent, for a posterior far narrower than the prior);
 * a row whose chain still fails these tests (e.g. a posterior with separated modes,
@@ -40,8 +39,9 @@ options and prior:
 The references only apply to the simulator they were built for: an instance with other
 options (except those named in ``reference_ignored_options``, which do not change the
 numbers), another observation or a user prior gets a :class:`NotAvailableError` naming the
-difference.  Rebuild with ``python -m sbi_astro.benchmark_references NAME`` (times per
-plugin in docs/benchmark.md).
+difference.  Rebuild with ``python -m sbi_astro.benchmark_references NAME --replace``
+(times per plugin in docs/benchmark.md; without ``--replace`` an existing file is refused
+with exit code 2, as is ``--observations`` below 1, before any chain runs).
 
 Example:
     >>> from sbi_astro.registry import list_simulators, simulator_class
@@ -349,7 +349,7 @@ def _read_part(path: Path) -> dict[str, np.ndarray] | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m sbi_astro.benchmark_references NAME [--observations N]``: builds the
+    """``python -m sbi_astro.benchmark_references NAME [--replace] [--output F]``: builds the
     references of a registered simulator that has them, with its default options."""
     from . import benchmark_references as module  # the plugins' mixin, not __main__'s copy
     from .registry import list_simulators, load_simulator, simulator_class
@@ -359,11 +359,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("name", choices=names)
     parser.add_argument("--observations", type=int, default=NUM_OBSERVATIONS)
-    parser.add_argument("--output", type=Path, default=None)
+    parser.add_argument("--output", type=Path, default=None,
+                        help="where to write (default: the file the plugin ships)")
+    parser.add_argument("--replace", action="store_true",
+                        help="replace an existing references file")
     args = parser.parse_args(argv)
-    torch.set_num_threads(1)
+    if args.observations < 1:  # checked before any chain runs (hours of work)
+        parser.error(f"--observations must be at least 1, got {args.observations}")
     sim = load_simulator(args.name, device="cpu")
-    path = module.build_references(sim, args.output, num_observations=args.observations)
+    path = module.reference_path(sim) if args.output is None else args.output
+    if path.exists() and not args.replace:
+        parser.error(f"{path} exists: pass --replace to rebuild it, or --output NEW_FILE")
+    torch.set_num_threads(1)
+    path = module.build_references(sim, path, num_observations=args.observations)
     print(f"wrote {path}")
     return 0
 

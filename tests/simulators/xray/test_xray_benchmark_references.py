@@ -128,3 +128,23 @@ def test_a_build_keeps_converged_rows_skips_the_others_and_resumes(tmp_path):
                             log=lines.append)
     data = _load(path)
     assert list(data["rows"]) == [2] and list(data["skipped_rows"]) == [0, 1]
+
+
+def test_the_rebuild_command_refuses_bad_input_before_any_chain(tmp_path, capsys):
+    """Exit 2 and one message, no chain run, nothing replaced: too few observations, and an
+    existing file without --replace (the shipped references take hours to rebuild)."""
+    from sbi_astro.benchmark_references import main
+
+    with pytest.raises(SystemExit) as err:
+        main(["xray_powerlaw", "--observations", "0"])
+    assert err.value.code == 2 and "--observations must be at least 1" in capsys.readouterr().err
+    kept = tmp_path / "refs.npz"
+    kept.write_bytes(b"earlier build")
+    with pytest.raises(SystemExit) as err:
+        main(["xray_powerlaw", "--output", str(kept)])
+    assert err.value.code == 2 and "pass --replace" in capsys.readouterr().err
+    assert kept.read_bytes() == b"earlier build"
+    shipped = _data(load_simulator("xray_powerlaw", device="cpu"))
+    with pytest.raises(SystemExit) as err:  # the shipped file, by default
+        main(["xray_powerlaw"])
+    assert err.value.code == 2 and shipped["samples"].shape[0] == NUM_OBSERVATIONS
