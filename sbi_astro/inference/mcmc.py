@@ -8,9 +8,10 @@ partners in the other half: ``y = x_j + z (x - x_j)`` with ``z ~ g(z) ~ 1/sqrt(z
 evaluation per walker and half-step, for all observations at once.  The move is invariant
 under affine maps, so correlated and badly scaled posteriors mix as well as isotropic ones.
 
-Walkers start at ``W`` distinct points of ``init_draws`` prior draws per observation (more
-where the weights are too uneven), resampled by their importance weights (an approximate
-posterior draw with the spread the ensemble needs), run ``warmup`` steps (four times as
+Walkers start at ``W`` distinct points of ``init_draws`` prior draws per observation (where
+the weights are too uneven, of draws from proposals adapted to the posterior, round by
+round), resampled by their importance weights (an approximate posterior draw with the
+spread the ensemble needs), run ``warmup`` steps (four times as
 many where the start is still not a fair draw; each observation stops once it has its
 samples), then one
 sample per walker every ``thin`` steps until ``num_samples`` per observation are collected.
@@ -49,8 +50,8 @@ from ..random import RowRandom, keys_from_generator
 
 #: rows per log-density call while the starting draws are weighed (bounds memory)
 INIT_CHUNK = 65_536
-#: rounds of starting draws (each doubling an observation's draws) while its start is poor
-INIT_ROUNDS = 4
+#: rounds of adapted starting draws while an observation's start is poor
+INIT_ROUNDS = 8
 
 
 def _ess(weight: Tensor) -> float:
@@ -66,11 +67,18 @@ def _initial_walkers(log_prob: Callable[[Tensor, Tensor], Tensor], prior, keys: 
     """The starting walkers ``(W, N, D)`` and whether each observation's start is a fair
     posterior draw ``(N,)``.
 
-    Observation ``i`` draws from the prior, from a generator seeded by its key alone, and
-    weighs the draws by ``exp(log_prob - log prior)``.  It has a fair start when the Kish
-    effective sample size of its weights is at least a quarter of the walkers; while it has
-    not, it doubles its draws, up to ``INIT_ROUNDS`` times (a prior draw costs a fraction
-    of an MCMC step).  The walkers are then drawn from its draws without replacement with
+    Observation ``i`` draws ``num_draws`` points from the prior, from a generator seeded by
+    its key alone, and weighs them by ``exp(log_prob - log prior)``.  Its start is fair when
+    the Kish effective sample size of its latest weights is at least a quarter of the
+    walkers.  While it is not, it draws again, ``max(num_draws / 4, 2 W)`` points, from a
+    proposal adapted to its latest draws, up to ``INIT_ROUNDS`` times (population Monte
+    Carlo; Cappé et al. 2004): a Gaussian with ``INFLATE`` times the covariance of the
+    weighted draws (the weights tempered until their effective sample size is
+    ``FIT_ESS``, so a few heavy draws still give a spread; each round narrows the proposal
+    around the posterior), a ``DEFENSIVE`` share of the draws from the prior (Hesterberg
+    1995), each draw weighed by ``exp(log_prob - log proposal)``.  A posterior thousands of
+    times narrower than the prior is found in a few rounds; prior draws alone would need
+    millions.  The walkers are then drawn from its latest draws without replacement with
     probabilities proportional to the weights (sampling-importance-resampling, by the
     Gumbel top-k trick): an approximate posterior draw with its spread; where one draw
     dominates the weights, the ``walkers`` most probable.
@@ -78,34 +86,90 @@ def _initial_walkers(log_prob: Callable[[Tensor, Tensor], Tensor], prior, keys: 
     n = keys.shape[0]
     dev = keys.device
     gens = [torch.Generator().manual_seed(key & (2**63 - 1)) for key in keys.tolist()]
-    draws = [[] for _ in range(n)]
-    weights = [[] for _ in range(n)]
+    draws: list[Tensor] = [torch.empty(0)] * n  # each observation's latest round
+    weights: list[Tensor] = [torch.empty(0)] * n
+    proposals: list[_Proposal | None] = [None] * n  # None: the prior
     need = list(range(n))
     fair = [False] * n
     size = num_draws
     for round_ in range(INIT_ROUNDS + 1):
-        new = torch.stack([prior.sample((size,), generator=gens[i]) for i in need], 1).to(dev)
+        new, log_q = zip(*(_propose(prior, proposals[i], size, gens[i]) for i in need), strict=True)
+        new_t = torch.stack(new, 1).to(dev)  # (M, n, D)
         rows = torch.tensor(need, device=dev)
         step = max(1, INIT_CHUNK // len(need))
-        lp = torch.cat([log_prob(new[j:j + step], rows) for j in range(0, size, step)])
-        weight = lp.double() - prior.log_prob(new).double()  # (M, n)
+        lp = torch.cat([log_prob(new_t[j:j + step], rows) for j in range(0, size, step)])
+        weight = lp.double() - torch.stack(log_q, 1).to(dev)  # (M, n)
         weight = torch.where(torch.isfinite(weight), weight, torch.full_like(weight, -torch.inf))
         for c, i in enumerate(need):
-            draws[i].append(new[:, c])
-            weights[i].append(weight[:, c])
-        for i in need:
-            fair[i] = _ess(torch.cat(weights[i])) >= walkers / 4
+            draws[i], weights[i] = new_t[:, c], weight[:, c]
+            fair[i] = _ess(weights[i]) >= walkers / 4
         need = [i for i in need if not fair[i]]
         if round_ == INIT_ROUNDS or not need:
             break
-        size = sum(len(d) for d in draws[need[0]])  # double the draws so far
+        d = new_t.shape[-1]
+        for i in need:
+            proposals[i] = _fit_proposal(draws[i], weights[i], max(FIT_ESS, 4 * d)) \
+                or proposals[i]
+        size = max(num_draws // 4, 2 * walkers)
     start = []
     for i in range(n):
-        d, wt = torch.cat(draws[i]), torch.cat(weights[i])
-        u = torch.rand(wt.shape[0], generator=gens[i], dtype=torch.float64).to(dev)
+        u = torch.rand(weights[i].shape[0], generator=gens[i], dtype=torch.float64).to(dev)
         gumbel = -torch.log(-torch.log(u.clamp(1e-300, 1 - 1e-16)))
-        start.append(d[torch.topk(wt + gumbel, walkers).indices])
+        start.append(draws[i][torch.topk(weights[i] + gumbel, walkers).indices])
     return torch.stack(start, 1), torch.tensor(fair, device=dev)
+
+
+#: share of an adapted proposal's draws taken from the prior (the defensive component)
+DEFENSIVE = 0.1
+#: an adapted proposal's covariance over its draws' weighted covariance
+INFLATE = 2.0
+#: effective sample size of the (tempered) weights an adapted proposal is fitted to
+FIT_ESS = 32
+
+_Proposal = tuple[Tensor, Tensor]  # mean (D,), Cholesky factor (D, D) of the Gaussian
+
+
+def _propose(prior, proposal: _Proposal | None, num: int, gen: torch.Generator
+             ) -> tuple[Tensor, Tensor]:
+    """``num`` draws ``(num, D)`` (on the CPU) and their log proposal density (float64):
+    the prior's, or the defensive mixture of ``proposal`` (a stratified mixture: exactly
+    ``DEFENSIVE * num`` draws from the prior, the others from the Gaussian)."""
+    if proposal is None:
+        theta = prior.sample((num,), generator=gen).cpu()
+        return theta, prior.log_prob(theta).double()
+    mean, chol = proposal
+    from_prior = prior.sample((round(DEFENSIVE * num),), generator=gen).cpu()
+    eps = torch.randn(num - from_prior.shape[0], mean.shape[0], generator=gen,
+                      dtype=torch.float64)
+    theta = torch.cat([from_prior, (mean + eps @ chol.T).to(from_prior.dtype)])
+    normal = torch.distributions.MultivariateNormal(mean, scale_tril=chol)
+    log_q = torch.logaddexp(math.log(DEFENSIVE) + prior.log_prob(theta).double(),
+                            math.log1p(-DEFENSIVE) + normal.log_prob(theta.double()))
+    return theta, log_q
+
+
+def _fit_proposal(draws: Tensor, weight: Tensor, min_ess: int) -> _Proposal | None:
+    """The Gaussian of weighted ``draws (M, D)``: mean and ``INFLATE`` times the covariance,
+    with the log weights scaled down (tempered) until their effective sample size is at
+    least ``min_ess``; ``None`` when fewer than ``min_ess`` draws have a finite weight."""
+    ok = torch.isfinite(weight)
+    if int(ok.sum()) < min_ess:
+        return None
+    x, lw = draws[ok].cpu().double(), weight[ok].cpu()
+    beta = 1.0
+    if _ess(lw) < min_ess:  # the largest temper with enough ESS (at 0 it is len(lw))
+        lo, hi = 0.0, 1.0
+        for _ in range(40):
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if _ess(mid * lw) >= min_ess else (lo, mid)
+        beta = lo
+    w = torch.softmax(beta * lw, 0)
+    mean = w @ x
+    r = x - mean
+    cov = INFLATE * (r.T * w) @ r
+    jitter = 1e-9 * float(cov.diagonal().mean()) + 1e-300
+    chol, info = torch.linalg.cholesky_ex(cov + jitter * torch.eye(x.shape[1], dtype=x.dtype))
+    return None if int(info) != 0 else (mean, chol)
 
 
 def ensemble_sample(log_prob: Callable[[Tensor, Tensor], Tensor], prior, *, num_observations: int,
@@ -125,13 +189,13 @@ def ensemble_sample(log_prob: Callable[[Tensor, Tensor], Tensor], prior, *, num_
         walkers: walkers per observation (default ``max(64, 8 D)``, even).
         warmup: steps discarded when an observation's start is a fair posterior draw (the
             effective sample size of its importance weights is at least a quarter of the
-            walkers, after up to ``INIT_ROUNDS`` doublings of its draws); otherwise
+            walkers, after up to ``INIT_ROUNDS`` rounds of adapted draws); otherwise
             ``4 * warmup`` for that observation (its walkers start bunched near modes and
             need longer to spread).  An observation stops stepping once it has its samples,
             so a poor start costs its own observation only.
         thin: steps between collected samples.
         init_draws: prior draws per observation to choose the start from, in the first
-            round (at least twice the walkers).
+            round (at least twice the walkers); a quarter as many in each adapted round.
         stretch: the move's scale ``a > 1``.
         generator: seeds everything (global state is not touched when given).
     """
