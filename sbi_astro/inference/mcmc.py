@@ -70,7 +70,7 @@ def _initial_walkers(log_prob: Callable[[Tensor, Tensor], Tensor], prior, keys: 
     Observation ``i`` draws ``num_draws`` points from the prior, from a generator seeded by
     its key alone, and weighs them by ``exp(log_prob - log prior)``.  Its start is fair when
     the Kish effective sample size of its latest weights is at least a quarter of the
-    walkers.  While it is not, it draws again, ``max(num_draws / 4, 2 W)`` points, from a
+    walkers.  While it is not, it draws again, ``max(num_draws / 4, 4 W)`` points, from a
     proposal adapted to its latest draws, up to ``INIT_ROUNDS`` times (population Monte
     Carlo; Cappé et al. 2004): a Gaussian with ``INFLATE`` times the covariance of the
     weighted draws (the weights tempered until their effective sample size is
@@ -110,7 +110,7 @@ def _initial_walkers(log_prob: Callable[[Tensor, Tensor], Tensor], prior, keys: 
         for i in need:
             proposals[i] = _fit_proposal(draws[i], weights[i], max(FIT_ESS, 4 * d)) \
                 or proposals[i]
-        size = max(num_draws // 4, 2 * walkers)
+        size = max(num_draws // 4, 4 * walkers)
     start = []
     for i in range(n):
         u = torch.rand(weights[i].shape[0], generator=gens[i], dtype=torch.float64).to(dev)
@@ -174,7 +174,7 @@ def _fit_proposal(draws: Tensor, weight: Tensor, min_ess: int) -> _Proposal | No
 
 def ensemble_sample(log_prob: Callable[[Tensor, Tensor], Tensor], prior, *, num_observations: int,
                     num_samples: int, walkers: int | None = None, warmup: int = 50,
-                    thin: int = 2, init_draws: int = 16_384, stretch: float = 2.0,
+                    thin: int = 2, init_draws: int = 4_096, stretch: float = 2.0,
                     generator: torch.Generator | None = None) -> Tensor:
     """Posterior samples ``(S, N, D)`` by vectorised affine-invariant ensemble MCMC.
 
