@@ -174,7 +174,7 @@ def _fit_proposal(draws: Tensor, weight: Tensor, min_ess: int) -> _Proposal | No
 
 def ensemble_sample(log_prob: Callable[[Tensor, Tensor], Tensor], prior, *, num_observations: int,
                     num_samples: int, walkers: int | None = None, warmup: int = 50,
-                    thin: int = 2, init_draws: int = 4_096, stretch: float = 2.0,
+                    thin: int = 2, init_draws: int = 16_384, stretch: float = 2.0,
                     generator: torch.Generator | None = None) -> Tensor:
     """Posterior samples ``(S, N, D)`` by vectorised affine-invariant ensemble MCMC.
 
