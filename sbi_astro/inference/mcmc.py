@@ -69,53 +69,59 @@ def _initial_walkers(log_prob: Callable[[Tensor, Tensor], Tensor], prior, keys: 
 
     Observation ``i`` draws ``num_draws`` points from the prior, from a generator seeded by
     its key alone, and weighs them by ``exp(log_prob - log prior)``.  Its start is fair when
-    the Kish effective sample size of its latest weights is at least a quarter of the
-    walkers.  While it is not, it draws again, ``max(num_draws / 4, 4 W)`` points, from a
-    proposal adapted to its latest draws, up to ``INIT_ROUNDS`` times (population Monte
-    Carlo; Cappé et al. 2004): a Gaussian with ``INFLATE`` times the covariance of the
-    weighted draws (the weights tempered until their effective sample size is
-    ``FIT_ESS``, so a few heavy draws still give a spread; each round narrows the proposal
-    around the posterior), a ``DEFENSIVE`` share of the draws from the prior (Hesterberg
-    1995), each draw weighed by ``exp(log_prob - log proposal)``.  A posterior thousands of
-    times narrower than the prior is found in a few rounds; prior draws alone would need
-    millions.  The walkers are then drawn from its latest draws without replacement with
-    probabilities proportional to the weights (sampling-importance-resampling, by the
-    Gumbel top-k trick): an approximate posterior draw with its spread; where one draw
-    dominates the weights, the ``walkers`` most probable.
+    the Kish effective sample size of its weights is at least a quarter of the walkers.
+    While it is not, it draws ``max(num_draws / 4, 4 W)`` more points from a proposal
+    adapted to its draws so far, up to ``INIT_ROUNDS`` times (population Monte Carlo;
+    Cappé et al. 2004): a Gaussian with ``INFLATE`` times the covariance of the weighted
+    draws (the weights tempered until their effective sample size is ``FIT_ESS``, so a few
+    heavy draws still give a spread; each round narrows the proposal around the
+    posterior), a ``DEFENSIVE`` share of the draws from the prior (Hesterberg 1995).  Every
+    draw of every round is then weighed by the posterior over the mixture of all the
+    proposals used (:func:`_mixture_weights`), so a mode that only the prior draws found
+    keeps its weight.  A posterior thousands of times narrower than the prior is found in
+    a few rounds; prior draws alone would need millions.  The walkers are drawn from all
+    its draws without replacement with probabilities proportional to the weights
+    (sampling-importance-resampling, by the Gumbel top-k trick): an approximate posterior
+    draw with its spread; where one draw dominates the weights, the ``walkers`` most
+    probable.
     """
     n = keys.shape[0]
     dev = keys.device
     gens = [torch.Generator().manual_seed(key & (2**63 - 1)) for key in keys.tolist()]
-    draws: list[Tensor] = [torch.empty(0)] * n  # each observation's latest round
+    draws: list[list[Tensor]] = [[] for _ in range(n)]  # each observation's, every round
+    log_post: list[list[Tensor]] = [[] for _ in range(n)]
+    used: list[list[tuple[_Proposal | None, int]]] = [[] for _ in range(n)]
     weights: list[Tensor] = [torch.empty(0)] * n
     proposals: list[_Proposal | None] = [None] * n  # None: the prior
     need = list(range(n))
     fair = [False] * n
     size = num_draws
     for round_ in range(INIT_ROUNDS + 1):
-        new, log_q = zip(*(_propose(prior, proposals[i], size, gens[i]) for i in need), strict=True)
-        new_t = torch.stack(new, 1).to(dev)  # (M, n, D)
+        new_t = torch.stack([_propose(prior, proposals[i], size, gens[i]) for i in need],
+                            1).to(dev)  # (M, n, D)
         rows = torch.tensor(need, device=dev)
         step = max(1, INIT_CHUNK // len(need))
         lp = torch.cat([log_prob(new_t[j:j + step], rows) for j in range(0, size, step)])
-        weight = lp.double() - torch.stack(log_q, 1).to(dev)  # (M, n)
-        weight = torch.where(torch.isfinite(weight), weight, torch.full_like(weight, -torch.inf))
         for c, i in enumerate(need):
-            draws[i], weights[i] = new_t[:, c], weight[:, c]
+            draws[i].append(new_t[:, c])
+            log_post[i].append(lp[:, c].double())
+            used[i].append((proposals[i], size))
+            weights[i] = _mixture_weights(prior, used[i], torch.cat(draws[i]),
+                                          torch.cat(log_post[i]))
             fair[i] = _ess(weights[i]) >= walkers / 4
         need = [i for i in need if not fair[i]]
         if round_ == INIT_ROUNDS or not need:
             break
         d = new_t.shape[-1]
         for i in need:
-            proposals[i] = _fit_proposal(draws[i], weights[i], max(FIT_ESS, 4 * d)) \
-                or proposals[i]
+            proposals[i] = _fit_proposal(torch.cat(draws[i]), weights[i],
+                                         max(FIT_ESS, 4 * d)) or proposals[i]
         size = max(num_draws // 4, 4 * walkers)
     start = []
     for i in range(n):
         u = torch.rand(weights[i].shape[0], generator=gens[i], dtype=torch.float64).to(dev)
         gumbel = -torch.log(-torch.log(u.clamp(1e-300, 1 - 1e-16)))
-        start.append(draws[i][torch.topk(weights[i] + gumbel, walkers).indices])
+        start.append(torch.cat(draws[i])[torch.topk(weights[i] + gumbel, walkers).indices])
     return torch.stack(start, 1), torch.tensor(fair, device=dev)
 
 
@@ -129,23 +135,43 @@ FIT_ESS = 32
 _Proposal = tuple[Tensor, Tensor]  # mean (D,), Cholesky factor (D, D) of the Gaussian
 
 
-def _propose(prior, proposal: _Proposal | None, num: int, gen: torch.Generator
-             ) -> tuple[Tensor, Tensor]:
-    """``num`` draws ``(num, D)`` (on the CPU) and their log proposal density (float64):
-    the prior's, or the defensive mixture of ``proposal`` (a stratified mixture: exactly
-    ``DEFENSIVE * num`` draws from the prior, the others from the Gaussian)."""
+def _propose(prior, proposal: _Proposal | None, num: int, gen: torch.Generator) -> Tensor:
+    """``num`` draws ``(num, D)`` (on the CPU) from the prior, or from the defensive mixture
+    of ``proposal`` (stratified: exactly ``DEFENSIVE * num`` draws from the prior, the
+    others from the Gaussian)."""
     if proposal is None:
-        theta = prior.sample((num,), generator=gen).cpu()
-        return theta, prior.log_prob(theta).double()
+        return prior.sample((num,), generator=gen).cpu()
     mean, chol = proposal
     from_prior = prior.sample((round(DEFENSIVE * num),), generator=gen).cpu()
     eps = torch.randn(num - from_prior.shape[0], mean.shape[0], generator=gen,
                       dtype=torch.float64)
-    theta = torch.cat([from_prior, (mean + eps @ chol.T).to(from_prior.dtype)])
-    normal = torch.distributions.MultivariateNormal(mean, scale_tril=chol)
-    log_q = torch.logaddexp(math.log(DEFENSIVE) + prior.log_prob(theta).double(),
-                            math.log1p(-DEFENSIVE) + normal.log_prob(theta.double()))
-    return theta, log_q
+    return torch.cat([from_prior, (mean + eps @ chol.T).to(from_prior.dtype)])
+
+
+def _log_density(prior, proposal: _Proposal | None, theta: Tensor) -> Tensor:
+    """Log density (float64, CPU) of the prior, or of ``proposal``'s defensive mixture."""
+    log_prior = prior.log_prob(theta).double()
+    if proposal is None:
+        return log_prior
+    normal = torch.distributions.MultivariateNormal(*proposal[:1], scale_tril=proposal[1])
+    return torch.logaddexp(math.log(DEFENSIVE) + log_prior,
+                           math.log1p(-DEFENSIVE) + normal.log_prob(theta.double()))
+
+
+def _mixture_weights(prior, used: list[tuple[_Proposal | None, int]], draws: Tensor,
+                     log_post: Tensor) -> Tensor:
+    """Log importance weights of every draw so far, on ``draws``' device: the log posterior
+    over the mixture of all the proposals used, each in proportion to its draws (the
+    deterministic-mixture weights of Owen & Zhou 2000; Elvira et al. 2017).  A draw from
+    an early, wide round keeps a fair weight where later proposals are narrow, so a mode
+    only the prior draws found is not lost."""
+    x = draws.cpu()
+    total = sum(m for _, m in used)
+    log_mix = torch.logsumexp(torch.stack([math.log(m / total) + _log_density(prior, q, x)
+                                           for q, m in used]), 0)
+    weight = log_post.cpu() - log_mix
+    weight = torch.where(torch.isfinite(weight), weight, torch.full_like(weight, -torch.inf))
+    return weight.to(draws.device)
 
 
 def _fit_proposal(draws: Tensor, weight: Tensor, min_ess: int) -> _Proposal | None:
@@ -174,7 +200,7 @@ def _fit_proposal(draws: Tensor, weight: Tensor, min_ess: int) -> _Proposal | No
 
 def ensemble_sample(log_prob: Callable[[Tensor, Tensor], Tensor], prior, *, num_observations: int,
                     num_samples: int, walkers: int | None = None, warmup: int = 50,
-                    thin: int = 2, init_draws: int = 16_384, stretch: float = 2.0,
+                    thin: int = 2, init_draws: int = 4_096, stretch: float = 2.0,
                     generator: torch.Generator | None = None) -> Tensor:
     """Posterior samples ``(S, N, D)`` by vectorised affine-invariant ensemble MCMC.
 

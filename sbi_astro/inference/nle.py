@@ -35,7 +35,7 @@ class MCMCEstimator(TrainedEstimator):
         """Posterior samples ``(S, *B, D)`` by MCMC on the learned log posterior:
         ``mcmc_method="ensemble"``, every chain of every observation in one batched step
         (:func:`~sbi_astro.inference.mcmc.ensemble_sample`, started from an importance
-        resample of 16,384 prior draws per observation, then of draws from proposals
+        resample of 4,096 prior draws per observation, then of draws from proposals
         adapted to a narrow posterior while that start is poor; ``warmup_steps`` applies, four
         times over where that start is not a fair draw, and ``thin``, at least 2;
         ``num_chains`` is the least number of walkers per observation, raised so
