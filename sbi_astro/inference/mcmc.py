@@ -153,7 +153,7 @@ def _log_density(prior, proposal: _Proposal | None, theta: Tensor) -> Tensor:
     log_prior = prior.log_prob(theta).double()
     if proposal is None:
         return log_prior
-    normal = torch.distributions.MultivariateNormal(*proposal[:1], scale_tril=proposal[1])
+    normal = torch.distributions.MultivariateNormal(proposal[0], scale_tril=proposal[1])
     return torch.logaddexp(math.log(DEFENSIVE) + log_prior,
                            math.log1p(-DEFENSIVE) + normal.log_prob(theta.double()))
 
