@@ -39,8 +39,8 @@ options and prior:
 The references only apply to the simulator they were built for: an instance with other
 options (except those named in ``reference_ignored_options``, which do not change the
 numbers), another observation or a user prior gets a :class:`NotAvailableError` naming the
-difference.  Rebuild with ``python -m sbi_astro.benchmark_references NAME --replace``
-(times per plugin in docs/benchmark.md; without ``--replace`` an existing file is refused
+difference.  Rebuild with ``python -m sbi_astro.benchmark_references NAME --overwrite``
+(times per plugin in docs/benchmark.md; without ``--overwrite`` an existing file is refused
 with exit code 2, as is ``--observations`` below 1, before any chain runs).
 
 Example:
@@ -68,6 +68,7 @@ from torch import Tensor
 
 from .atomic import atomic_write
 from .errors import ConfigError, DataFormatError, NotAvailableError
+from .outputs import check_output_file
 from .reference_mcmc import EmceeSettings, emcee_posterior
 from .rows import simulate_rows
 
@@ -349,7 +350,7 @@ def _read_part(path: Path) -> dict[str, np.ndarray] | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m sbi_astro.benchmark_references NAME [--replace] [--output F]``: builds the
+    """``python -m sbi_astro.benchmark_references NAME [--overwrite] [--output F]``: builds the
     references of a registered simulator that has them, with its default options."""
     from . import benchmark_references as module  # the plugins' mixin, not __main__'s copy
     from .registry import list_simulators, load_simulator, simulator_class
@@ -361,15 +362,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--observations", type=int, default=NUM_OBSERVATIONS)
     parser.add_argument("--output", type=Path, default=None,
                         help="where to write (default: the file the plugin ships)")
-    parser.add_argument("--replace", action="store_true",
+    parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing references file")
     args = parser.parse_args(argv)
     if args.observations < 1:  # checked before any chain runs (hours of work)
         parser.error(f"--observations must be at least 1, got {args.observations}")
     sim = load_simulator(args.name, device="cpu")
-    path = module.reference_path(sim) if args.output is None else args.output
-    if path.exists() and not args.replace:
-        parser.error(f"{path} exists: pass --replace to rebuild it, or --output NEW_FILE")
+    try:  # not a folder, in a writable folder, absent unless --overwrite
+        path = check_output_file(module.reference_path(sim) if args.output is None
+                                 else args.output, overwrite=args.overwrite, flag="--output")
+    except ConfigError as err:
+        parser.error(str(err))
     torch.set_num_threads(1)
     path = module.build_references(sim, path, num_observations=args.observations)
     print(f"wrote {path}")

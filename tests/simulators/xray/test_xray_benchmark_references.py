@@ -132,7 +132,8 @@ def test_a_build_keeps_converged_rows_skips_the_others_and_resumes(tmp_path):
 
 def test_the_rebuild_command_refuses_bad_input_before_any_chain(tmp_path, capsys):
     """Exit 2 and one message, no chain run, nothing replaced: too few observations, and an
-    existing file without --replace (the shipped references take hours to rebuild)."""
+    existing file without --overwrite (the shipped references take hours to rebuild), and
+    a folder given as the output."""
     from sbi_astro.benchmark_references import main
 
     with pytest.raises(SystemExit) as err:
@@ -142,8 +143,11 @@ def test_the_rebuild_command_refuses_bad_input_before_any_chain(tmp_path, capsys
     kept.write_bytes(b"earlier build")
     with pytest.raises(SystemExit) as err:
         main(["xray_powerlaw", "--output", str(kept)])
-    assert err.value.code == 2 and "pass --replace" in capsys.readouterr().err
+    assert err.value.code == 2 and "pass --overwrite" in capsys.readouterr().err
     assert kept.read_bytes() == b"earlier build"
+    with pytest.raises(SystemExit) as err:
+        main(["xray_powerlaw", "--output", str(tmp_path)])
+    assert err.value.code == 2 and "is a folder" in capsys.readouterr().err
     shipped = _data(load_simulator("xray_powerlaw", device="cpu"))
     with pytest.raises(SystemExit) as err:  # the shipped file, by default
         main(["xray_powerlaw"])
