@@ -148,9 +148,9 @@ def _propose(prior, proposal: _Proposal | None, num: int, gen: torch.Generator) 
     return torch.cat([from_prior, (mean + eps @ chol.T).to(from_prior.dtype)])
 
 
-def _log_density(prior, proposal: _Proposal | None, theta: Tensor) -> Tensor:
-    """Log density (float64, CPU) of the prior, or of ``proposal``'s defensive mixture."""
-    log_prior = prior.log_prob(theta).double()
+def _log_density(proposal: _Proposal | None, theta: Tensor, log_prior: Tensor) -> Tensor:
+    """Log density (float64, CPU) at ``theta`` of the prior (``log_prior``, its log density
+    there), or of ``proposal``'s defensive mixture."""
     if proposal is None:
         return log_prior
     normal = torch.distributions.MultivariateNormal(proposal[0], scale_tril=proposal[1])
@@ -166,8 +166,9 @@ def _mixture_weights(prior, used: list[tuple[_Proposal | None, int]], draws: Ten
     an early, wide round keeps a fair weight where later proposals are narrow, so a mode
     only the prior draws found is not lost."""
     x = draws.cpu()
+    log_prior = prior.log_prob(x).double()
     total = sum(m for _, m in used)
-    log_mix = torch.logsumexp(torch.stack([math.log(m / total) + _log_density(prior, q, x)
+    log_mix = torch.logsumexp(torch.stack([math.log(m / total) + _log_density(q, x, log_prior)
                                            for q, m in used]), 0)
     weight = log_post.cpu() - log_mix
     weight = torch.where(torch.isfinite(weight), weight, torch.full_like(weight, -torch.inf))
