@@ -68,7 +68,7 @@ class SIEBenchmarkReferences(BenchmarkReferences):
 
         def fn(th: np.ndarray) -> np.ndarray:
             t = torch.as_tensor(np.atleast_2d(th), dtype=torch.float64)
-            inside = ((t >= lo) & (t <= hi)).all(-1)
+            inside = prior.within_support(t)
             safe = torch.where(inside[:, None], t, (lo + hi) / 2).to(torch.float32)
             with torch.no_grad():
                 mu = self._expected(safe).to(torch.float64)  # type: ignore[attr-defined]
