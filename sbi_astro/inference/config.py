@@ -11,7 +11,7 @@ from ..random import check_seed
 
 METHODS = ("npe", "nle", "nre")
 FLOWS = ("auto", "nsf", "maf", "nsf_lu")
-THETA_TRANSFORMS = ("none", "logit")
+THETA_TRANSFORMS = ("none", "logit", "logit_cdf")
 LR_SCHEDULES = ("constant", "plateau", "cosine")
 AUTO_NSF_MAX_DIM = 4
 NSF_MAX_BATCH = 200  # sbi's default training batch
@@ -84,7 +84,10 @@ class TrainingConfig:
         theta_transform: ``"none"``, or ``"logit"`` (NPE only): train the flow on
             ``logit((theta - low) / (high - low))`` over the prior's box, so posteriors that
             pile up against a bound are fitted without leakage (see
-            :mod:`sbi_astro.inference.transforms`; needs finite prior bounds).
+            :mod:`sbi_astro.inference.transforms`; needs finite prior bounds), or
+            ``"logit_cdf"``: the same on the scale of each marginal's prior CDF, i.e. on
+            ``log theta`` for log-uniform marginals, whose posteriors then have similar
+            widths across the prior.
         balance: NPE only: the weight ``lambda`` of balanced NPE (Delaunoy et al. 2023,
             "Balancing simulation-based inference for conservative posteriors",
             arXiv:2304.10978), ``0`` (default) for plain NPE.  The loss adds

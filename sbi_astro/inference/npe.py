@@ -62,10 +62,9 @@ class NPEEstimator(TrainedEstimator):
     @property
     def theta_transform(self) -> LogitBox | None:
         """The box-to-R^D map the flow was trained in (``None``: trained on theta)."""
-        if self.config.theta_transform != "logit":
+        if self.config.theta_transform == "none":
             return None
-        prior = self.prior
-        return LogitBox(prior.low, prior.high)
+        return LogitBox.for_prior(self.prior, self.config.theta_transform)
 
     def _draw(self, num: int, xf: Tensor, generator: torch.Generator | None) -> Tensor:
         if generator is None:

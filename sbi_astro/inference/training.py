@@ -90,17 +90,16 @@ def train(theta: Tensor, x: Tensor, simulator: Simulator, config: TrainingConfig
 def _theta_transform(config: TrainingConfig, simulator: Simulator, device: torch.device
                      ) -> Any:
     """The map of theta into the flow's space (``theta_transform``), or None."""
-    if config.theta_transform != "logit":
+    if config.theta_transform == "none":
         return None
-    prior = simulator.prior.to(device)
-    return LogitBox(prior.low, prior.high).forward
+    return LogitBox.for_prior(simulator.prior.to(device), config.theta_transform).forward
 
 
 def _trainer(config: TrainingConfig, simulator: Simulator, spec: Any, device: torch.device
              ) -> Any:
     """sbi's trainer with this config's network builder (call under the training seed)."""
     prior = simulator.prior.to(device)
-    if config.theta_transform == "logit":
+    if config.theta_transform != "none":
         # the flow lives in phi = logit(box) space; sbi only needs a prior there to know the
         # dimension (single-round NPE never samples it)
         prior = torch.distributions.Independent(torch.distributions.Normal(
