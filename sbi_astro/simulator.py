@@ -78,11 +78,15 @@ class Simulator(ABC):
         Options: a frozen dataclass of model options with defaults.
         x_standardization: how flows z-score ``x``: ``"independent"`` (per feature) or
             ``"structured"`` (one mean/std, for spectra, images and boxes).
+        default_theta_transform: what NPE's ``theta_transform="auto"`` (the default)
+            trains on for this simulator's bounded prior: ``"none"`` (the default),
+            ``"logit"`` or ``"logit_cdf"`` (:mod:`sbi_astro.inference.transforms`).
     """
 
     name: ClassVar[str] = ""
     Options: ClassVar[type] = NoOptions
     x_standardization: ClassVar[str] = "independent"
+    default_theta_transform: ClassVar[str] = "none"
 
     def __init__(self, *, device: torch.device | str | None = None,
                  dtype: torch.dtype = torch.float32, prior: Mapping[str, Any] | None = None,

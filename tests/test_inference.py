@@ -312,6 +312,32 @@ def test_logit_cdf_transform_maps_the_prior_to_the_logistic_distribution():
     assert box.forward(theta)[:, 1].mean().item() < -1.5
 
 
+def test_auto_theta_transform_is_the_simulators_choice_for_bounded_npe_only():
+    """``theta_transform="auto"`` resolves to the simulator's ``default_theta_transform`` for
+    NPE on a bounded prior, and to ``"none"`` for NLE, NRE, balanced NPE and unbounded priors;
+    the concrete choice is what a run saves."""
+    auto = TrainingConfig()
+    assert auto.theta_transform == "auto"
+    pick = {"bounded_prior": True, "theta_transform": "logit_cdf"}
+    assert auto.resolved(4, 10**4, **pick).theta_transform == "logit_cdf"
+    assert auto.resolved(4, 10**4, bounded_prior=False,
+                         theta_transform="logit_cdf").theta_transform == "none"
+    assert auto.resolved(4, 10**4, bounded_prior=True).theta_transform == "none"
+    for other in (TrainingConfig(method="nle"), TrainingConfig(method="nre"),
+                  TrainingConfig(balance=10.0)):
+        assert other.resolved(4, 10**4, **pick).theta_transform == "none"
+    assert TrainingConfig(theta_transform="logit").resolved(4, 10**4, **pick
+                                                           ).theta_transform == "logit"
+    with pytest.raises(ConfigError, match="default_theta_transform"):
+        auto.resolved(4, 10**4, bounded_prior=True, theta_transform="tanh")
+    assert load_simulator("xray_thermal", device="cpu").default_theta_transform == "logit_cdf"
+    assert load_simulator("xray_powerlaw", device="cpu").default_theta_transform == "none"
+    sim = load_simulator("two_moons", device="cpu")
+    theta, x = simulate_rows(sim, 2, 0, 300)
+    est = train(theta, x, sim, TrainingConfig(**{**FAST, "max_epochs": 1}))
+    assert est.config.theta_transform == "none"
+
+
 def test_logit_transform_needs_npe_and_a_bounded_prior():
     with pytest.raises(ConfigError, match="NPE only"):
         TrainingConfig(method="nle", theta_transform="logit")

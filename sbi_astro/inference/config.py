@@ -11,7 +11,7 @@ from ..random import check_seed
 
 METHODS = ("npe", "nle", "nre")
 FLOWS = ("auto", "nsf", "maf", "nsf_lu")
-THETA_TRANSFORMS = ("none", "logit", "logit_cdf")
+THETA_TRANSFORMS = ("auto", "none", "logit", "logit_cdf")
 LR_SCHEDULES = ("constant", "plateau", "cosine")
 AUTO_NSF_MAX_DIM = 4
 NSF_MAX_BATCH = 200  # sbi's default training batch
@@ -81,7 +81,9 @@ class TrainingConfig:
             (set ``stop_after_epochs`` >= ``max_epochs`` to run the whole schedule).
         lr_patience: epochs without improvement before the ``"plateau"`` schedule halves
             the learning rate.
-        theta_transform: ``"none"``, or ``"logit"`` (NPE only): train the flow on
+        theta_transform: ``"auto"`` (default): the simulator's ``default_theta_transform``
+            for NPE on a bounded prior without ``balance``, ``"none"`` otherwise (made
+            concrete in the saved config); ``"none"``, or ``"logit"`` (NPE only): train the flow on
             ``logit((theta - low) / (high - low))`` over the prior's box, so posteriors that
             pile up against a bound are fitted without leakage (see
             :mod:`sbi_astro.inference.transforms`; needs finite prior bounds), or
@@ -131,7 +133,7 @@ class TrainingConfig:
     validation_fraction: float = 0.1
     lr_schedule: str = "constant"
     lr_patience: int = 5
-    theta_transform: str = "none"
+    theta_transform: str = "auto"
     balance: float = 0.0
     ensemble: int = 1
     init_from: str | None = None
@@ -169,12 +171,13 @@ class TrainingConfig:
         if self.theta_transform not in THETA_TRANSFORMS:
             raise ConfigError(f"theta_transform must be one of {THETA_TRANSFORMS}, got "
                               f"{self.theta_transform!r}")
-        if self.theta_transform != "none" and self.method != "npe":
+        if self.theta_transform not in ("none", "auto") and self.method != "npe":
             raise ConfigError("theta_transform applies to NPE only (NLE/NRE sample with MCMC "
                               "inside the prior); set method: npe or theta_transform: none")
         if self.balance < 0:
             raise ConfigError(f"balance must be a number >= 0, got {self.balance!r}")
-        if self.balance and (self.method != "npe" or self.theta_transform != "none"):
+        if self.balance and (self.method != "npe" or
+                             self.theta_transform not in ("none", "auto")):
             raise ConfigError("balance applies to NPE with theta_transform: none; set "
                               "balance: 0 or method: npe, theta_transform: none")
         if self.ensemble < 1:
@@ -226,10 +229,20 @@ class TrainingConfig:
             raise ConfigError(f"invalid training options: {err}") from err
 
     def resolved(self, num_params: int, num_simulations: int | None = None, *,
-                 bounded_prior: bool = False) -> TrainingConfig:
-        """This config with ``flow="auto"``, ``coupling=None`` and ``batch_size=None`` made
-        concrete (the NSF batch grows with ``num_simulations``; ``bounded_prior``: every
-        prior marginal has finite bounds; see the class docstring)."""
+                 bounded_prior: bool = False, theta_transform: str = "none"
+                 ) -> TrainingConfig:
+        """This config with ``flow="auto"``, ``coupling=None``, ``batch_size=None`` and
+        ``theta_transform="auto"`` made concrete (the NSF batch grows with
+        ``num_simulations``; ``bounded_prior``: every prior marginal has finite bounds;
+        ``theta_transform``: the simulator's ``default_theta_transform``; see the class
+        docstring)."""
+        if theta_transform not in THETA_TRANSFORMS[1:]:
+            raise ConfigError(f"a simulator's default_theta_transform must be one of "
+                              f"{THETA_TRANSFORMS[1:]}, got {theta_transform!r}")
+        transform = self.theta_transform
+        if transform == "auto":
+            npe = self.method == "npe" and not self.balance and bounded_prior
+            transform = theta_transform if npe else "none"
         flow = self.flow
         if flow == "auto":
             box = bounded_prior and self.method == "npe"
@@ -243,7 +256,8 @@ class TrainingConfig:
                 batch = min(NSF_MAX_BATCH, max(64, n // 50))
             else:
                 batch = 128
-        return dataclasses.replace(self, flow=flow, coupling=coupling, batch_size=batch)
+        return dataclasses.replace(self, flow=flow, coupling=coupling, batch_size=batch,
+                                   theta_transform=transform)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

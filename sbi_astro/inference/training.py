@@ -56,8 +56,9 @@ def train(theta: Tensor, x: Tensor, simulator: Simulator, config: TrainingConfig
     Returns:
         The trained estimator (call ``.save(run_dir)`` to persist it).
     """
-    config = (config or TrainingConfig()).resolved(simulator.dim, theta.shape[0],
-                                                   bounded_prior=simulator.prior.bounded)
+    config = (config or TrainingConfig()).resolved(
+        simulator.dim, theta.shape[0], bounded_prior=simulator.prior.bounded,
+        theta_transform=simulator.default_theta_transform)
     if config.ensemble > 1:
         return mixture([train(theta, x, simulator, member_config(config, k),
                               provenance=provenance, on_epoch=None if on_epoch is None else
@@ -138,7 +139,8 @@ def train_from_store(path: str | Path, simulator: Simulator,
     config = config or TrainingConfig()
     with SimulationStore.open(path) as store:
         n = store.metadata.num_simulations if num_rows is None else int(num_rows)
-        config = config.resolved(simulator.dim, n, bounded_prior=simulator.prior.bounded)
+        config = config.resolved(simulator.dim, n, bounded_prior=simulator.prior.bounded,
+                                 theta_transform=simulator.default_theta_transform)
         if stream is None:
             stream = not fits_in_memory(n * row_bytes(store.metadata))
         if not stream:
