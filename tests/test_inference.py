@@ -310,6 +310,10 @@ def test_logit_cdf_transform_maps_the_prior_to_the_logistic_distribution():
     assert phi.mean(0).abs().max().item() < 0.05
     box = LogitBox.for_prior(prior, "logit")
     assert box.forward(theta)[:, 1].mean().item() < -1.5
+    tiny = LogitBox.for_prior(Prior([LogUniform("n", 1e-12, 1e-8)]), "logit_cdf")
+    mid = torch.tensor([[1e-10]], dtype=torch.float64)  # the log-midpoint: phi = 0
+    assert abs(tiny.forward(mid).item()) < 1e-6
+    assert torch.allclose(tiny.inverse(tiny.forward(mid)), mid, rtol=1e-6)
 
 
 def test_auto_theta_transform_is_the_simulators_choice_for_bounded_npe_only():

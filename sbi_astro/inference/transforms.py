@@ -73,12 +73,18 @@ class LogitBox:
     def _scaled(self, like: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``low``, ``high`` and the mask on ``like``'s device and dtype, logs where masked."""
         low, high, log = self.low.to(like), self.high.to(like), self.log.to(like.device)
-        return (torch.where(log, low.clamp_min(EPS).log(), low),
-                torch.where(log, high.clamp_min(EPS).log(), high), log)
+        return self._log_where(log, low, low), self._log_where(log, high, low), log
+
+    @staticmethod
+    def _log_where(log: Tensor, value: Tensor, low: Tensor) -> Tensor:
+        """``log(value)`` where ``log`` is set (``value`` floored at ``low > 0`` there, so a
+        value outside the prior stays finite), ``value`` elsewhere."""
+        safe = torch.where(log, torch.maximum(value, low), torch.ones_like(value))
+        return torch.where(log, safe.log(), value)
 
     def _u(self, theta: Tensor) -> Tensor:
         low, high, log = self._scaled(theta)
-        v = torch.where(log, theta.clamp_min(EPS).log(), theta)
+        v = self._log_where(log, theta, self.low.to(theta))
         return ((v - low) / (high - low)).clamp(EPS, 1.0 - EPS)
 
     def forward(self, theta: Tensor) -> Tensor:
@@ -96,5 +102,5 @@ class LogitBox:
         """``log |d phi / d theta|`` summed over the last dimension, ``(*B,)``."""
         u = self._u(theta)
         low, high, log = self._scaled(theta)
-        chain = torch.where(log, theta.clamp_min(EPS).log(), torch.zeros_like(theta))
+        chain = torch.where(log, self._log_where(log, theta, self.low.to(theta)), 0.0)
         return -(torch.log(u) + torch.log1p(-u) + torch.log(high - low) + chain).sum(-1)
