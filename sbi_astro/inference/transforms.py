@@ -50,14 +50,16 @@ class LogitBox:
 
     def __init__(self, low: Tensor, high: Tensor, log: Tensor | None = None):
         if not (torch.isfinite(low).all() and torch.isfinite(high).all()):
-            raise ConfigError("theta_transform='logit' needs a prior with finite bounds on "
-                              "every parameter (uniform or log-uniform marginals); use "
-                              "theta_transform='none' for this prior")
+            raise ConfigError("theta_transform 'logit' or 'logit_cdf' needs a prior with finite "
+                              "bounds on every parameter (uniform or log-uniform marginals); "
+                              "use theta_transform='none' for this prior")
         if not (high > low).all():
-            raise ConfigError("theta_transform='logit' needs high > low for every parameter")
+            raise ConfigError("theta_transform 'logit' or 'logit_cdf' needs high > low for "
+                              "every parameter")
         log = torch.zeros(low.shape, dtype=torch.bool, device=low.device) if log is None else log
         if not (low[log] > 0).all():
-            raise ConfigError("a log-scaled dimension of theta_transform needs low > 0")
+            raise ConfigError("theta_transform 'logit_cdf' needs low > 0 on every log-uniform "
+                              "parameter")
         self.low, self.high, self.log = low, high, log.to(low.device)
 
     @classmethod
