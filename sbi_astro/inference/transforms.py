@@ -65,6 +65,9 @@ class LogitBox:
     @classmethod
     def for_prior(cls, prior: Any, kind: str) -> LogitBox:
         """The transform ``kind`` (``"logit"`` or ``"logit_cdf"``) of a prior's box."""
+        if kind not in ("logit", "logit_cdf"):
+            raise ConfigError(f"no box transform {kind!r}: a run's theta_transform must be "
+                              "concrete ('none', 'logit' or 'logit_cdf'); train it again")
         log = None
         if kind == "logit_cdf":
             kinds = [getattr(m, "kind", "") for m in getattr(prior, "marginals", ())]
