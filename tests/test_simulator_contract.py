@@ -32,6 +32,13 @@ def test_prior_shapes_and_support(sim):
     assert len(sim.param_names) == len(sim.param_units) == sim.dim
 
 
+def test_default_theta_transform_is_concrete(sim):
+    """What NPE's ``theta_transform="auto"`` resolves to must be a transform a run can save."""
+    from sbi_astro.inference.config import CONCRETE_THETA_TRANSFORMS
+
+    assert sim.default_theta_transform in CONCRETE_THETA_TRANSFORMS
+
+
 @pytest.mark.parametrize("batch", [(), (5,), (2, 3)])
 def test_simulate_shapes_finite(sim, batch):
     theta = sim.prior.sample(batch, generator=torch.Generator().manual_seed(1))

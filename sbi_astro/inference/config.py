@@ -11,7 +11,9 @@ from ..random import check_seed
 
 METHODS = ("npe", "nle", "nre")
 FLOWS = ("auto", "nsf", "maf", "nsf_lu")
-THETA_TRANSFORMS = ("auto", "none", "logit", "logit_cdf")
+#: What a trained run's ``theta_transform`` can be ("auto" resolves to one of them).
+CONCRETE_THETA_TRANSFORMS = ("none", "logit", "logit_cdf")
+THETA_TRANSFORMS = ("auto", *CONCRETE_THETA_TRANSFORMS)
 LR_SCHEDULES = ("constant", "plateau", "cosine")
 AUTO_NSF_MAX_DIM = 4
 NSF_MAX_BATCH = 200  # sbi's default training batch
@@ -236,9 +238,9 @@ class TrainingConfig:
         ``num_simulations``; ``bounded_prior``: every prior marginal has finite bounds;
         ``theta_transform``: the simulator's ``default_theta_transform``; see the class
         docstring)."""
-        if theta_transform not in THETA_TRANSFORMS[1:]:
+        if theta_transform not in CONCRETE_THETA_TRANSFORMS:
             raise ConfigError(f"a simulator's default_theta_transform must be one of "
-                              f"{THETA_TRANSFORMS[1:]}, got {theta_transform!r}")
+                              f"{CONCRETE_THETA_TRANSFORMS}, got {theta_transform!r}")
         transform = self.theta_transform
         if transform == "auto":
             npe = self.method == "npe" and not self.balance and bounded_prior

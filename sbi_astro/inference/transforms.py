@@ -30,12 +30,11 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import Tensor
 
 from ..errors import ConfigError
+from ..priors import Prior
 
 #: ``u`` is kept in ``[EPS, 1 - EPS]`` so that parameters exactly on a bound stay finite.
 EPS = 1e-6
@@ -63,15 +62,14 @@ class LogitBox:
         self.low, self.high, self.log = low, high, log.to(low.device)
 
     @classmethod
-    def for_prior(cls, prior: Any, kind: str) -> LogitBox:
+    def for_prior(cls, prior: Prior, kind: str) -> LogitBox:
         """The transform ``kind`` (``"logit"`` or ``"logit_cdf"``) of a prior's box."""
         if kind not in ("logit", "logit_cdf"):
             raise ConfigError(f"no box transform {kind!r}: a run's theta_transform must be "
                               "concrete ('none', 'logit' or 'logit_cdf'); train it again")
         log = None
         if kind == "logit_cdf":
-            kinds = [getattr(m, "kind", "") for m in getattr(prior, "marginals", ())]
-            log = torch.tensor([k == "loguniform" for k in kinds] or [False] * len(prior.low),
+            log = torch.tensor([m.kind == "loguniform" for m in prior.marginals],
                                device=prior.low.device)
         return cls(prior.low, prior.high, log)
 
