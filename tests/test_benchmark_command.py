@@ -147,7 +147,7 @@ def test_sbi_flow_matching_is_a_peer_row(tmp_path):
     assert rec["c2st_mean"] > 0.8 and rec["mmd_mean"] > 0.02 and rec["tarp_tests"] == 30
     recs = [rec, {**rec, "cell": {**rec["cell"], "method": "npe"}, "c2st_mean": 0.9}]
     table = summary_table(recs)
-    assert "| FMPE (sbi 0.27) |" in table and "**0.900**" in table  # ours is marked
+    assert "| FMPE (sbi 0.27, max_epochs=5) |" in table and "**0.900**" in table  # ours is marked
 
 
 def test_the_report_page_draws_c2st_against_budget_with_sbibm_curves(tmp_path):
@@ -178,5 +178,95 @@ def test_sbi_npe_is_a_peer_row_with_its_defaults(tmp_path):
     worse = rec["c2st_mean"] + 0.01  # ours, worse than the peer, is still the one marked
     table = summary_table([rec, {**rec, "cell": {**rec["cell"], "method": "npe"},
                                  "c2st_mean": worse}])
-    assert f"| NPE (sbi 0.27) | n/a | n/a | {rec['c2st_mean']:.3f} |" in table
+    # a row trained with options beyond the defaults is named by them
+    assert f"| NPE (sbi 0.27, max_epochs=5) | n/a | n/a | {rec['c2st_mean']:.3f} |" in table
     assert f"**{worse:.3f}**" in table
+
+
+def test_training_options_name_the_rows_and_guard_the_folder(tmp_path, capsys):
+    """`--set` trains every cell with options beyond the defaults; the record keeps them and
+    the row is named by them.  A folder's cell is read back only for the same options: for
+    others the run stops (exit 2) before any work, and the stored cell is kept as it was."""
+    out = tmp_path / "b"
+    argv = ["benchmark", "--suite", "quick", "--tasks", "gaussian_linear", "--budgets", "300",
+            "--no-sbibm-c2st", "-o", str(out)]
+    assert main([*argv, "--set", "max_epochs=2", "--set", "hidden_features=16"]) == 0
+    path = out / "cells" / "gaussian_linear_npe_300.json"
+    record = json.loads(path.read_text())
+    assert record["train_overrides"] == {"hidden_features": 16, "max_epochs": 2}
+    assert "| NPE (hidden_features=16, max_epochs=2) |" in (out / "results.md").read_text()
+    before, text = path.stat().st_mtime_ns, path.read_text()
+    capsys.readouterr()
+    assert main([*argv, "--set", "max_epochs=3", "--set", "hidden_features=16"]) == 2
+    err = capsys.readouterr().err
+    assert "trained with options {'hidden_features': 16, 'max_epochs': 2}" in err
+    assert "another folder (-o)" in err and "Traceback" not in err
+    assert main(argv) == 2  # the defaults are other options too
+    assert path.read_text() == text and path.stat().st_mtime_ns == before
+    # the same options: read back, nothing re-run
+    assert main([*argv, "--set", "hidden_features=16", "--set", "max_epochs=2"]) == 0
+    assert path.stat().st_mtime_ns == before
+
+
+@pytest.mark.parametrize("options, needle", [
+    (["--set", "nope=1"], "unknown training option(s) ['nope']"),
+    (["--set", "seed=3"], "the benchmark sets ['seed'] itself"),
+    (["--set", "max_epochs"], "--set expects KEY=VALUE"),
+    (["--methods", "sbi-npe", "--set", "ensemble=2"], "take max_epochs alone"),
+    (["--collect", "x", "--tasks", "two_moons"], "--collect runs nothing, so --tasks"),
+])
+def test_bad_training_options_exit_2_before_any_work(tmp_path, capsys, options, needle):
+    out = tmp_path / "b"
+    code = main(["benchmark", "--tasks", "gaussian_linear", "--budgets", "300", "-o", str(out),
+                 *options] if "--collect" not in options else
+                ["benchmark", "-o", str(out), *options])
+    err = capsys.readouterr().err
+    assert code == 2 and needle in err and "Traceback" not in err and not out.exists()
+
+
+def _record(task: str, budget: int, c2st: float, overrides: dict | None = None) -> dict:
+    return {"cell": {"task": task, "method": "npe", "budget": budget}, "c2st": [c2st],
+            "c2st_mean": c2st, "mmd": [0.01], "mmd_mean": 0.01,
+            "published_c2st": published(task, "npe", budget), "train_s": 1.0,
+            "sample_s": 0.5, "tarp_atc": -0.02, "tarp_ks_pvalue": 0.4,
+            **({"train_overrides": overrides} if overrides else {})}
+
+
+def test_collect_draws_the_cells_of_several_folders_in_one_table(tmp_path, capsys):
+    """`--collect`: cells run in several folders (other budgets, other options) in one
+    table and figure, running nothing; an ambiguous, damaged or unlisted cell exits 2."""
+    for folder, rec in [("a", _record("two_moons", 10_000, 0.55)),
+                        ("b", _record("two_moons", 100_000, 0.52)),
+                        ("c", _record("two_moons", 100_000, 0.51, {"ensemble": 2}))]:
+        c = rec["cell"]
+        path = tmp_path / folder / "cells" / f"{c['task']}_npe_{c['budget']}.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps(rec))
+    out = tmp_path / "all"
+    folders = [str(tmp_path / f) for f in "abc"]
+    assert main(["benchmark", "--collect", *folders, "-o", str(out)]) == 0
+    table = (out / "results.md").read_text()
+    assert "| two_moons | 10,000 | NPE | n/a | 0.606 | **0.550** |" in table
+    assert "| two_moons | 100,000 | NPE | n/a | 0.542 | 0.520 |" in table
+    assert "| two_moons | 100,000 | NPE (ensemble=2) | n/a | 0.542 | **0.510** |" in table
+    cells = json.loads((out / "metrics.json").read_text())["cells"]
+    assert sorted(r["c2st_mean"] for r in cells) == [0.51, 0.52, 0.55]
+    assert (out / "report.html").read_text().count("<img") == 1
+    assert not (out / "cells").exists()  # pages only: the cells stay where they ran
+    capsys.readouterr()
+    # the same cell with the same options in two folders: say which by listing one
+    (tmp_path / "d" / "cells").mkdir(parents=True)
+    (tmp_path / "d" / "cells" / "two_moons_npe_10000.json").write_text(
+        json.dumps(_record("two_moons", 10_000, 0.56)))
+    assert main(["benchmark", "--collect", *folders, str(tmp_path / "d"), "-o",
+                 str(tmp_path / "x")]) == 2
+    assert "is in both" in capsys.readouterr().err
+    # a damaged record: named, never guessed at
+    (tmp_path / "d" / "cells" / "two_moons_npe_10000.json").write_text('{"cell": ')
+    assert main(["benchmark", "--collect", str(tmp_path / "d"), "-o",
+                 str(tmp_path / "x")]) == 2
+    assert "is not a finished cell record" in capsys.readouterr().err
+    # an output folder with cells of its own, not listed: its pages would hide them
+    assert main(["benchmark", "--collect", folders[0], "-o", folders[1]]) == 2
+    assert "holds benchmark cells of its own" in capsys.readouterr().err
+    assert not (tmp_path / "b" / "results.md").exists() and not (tmp_path / "x").exists()

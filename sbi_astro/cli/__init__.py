@@ -226,9 +226,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
-    from ..outputs import check_output_dir
-    from ..pipeline.benchmark import expand, run_benchmark
+    import yaml
 
+    from ..outputs import check_output_dir
+    from ..pipeline.benchmark import check_overrides, collect_benchmark, expand, run_benchmark
+
+    if args.collect is not None:
+        given = [f for f, v in (("--tasks", args.tasks), ("--methods", args.methods),
+                                ("--budgets", args.budgets), ("--set", args.set)) if v]
+        if given:
+            raise ConfigError(f"--collect runs nothing, so {' and '.join(given)} would do "
+                              "nothing; leave them out")
+        check_output_dir(args.output, kind="benchmark", overwrite=True)
+        collect_benchmark(args.collect, args.output)
+        return 0
+    overrides = check_overrides(_parse_pairs(args.set, "--set", yaml.safe_load))
     if args.tasks or args.methods or args.budgets:  # checked before any work
         expand(args.tasks or ["two_moons"], args.methods or ["npe"], args.budgets or [1000])
     jobs = args.c2st_jobs if args.c2st_jobs is not None else min(5, os.cpu_count() or 1)
@@ -239,7 +251,8 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     check_output_dir(args.output, kind="benchmark", overwrite=True)  # resumes what is there
     run_benchmark(args.output, suite=args.suite, tasks=args.tasks, methods=args.methods,
                   budgets=args.budgets, device=args.device or "cpu", cluster=cluster,
-                  sbibm_c2st=not args.no_sbibm_c2st, c2st_jobs=jobs)
+                  train_overrides=overrides, sbibm_c2st=not args.no_sbibm_c2st,
+                  c2st_jobs=jobs)
     return 0
 
 
@@ -297,6 +310,12 @@ def _study_parsers(sub: Any) -> None:
     s.add_argument("--methods", nargs="+", default=None)
     s.add_argument("--budgets", nargs="+", type=int, default=None)
     s.add_argument("--device", default=None)
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="training option for every cell beyond the defaults (see "
+                        "TrainingConfig), e.g. --set ensemble=2; rows are named by it")
+    s.add_argument("--collect", nargs="+", default=None, metavar="FOLDER",
+                   help="run nothing: write the table, figure and page of the finished "
+                        "cells of these benchmark folders into -o")
     s.add_argument("--no-sbibm-c2st", action="store_true",
                    help="score with the project's C2ST classifier only, not also with "
                         "sbibm's scikit-learn one (minutes per observation of 10,000 samples)")

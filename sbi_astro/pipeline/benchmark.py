@@ -148,18 +148,85 @@ _RECORD_KEYS = {"cell", "c2st", "c2st_mean", "mmd", "mmd_mean", "tarp_atc", "tar
                 "published_c2st", "train_s", "sample_s"}
 
 
-def _finished(path: Path, cell: Cell) -> dict[str, Any] | None:
-    """The record a finished cell wrote, checked; ``None`` when absent, unreadable or of
-    another cell (then the cell is run again and the file replaced)."""
-    if not path.exists():
-        return None
+def _read_record(path: Path) -> dict[str, Any] | None:
+    """A cell record as written by :func:`run_cell`, checked; ``None`` when unreadable or
+    incomplete."""
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return None
     if not isinstance(record, dict) or not _RECORD_KEYS <= set(record) or \
-            record["cell"] != dataclasses.asdict(cell):
+            not isinstance(record["cell"], dict) or \
+            set(record["cell"]) != {f.name for f in dataclasses.fields(Cell)}:
         return None
+    return record
+
+
+def overrides_of(record: dict[str, Any]) -> dict[str, Any]:
+    """The training options a cell was asked for beyond the defaults (``{}`` for records
+    written before the benchmark took any)."""
+    return record.get("train_overrides") or {}
+
+
+def check_overrides(train_overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """The training options asked of every cell beyond the project's defaults (e.g.
+    ``{"ensemble": 2}``), checked before any work and normalised as a cell record stores
+    them.
+
+    Raises:
+        ConfigError: not a mapping, an unknown or invalid option, one the benchmark sets
+            itself (``method``, ``seed``, ``device``), or a value JSON cannot hold.
+    """
+    if train_overrides is None:
+        return {}
+    if not isinstance(train_overrides, dict):
+        raise ConfigError(f"training options must be a mapping of option: value, got "
+                          f"{type(train_overrides).__name__}")
+    overrides = dict(train_overrides)
+    own = sorted({"method", "seed", "device"} & set(overrides))
+    if own:
+        raise ConfigError(f"the benchmark sets {own} itself (use --methods and --device); "
+                          "leave them out of the training options")
+    TrainingConfig.from_dict({"method": "npe", **overrides})
+    try:
+        normal = json.loads(json.dumps(overrides, sort_keys=True))
+    except (TypeError, ValueError):
+        raise ConfigError(f"training options must be plain values (numbers, strings, "
+                          f"lists), got {overrides!r}") from None
+    if normal != overrides:
+        raise ConfigError(f"training options must be plain values (numbers, strings, "
+                          f"lists), got {overrides!r}")
+    return normal
+
+
+def method_label(record: dict[str, Any]) -> str:
+    """A cell's row name: ``NPE``, ``NPE (sbi 0.27)``, ``NPE (ensemble=2)``, ``NPE (sbi 0.27,
+    max_epochs=5)``."""
+    method = record["cell"]["method"]
+    notes = ["sbi 0.27"] if method in PEER_METHODS else []
+    notes += [f"{k}={v}" for k, v in overrides_of(record).items()]
+    label = method.removeprefix("sbi-").upper()
+    return f"{label} ({', '.join(notes)})" if notes else label
+
+
+def _finished(path: Path, cell: Cell, overrides: dict[str, Any] | None = None
+              ) -> dict[str, Any] | None:
+    """The record a finished cell wrote, checked; ``None`` when absent, unreadable or of
+    another cell (then the cell is run again and the file replaced).
+
+    Raises:
+        ConfigError: the record is this cell's, trained with other options than
+            ``overrides``: it is neither read back as theirs nor replaced.
+    """
+    if not path.exists():
+        return None
+    record = _read_record(path)
+    if record is None or record["cell"] != dataclasses.asdict(cell):
+        return None
+    if overrides_of(record) != (overrides or {}):
+        raise ConfigError(
+            f"{path} is cell {cell.name} trained with options {overrides_of(record)}, not "
+            f"{overrides or {}}; write this run to another folder (-o), which keeps both")
     return record
 
 
@@ -176,21 +243,21 @@ def run_cell(cell: Cell, out_dir: Path, *, num_observations: int, num_samples: i
     (``c2st_jobs`` processes fit its 5 folds at once; the scores do not change).
     A record written without ``c2st_sbibm`` is read back as it is (nothing is re-run)."""
     _check_jobs(c2st_jobs)  # before any training
+    overrides = check_overrides(train_overrides)
     path = out_dir / "cells" / f"{cell.name}.json"
-    record = _finished(path, cell)
+    record = _finished(path, cell, overrides)
     if record is not None:
         return record
     sim = load_simulator(cell.task, device=device)
     check_task(sim, num_observations)
     theta, x = _training_set(out_dir, cell, sim, seed)
     if cell.method in PEER_METHODS:  # sbi 0.27 with its defaults: a peer row
-        epochs = (train_overrides or {}).get("max_epochs", 2**31 - 1)
+        epochs = overrides.get("max_epochs", 2**31 - 1)
         est, train_s = sbi_peer(cell.method, sim.prior, theta, x, torch.device(device),
                                 max_epochs=epochs, seed=seed)
         config_dict = {"method": cell.method, "sbi": "0.27 defaults", "max_epochs": epochs}
     else:
-        config = TrainingConfig(method=cell.method, device=device, seed=seed,
-                                **(train_overrides or {}))
+        config = TrainingConfig(method=cell.method, device=device, seed=seed, **overrides)
         est, train_s = _trained(out_dir / "models" / cell.name, config, theta, x, sim, log)
         # as asked, and as trained ("auto" flow, batch and coupling made concrete)
         config_dict = {**config.to_dict(), "resolved": est.config.to_dict()}
@@ -214,7 +281,8 @@ def run_cell(cell: Cell, out_dir: Path, *, num_observations: int, num_samples: i
               "mmd_mean": sum(mmds) / len(mmds), **calibration,
               "published_c2st": published(cell.task, cell.method, cell.budget),
               "train_s": train_s, "sample_s": sample_s, "num_observations": num_observations,
-              "num_samples": num_samples, "seed": seed, "config": config_dict}
+              "num_samples": num_samples, "seed": seed, "train_overrides": overrides,
+              "config": config_dict}
     path.parent.mkdir(parents=True, exist_ok=True)
     _write_text(path, json.dumps(record, indent=1))
     log(f"  {cell.name}: C2ST {_c2st_text(record)} (sbibm published "
@@ -330,6 +398,10 @@ def _ranked(r: dict[str, Any]) -> tuple[int, float]:
     return (0, sb) if sb is not None else (1, r["c2st_mean"])
 
 
+def _row_order(r: dict[str, Any]) -> tuple[str, int, str]:
+    return r["cell"]["task"], r["cell"]["budget"], method_label(r)
+
+
 def summary_table(records: list[dict[str, Any]]) -> str:
     """A Markdown table: task, budget, method, C2ST with sbibm's classifier beside sbibm's
     published value, C2ST with the project's (stricter) classifier, MMD, TARP, times; ``**``
@@ -345,8 +417,7 @@ def summary_table(records: list[dict[str, Any]]) -> str:
              "published) | C2ST (strict classifier) | MMD | TARP ATC (KS p) | training [s] | "
              "sampling [s] |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for r in sorted(records, key=lambda r: (r["cell"]["task"], r["cell"]["budget"],
-                                            r["cell"]["method"])):
+    for r in sorted(records, key=_row_order):
         c = r["cell"]
         sb = r.get("c2st_sbibm_mean")
         protocol, strict = ("n/a" if sb is None else f"{sb:.3f}"), f"{r['c2st_mean']:.3f}"
@@ -355,9 +426,7 @@ def summary_table(records: list[dict[str, Any]]) -> str:
                 strict = f"**{strict}**"
             else:
                 protocol = f"**{protocol}**"
-        method = c["method"].removeprefix("sbi-").upper()
-        if c["method"] in PEER_METHODS:
-            method += " (sbi 0.27)"
+        method = method_label(r)
         peer = "n/a" if r["published_c2st"] is None else f"{r['published_c2st']:.3f}"
         lines.append(f"| {c['task']} | {c['budget']:,} | {method} | {protocol} | "
                      f"{peer} | {strict} | {r['mmd_mean']:.4f} | {r['tarp_atc']:+.3f} "
@@ -386,6 +455,11 @@ def run_benchmark(out_dir: str | Path, *, suite: str = "quick", tasks: list[str]
     """Runs (or resumes) a suite, optionally narrowed, and writes ``results.md``.
 
     Args:
+        train_overrides: training options for every cell beyond the project's defaults
+            (:class:`~sbi_astro.inference.TrainingConfig` fields, e.g. ``{"ensemble": 2}``;
+            sbi's peer rows take ``max_epochs`` alone); each record keeps them and each row
+            is named by them (:func:`method_label`).  A folder's cells are read back only
+            for the same options: pass another ``out_dir`` for others.
         num_observations, num_samples: per cell, instead of the suite's.
         sbibm_c2st: also score with sbibm's scikit-learn classifier (see :func:`run_cell`).
         c2st_jobs: processes fitting that classifier's folds at once (cells run here; on a
@@ -400,14 +474,21 @@ def run_benchmark(out_dir: str | Path, *, suite: str = "quick", tasks: list[str]
     s = SUITES[suite]
     cells = expand(tasks or suite_tasks(suite), methods or s["methods"],
                    budgets or s["budgets"])
+    overrides = check_overrides(train_overrides)
+    peers = sorted({c.method for c in cells} & set(PEER_METHODS))
+    if peers and set(overrides) - {"max_epochs"}:
+        raise ConfigError(f"sbi's rows {peers} take max_epochs alone of the training "
+                          f"options, got {sorted(overrides)}: run them without the others")
     n_obs = num_observations or s["num_observations"]
     for task in dict.fromkeys(c.task for c in cells):  # before any work
         check_task(load_simulator(task, device="cpu"), n_obs)
     out = Path(out_dir)
+    for c in cells:  # a cell of other options stops the run here, before any work
+        _finished(out / "cells" / f"{c.name}.json", c, overrides)
     log(f"benchmark '{suite}': {len(cells)} cell(s) -> {out}")
     kwargs = {"num_observations": n_obs,
               "num_samples": num_samples or s["num_samples"], "device": device,
-              "train_overrides": train_overrides, "tarp_tests": s["tarp_tests"],
+              "train_overrides": overrides, "tarp_tests": s["tarp_tests"],
               "tarp_samples": s["tarp_samples"], "sbibm_c2st": sbibm_c2st}
     if cluster is not None and cluster.distributed:
         records = _run_on_cluster(cells, out, kwargs, cluster, log)
@@ -419,6 +500,53 @@ def run_benchmark(out_dir: str | Path, *, suite: str = "quick", tasks: list[str]
     log(table)
     log(f"report: {report}")
     return records
+
+
+def collect_benchmark(folders: list[str | Path], out_dir: str | Path,
+                      log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """Writes the table, figure and HTML page (``results.md``, ``report.html``,
+    ``metrics.json``) of the finished cells of several benchmark folders into ``out_dir``,
+    running nothing: cells run at different times, with different options or on different
+    machines in one figure of C2ST against budget.
+
+    Raises:
+        ConfigError: a folder without cells, an unreadable cell record, the same cell with
+            the same options in two folders (say which to keep by listing one), or an
+            ``out_dir`` holding cells of its own that are not listed (its pages would no
+            longer describe them).
+    """
+    out = Path(out_dir)
+    roots = list(dict.fromkeys(Path(f).resolve() for f in folders))
+    if not roots:
+        raise ConfigError("--collect needs at least one benchmark folder")
+    if (out / "cells").is_dir() and any((out / "cells").glob("*.json")) and \
+            out.resolve() not in roots:
+        raise ConfigError(f"{out} holds benchmark cells of its own; list it in --collect too, "
+                          "or write the collected pages to another folder (-o)")
+    records: dict[tuple[str, str], tuple[Path, dict[str, Any]]] = {}
+    for root in roots:
+        paths = sorted((root / "cells").glob("*.json"))
+        if not paths:
+            raise ConfigError(f"{root} holds no benchmark cells (cells/*.json); give the "
+                              "folder a 'sbi-astro benchmark -o' wrote")
+        for path in paths:
+            record = _read_record(path)
+            if record is None:
+                raise ConfigError(f"{path} is not a finished cell record (unreadable or "
+                                  "incomplete); re-run its benchmark to rewrite it, or "
+                                  "leave its folder out")
+            key = (Cell(**record["cell"]).name, json.dumps(overrides_of(record),
+                                                           sort_keys=True))
+            if key in records:
+                raise ConfigError(f"cell {key[0]} ({method_label(record)}) is in both "
+                                  f"{records[key][0]} and {path}; list only the folder "
+                                  "whose cell you want")
+            records[key] = (path, record)
+    chosen = [r for _, r in records.values()]
+    _write_text(out / "results.md", summary_table(chosen))
+    report, _ = write_pages(chosen, out, "collected")
+    log(f"{len(chosen)} cell(s) from {len(roots)} folder(s); report: {report}")
+    return chosen
 
 
 def published_curves(records: list[dict[str, Any]]) -> dict[tuple[str, str], list[tuple[int,
@@ -436,17 +564,16 @@ def published_curves(records: list[dict[str, Any]]) -> dict[tuple[str, str], lis
 def write_pages(records: list[dict[str, Any]], out: Path, suite: str) -> tuple[Path, Path]:
     """``report.html`` (the figure of C2ST against budget with sbibm's published curves, and
     the table) and ``metrics.json`` (every cell's record) in ``out``."""
-    fig = plot_benchmark(records, published_curves(records))
+    fig = plot_benchmark(records, published_curves(records), label=method_label)
     rows = [{"task": r["cell"]["task"], "simulations": r["cell"]["budget"],
-             "method": r["cell"]["method"].upper(),
+             "method": method_label(r),
              "C2ST (sbibm's classifier)": (None if r.get("c2st_sbibm_mean") is None
                                            else round(r["c2st_sbibm_mean"], 3)),
              "C2ST (sbibm, published)": r["published_c2st"],
              "C2ST (strict classifier)": round(r["c2st_mean"], 3), "MMD": round(r["mmd_mean"], 4),
              "TARP ATC": round(r["tarp_atc"], 3), "TARP KS p": r["tarp_ks_pvalue"],
              "training [s]": round(r["train_s"], 1), "sampling [s]": round(r["sample_s"], 1)}
-            for r in sorted(records, key=lambda r: (r["cell"]["task"], r["cell"]["budget"],
-                                                    r["cell"]["method"]))]
+            for r in sorted(records, key=_row_order)]
     section = Section(
         title="C2ST against simulation budget",
         text="Solid: measured here with sbibm's own classifier (mean C2ST over the "
@@ -471,7 +598,8 @@ def _run_on_cluster(cells: list[Cell], out: Path, kwargs: dict[str, Any], cluste
     from ..executor import dashboard_line, open_client
 
     cluster.check()
-    done = {c: _finished(out / "cells" / f"{c.name}.json", c) for c in cells}
+    done = {c: _finished(out / "cells" / f"{c.name}.json", c, kwargs["train_overrides"])
+            for c in cells}
     pending = [c for c in cells if done[c] is None]
     for task, budget in dict.fromkeys((c.task, c.budget) for c in pending):
         run_campaign(_store_path(out, task, budget), load_simulator(task, device="cpu"),

@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import io
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -265,35 +266,45 @@ def plot_z_histogram(res: ImageCalibrationResult) -> Any:
 
 
 def plot_benchmark(records: list[dict[str, Any]],
-                   published: dict[tuple[str, str], list[tuple[int, float]]]) -> Any:
+                   published: dict[tuple[str, str], list[tuple[int, float]]],
+                   label: Callable[[dict[str, Any]], str] | None = None) -> Any:
     """C2ST against the simulation budget, one panel per task (the layout of sbibm's main
     figure): per method measured here, a solid line for C2ST with sbibm's classifier (cells
-    that have it) and a dotted one for the project's stricter classifier, and sbibm's
-    published means dashed in the same colour."""
+    that have it) and a dotted one for the project's stricter one, and sbibm's published
+    means dashed in the same colour.  ``label(record)`` names a cell's line (default: its
+    method); cells of one method with different labels (e.g. training options) get lines of
+    their own in that method's colour, told apart by their markers."""
+    label = label or (lambda r: r["cell"]["method"].upper())
     tasks = sorted({r["cell"]["task"] for r in records})
-    methods = sorted({r["cell"]["method"] for r in records})
+    lines = sorted({(r["cell"]["method"], label(r)) for r in records})
     colours = {m: f"C{i}" for i, m in enumerate(["npe", "nle", "nre", "fmpe", "npse"])}
     cols = min(3, len(tasks))
     rows = math.ceil(len(tasks) / cols)
     fig, axes = figure(rows, cols, size=(3.6 * cols, 3.0 * rows))
     for k, task in enumerate(tasks):
         ax = axes[k // cols, k % cols]
-        for m in methods:
-            cells = [r for r in records
-                     if r["cell"]["task"] == task and r["cell"]["method"] == m]
+        seen: dict[str, int] = {}
+        for m, name in lines:
+            cells = [r for r in records if r["cell"]["task"] == task
+                     and r["cell"]["method"] == m and label(r) == name]
+            if not cells:
+                continue
+            colour = colours.get(m, "k")
+            marker = "os^vD"[seen.get(m, 0) % 5]
+            seen[m] = seen.get(m, 0) + 1
             pts = sorted((r["cell"]["budget"], r["c2st_sbibm_mean"]) for r in cells
                          if r.get("c2st_sbibm_mean") is not None)
             if pts:
-                ax.plot(*zip(*pts, strict=True), "o-", color=colours.get(m, "k"),
-                        label=m.upper())
+                ax.plot(*zip(*pts, strict=True), f"{marker}-", color=colour, label=name)
             strict = sorted((r["cell"]["budget"], r["c2st_mean"]) for r in cells)
-            if strict:
-                ax.plot(*zip(*strict, strict=True), "s:", color=colours.get(m, "k"), ms=3,
-                        label=f"{m.upper()} (strict classifier)")
+            ax.plot(*zip(*strict, strict=True), f"{marker}:", color=colour, ms=3,
+                    label=f"{name} (strict classifier)")
+        for m in dict.fromkeys(m for m, _ in lines):
             ref = published.get((task, m))
             if ref:
-                ax.plot(*zip(*sorted(ref), strict=True), "--", color=colours.get(m, "k"),
-                        alpha=0.6, label=f"{m.upper()} (sbibm)")
+                ax.plot(*zip(*sorted(ref), strict=True), "--",
+                        color=colours.get(m, "k"), alpha=0.6,
+                        label=f"{m.upper()} (sbibm)")
         ax.set(xscale="log", ylim=(0.45, 1.02), title=task, xlabel="simulations",
                ylabel="C2ST")
         ax.axhline(0.5, color="k", lw=0.6)
