@@ -295,7 +295,8 @@ def plot_benchmark(records: list[dict[str, Any]],
             pts = sorted((r["cell"]["budget"], r["c2st_sbibm_mean"]) for r in cells
                          if r.get("c2st_sbibm_mean") is not None)
             if pts:
-                ax.plot(*zip(*pts, strict=True), f"{marker}-", color=colour, label=name)
+                ax.plot(*zip(*pts, strict=True), f"{marker}-", color=colour,
+                        label=f"{name} (sbibm's classifier)")
             strict = sorted((r["cell"]["budget"], r["c2st_mean"]) for r in cells)
             ax.plot(*zip(*strict, strict=True), f"{marker}:", color=colour, ms=3,
                     label=f"{name} (strict classifier)")
@@ -304,13 +305,18 @@ def plot_benchmark(records: list[dict[str, Any]],
             if ref:
                 ax.plot(*zip(*sorted(ref), strict=True), "--",
                         color=colours.get(m, "k"), alpha=0.6,
-                        label=f"{m.upper()} (sbibm)")
+                        label=f"{m.upper()} (sbibm, published)")
         ax.set(xscale="log", ylim=(0.45, 1.02), title=task, xlabel="simulations",
                ylabel="C2ST")
         ax.axhline(0.5, color="k", lw=0.6)
-        ax.legend(fontsize=7)
     for k in range(len(tasks), rows * cols):
         axes[k // cols, k % cols].axis("off")
+    legend: dict[str, Any] = {}  # one legend for the figure: the panels stay readable
+    for ax in axes.flat:
+        for handle, name in zip(*ax.get_legend_handles_labels(), strict=True):
+            legend.setdefault(name, handle)
+    fig.legend(list(legend.values()), list(legend), loc="upper center", fontsize=8,
+               ncol=min(3, max(1, len(legend))), bbox_to_anchor=(0.5, 0.0), frameon=False)
     return fig
 
 
