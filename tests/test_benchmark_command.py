@@ -270,3 +270,22 @@ def test_collect_draws_the_cells_of_several_folders_in_one_table(tmp_path, capsy
     assert main(["benchmark", "--collect", folders[0], "-o", folders[1]]) == 2
     assert "holds benchmark cells of its own" in capsys.readouterr().err
     assert not (tmp_path / "b" / "results.md").exists() and not (tmp_path / "x").exists()
+
+
+def test_the_figure_draws_a_line_per_training_option_with_one_legend():
+    from sbi_astro.pipeline.benchmark import method_label, published_curves
+    from sbi_astro.report.figures import plot_benchmark
+
+    recs = [_record("two_moons", 10_000, 0.55), _record("two_moons", 100_000, 0.52),
+            _record("two_moons", 100_000, 0.51, {"ensemble": 2}),
+            _record("sir", 100_000, 0.56, {"ensemble": 2})]
+    fig = plot_benchmark(recs, published_curves(recs), label=method_label)
+    sir, moons = fig.axes[0].get_lines(), fig.axes[1].get_lines()  # panels by task name
+    names = {line.get_label(): line for line in moons}
+    plain, ens = names["NPE (strict classifier)"], names["NPE (ensemble=2) (strict classifier)"]
+    assert list(plain.get_ydata()) == [0.55, 0.52] and list(ens.get_ydata()) == [0.51]
+    assert plain.get_marker() != ens.get_marker()
+    # the variant keeps its marker in a panel without the plain line: one legend serves all
+    sir_ens = next(x for x in sir if x.get_label() == "NPE (ensemble=2) (strict classifier)")
+    assert sir_ens.get_marker() == ens.get_marker()
+    assert len(fig.legends) == 1 and fig.axes[0].get_legend() is None

@@ -278,20 +278,21 @@ def plot_benchmark(records: list[dict[str, Any]],
     tasks = sorted({r["cell"]["task"] for r in records})
     lines = sorted({(r["cell"]["method"], label(r)) for r in records})
     colours = {m: f"C{i}" for i, m in enumerate(["npe", "nle", "nre", "fmpe", "npse"])}
+    markers = {}  # one per line, the same in every panel: the figure has one legend
+    for m, name in lines:
+        markers[(m, name)] = "os^vD"[sum(k[0] == m for k in markers) % 5]
     cols = min(3, len(tasks))
     rows = math.ceil(len(tasks) / cols)
     fig, axes = figure(rows, cols, size=(3.6 * cols, 3.0 * rows))
     for k, task in enumerate(tasks):
         ax = axes[k // cols, k % cols]
-        seen: dict[str, int] = {}
         for m, name in lines:
             cells = [r for r in records if r["cell"]["task"] == task
                      and r["cell"]["method"] == m and label(r) == name]
             if not cells:
                 continue
             colour = colours.get(m, "k")
-            marker = "os^vD"[seen.get(m, 0) % 5]
-            seen[m] = seen.get(m, 0) + 1
+            marker = markers[(m, name)]
             pts = sorted((r["cell"]["budget"], r["c2st_sbibm_mean"]) for r in cells
                          if r.get("c2st_sbibm_mean") is not None)
             if pts:
