@@ -364,6 +364,11 @@ def test_npe_ensemble_is_the_mixture_of_its_members(gl2, tmp_path):
     cfg = TrainingConfig(**{**FAST, "max_epochs": 5}, ensemble=2)
     est = train(theta, x, sim, cfg)
     assert len(est.members) == 2 and [m.config.seed for m in est.members] == [0, 1]
+    # member k is, bit for bit, the single flow of seed k (docs: an ensemble's first flow
+    # is the ensemble=1 run of the same seed, and members can be trained apart)
+    single = train(theta, x, sim, TrainingConfig(**{**FAST, "max_epochs": 5}, seed=1))
+    state = single.net.state_dict()
+    assert all(torch.equal(v, state[k]) for k, v in est.net[1].state_dict().items())
     members = est.metadata["training"]["members"]
     assert len(members) == 2
     # totals read like one run's (the CLI and studies print "N epochs in S s")
