@@ -213,6 +213,7 @@ def test_training_options_name_the_rows_and_guard_the_folder(tmp_path, capsys):
     (["--set", "seed=3"], "the benchmark sets ['seed'] itself"),
     (["--set", "max_epochs"], "--set expects KEY=VALUE"),
     (["--methods", "sbi-npe", "--set", "ensemble=2"], "take max_epochs alone"),
+    (["--methods", "npe", "nle", "--set", "ensemble=2"], "ensemble applies to NPE only"),
     (["--collect", "x", "--tasks", "two_moons"], "--collect runs nothing, so --tasks"),
 ])
 def test_bad_training_options_exit_2_before_any_work(tmp_path, capsys, options, needle):

@@ -479,6 +479,12 @@ def run_benchmark(out_dir: str | Path, *, suite: str = "quick", tasks: list[str]
     if peers and set(overrides) - {"max_epochs"}:
         raise ConfigError(f"sbi's rows {peers} take max_epochs alone of the training "
                           f"options, got {sorted(overrides)}: run them without the others")
+    for method in dict.fromkeys(c.method for c in cells if c.method not in PEER_METHODS):
+        try:  # e.g. ensemble is NPE's alone
+            TrainingConfig.from_dict({"method": method, **overrides})
+        except ConfigError as err:
+            raise ConfigError(f"the {method} cells cannot take the training options "
+                              f"{overrides} ({err}); run them without those options") from None
     n_obs = num_observations or s["num_observations"]
     for task in dict.fromkeys(c.task for c in cells):  # before any work
         check_task(load_simulator(task, device="cpu"), n_obs)
