@@ -290,3 +290,11 @@ def test_the_figure_draws_a_line_per_training_option_with_one_legend():
     sir_ens = next(x for x in sir if x.get_label() == "NPE (ensemble=2) (strict classifier)")
     assert sir_ens.get_marker() == ens.get_marker()
     assert len(fig.legends) == 1 and fig.axes[0].get_legend() is None
+
+
+def test_npe_is_needs_a_task_with_a_likelihood(tmp_path, capsys):
+    out = tmp_path / "b"
+    assert main(["benchmark", "--tasks", "two_moons", "--methods", "npe-is", "-o",
+                 str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "task 'two_moons' has no tractable likelihood" in err and not out.exists()

@@ -58,6 +58,7 @@ from ..diagnostics.tarp import tarp
 from ..errors import ConfigError, DataFormatError, NotAvailableError
 from ..executor import ClusterSpec
 from ..inference import TrainingConfig, load_run, train
+from ..inference.importance import ImportanceSampledNPE
 from ..inference.sbi_peers import PEER_METHODS, sbi_peer
 from ..provenance import package_versions
 from ..registry import list_simulators, load_simulator, simulator_class
@@ -86,9 +87,12 @@ SUITES: dict[str, dict[str, Any]] = {
               "budgets": [1000, 10_000, 100_000], "num_observations": 10,
               "num_samples": 10_000, "tarp_tests": 200, "tarp_samples": 1000},
 }
-#: ours (NPE, NLE, NRE with the project's defaults) and sbi 0.27's NPE, FMPE and NPSE (its
-#: defaults: peer rows)
-METHODS = ("npe", "nle", "nre", *PEER_METHODS)
+#: ours (NPE, NLE, NRE with the project's defaults; NPE-IS: the NPE importance-sampled with
+#: the task's exact likelihood, for tasks that have one) and sbi 0.27's NPE, FMPE and NPSE
+#: (its defaults: peer rows)
+METHODS = ("npe", "npe-is", "nle", "nre", *PEER_METHODS)
+#: proposals per posterior sample of the NPE-IS rows
+IS_PROPOSAL_FACTOR = 10
 
 
 @dataclasses.dataclass(frozen=True)
@@ -257,14 +261,23 @@ def run_cell(cell: Cell, out_dir: Path, *, num_observations: int, num_samples: i
                                 max_epochs=epochs, seed=seed)
         config_dict = {"method": cell.method, "sbi": "0.27 defaults", "max_epochs": epochs}
     else:
-        config = TrainingConfig(method=cell.method, device=device, seed=seed, **overrides)
-        est, train_s = _trained(out_dir / "models" / cell.name, config, theta, x, sim, log)
+        method = _trained_method(cell.method)
+        config = TrainingConfig(method=method, device=device, seed=seed, **overrides)
+        # an npe-is cell proposes from the NPE cell's flow (trained once, shared)
+        run_dir = out_dir / "models" / Cell(cell.task, method, cell.budget).name
+        est, train_s = _trained(run_dir, config, theta, x, sim, log)
         # as asked, and as trained ("auto" flow, batch and coupling made concrete)
         config_dict = {**config.to_dict(), "resolved": est.config.to_dict()}
+        if cell.method == "npe-is":
+            est = ImportanceSampledNPE(est, IS_PROPOSAL_FACTOR)
+            config_dict["importance_sampling"] = {"proposal_factor": IS_PROPOSAL_FACTOR}
     obs = torch.stack([sim.reference_observation(i) for i in range(1, num_observations + 1)])
     t0 = time.perf_counter()
     samples = est.sample(num_samples, obs, generator=torch.Generator().manual_seed(seed))
     sample_s = time.perf_counter() - t0
+    weights = {} if not isinstance(est, ImportanceSampledNPE) else {
+        "is_ess": est.last.ess.tolist(), "is_distinct": est.last.distinct.tolist(),
+        "is_proposals": est.last.num_proposals}
     refs = [sim.reference_samples(i + 1, num_samples) for i in range(num_observations)]
     scores = [c2st(samples[:, i].cpu(), refs[i], seed=i) for i in range(num_observations)]
     mmds = [mmd(samples[:, i].cpu(), refs[i], seed=i) for i in range(num_observations)]
@@ -278,7 +291,7 @@ def run_cell(cell: Cell, out_dir: Path, *, num_observations: int, num_samples: i
     calibration = _tarp_on_held_out(est, sim, tarp_tests, tarp_samples, seed)
     record = {"cell": dataclasses.asdict(cell), "c2st": scores,
               "c2st_mean": sum(scores) / len(scores), **protocol, "mmd": mmds,
-              "mmd_mean": sum(mmds) / len(mmds), **calibration,
+              "mmd_mean": sum(mmds) / len(mmds), **weights, **calibration,
               "published_c2st": published(cell.task, cell.method, cell.budget),
               "train_s": train_s, "sample_s": sample_s, "num_observations": num_observations,
               "num_samples": num_samples, "seed": seed, "train_overrides": overrides,
@@ -290,6 +303,11 @@ def run_cell(cell: Cell, out_dir: Path, *, num_observations: int, num_samples: i
         f"MMD {record['mmd_mean']:.4f}, TARP ATC {record['tarp_atc']:+.3f}, "
         f"training {train_s:.0f} s, sampling {sample_s:.1f} s")
     return record
+
+
+def _trained_method(method: str) -> str:
+    """The estimator a method of ours trains: NPE for ``npe-is`` (its proposal)."""
+    return "npe" if method == "npe-is" else method
 
 
 def _check_jobs(c2st_jobs: Any) -> None:
@@ -481,13 +499,17 @@ def run_benchmark(out_dir: str | Path, *, suite: str = "quick", tasks: list[str]
                           f"options, got {sorted(overrides)}: run them without the others")
     for method in dict.fromkeys(c.method for c in cells if c.method not in PEER_METHODS):
         try:  # e.g. ensemble is NPE's alone
-            TrainingConfig.from_dict({"method": method, **overrides})
+            TrainingConfig.from_dict({"method": _trained_method(method), **overrides})
         except ConfigError as err:
             raise ConfigError(f"the {method} cells cannot take the training options "
                               f"{overrides} ({err}); run them without those options") from None
     n_obs = num_observations or s["num_observations"]
     for task in dict.fromkeys(c.task for c in cells):  # before any work
-        check_task(load_simulator(task, device="cpu"), n_obs)
+        sim = load_simulator(task, device="cpu")
+        check_task(sim, n_obs)
+        if not sim.has_likelihood and any(c.method == "npe-is" for c in cells):
+            raise ConfigError(f"task {task!r} has no tractable likelihood, which npe-is "
+                              "weighs its proposals with; leave npe-is out for it")
     out = Path(out_dir)
     for c in cells:  # a cell of other options stops the run here, before any work
         _finished(out / "cells" / f"{c.name}.json", c, overrides)

@@ -277,7 +277,7 @@ def plot_benchmark(records: list[dict[str, Any]],
     label = label or (lambda r: r["cell"]["method"].upper())
     tasks = sorted({r["cell"]["task"] for r in records})
     lines = sorted({(r["cell"]["method"], label(r)) for r in records})
-    colours = {m: f"C{i}" for i, m in enumerate(["npe", "nle", "nre", "fmpe", "npse"])}
+    colours = {m: f"C{i}" for i, m in enumerate(["npe", "nle", "nre", "fmpe", "npse", "npe-is"])}
     markers = {}  # one per line, the same in every panel: the figure has one legend
     for m, name in lines:
         markers[(m, name)] = "os^vD"[sum(k[0] == m for k in markers) % 5]
