@@ -83,7 +83,7 @@ SUITES: dict[str, dict[str, Any]] = {
     # the astrophysical tasks: every registered simulator whose class declares
     # ``benchmark_suite = "astro"`` (with shipped, converged references); tasks=None means
     # "discovered" (see suite_tasks)
-    "astro": {"tasks": None, "methods": ["npe", "nle", "nre"],
+    "astro": {"tasks": None, "methods": ["npe", "npe-is", "nle", "nre"],
               "budgets": [1000, 10_000, 100_000], "num_observations": 10,
               "num_samples": 10_000, "tarp_tests": 200, "tarp_samples": 1000},
 }
