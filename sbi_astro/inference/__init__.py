@@ -5,7 +5,8 @@ One module per concept: :mod:`.config` (the training configuration), :mod:`.trai
 :mod:`.nle`, :mod:`.nre`, :mod:`.ensemble` (the methods), :mod:`.methods` (method -> class),
 :mod:`.run_files` and :mod:`.runs` (saving and loading run directories), :mod:`.data`
 (checking training sets), :mod:`.streaming` (training on batches streamed from a store),
-:mod:`.transforms`, and :mod:`.sbi_adapter`, the one module that touches ``sbi``.
+:mod:`.transforms`, :mod:`.importance` (NPE proposals weighed by an exact likelihood), and
+:mod:`.sbi_adapter`, the one module that touches ``sbi``.
 
 Example:
     >>> import torch

@@ -16,16 +16,18 @@ Conventions:
     * Resampling is with replacement: when ``ESS`` is below ``S`` the samples repeat some
       proposals (fewer distinct values); ask for more proposals (``proposals=``) then.
     * Seeded: the proposals come from ``generator`` first, then the resampling; the weights
-      are computed in chunks of ``chunk_size`` proposals, which changes nothing but memory.
+      are computed ``chunk_size`` (proposal, observation) pairs at a time, which changes
+      nothing but memory.
 
-Example:
+Example (a flow barely trained: the weights correct it, its ESS tells how far off it is):
     >>> import torch
     >>> from sbi_astro import load_simulator
+    >>> from sbi_astro.campaign import simulate_rows
     >>> from sbi_astro.inference import TrainingConfig, train
     >>> sim = load_simulator("gaussian_linear", device="cpu", dim=2)
-    >>> theta, x = sim.sample_joint(500, generator=torch.Generator().manual_seed(0))
-    >>> est = train(theta, x, sim, TrainingConfig(max_epochs=3, device="cpu"))
-    >>> res = importance_sample(est, x[:3], 200, generator=torch.Generator().manual_seed(1))
+    >>> est = train(*simulate_rows(sim, 0, 0, 600), sim, TrainingConfig(max_epochs=3, device="cpu"))
+    >>> _, x_o = simulate_rows(sim, 1, 0, 3)
+    >>> res = importance_sample(est, x_o, 200, generator=torch.Generator().manual_seed(1))
     >>> res.samples.shape, res.ess.shape, res.num_proposals
     (torch.Size([200, 3, 2]), torch.Size([3]), 2000)
 
