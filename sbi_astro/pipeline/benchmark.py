@@ -191,7 +191,10 @@ def check_overrides(train_overrides: dict[str, Any] | None) -> dict[str, Any]:
     if own:
         raise ConfigError(f"the benchmark sets {own} itself (use --methods and --device); "
                           "leave them out of the training options")
-    TrainingConfig.from_dict({"method": "npe", **overrides})
+    fields = {f.name for f in dataclasses.fields(TrainingConfig)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:  # each method checks the values (run_benchmark, run_cell)
+        raise ConfigError(f"unknown training option(s) {unknown}; valid: {sorted(fields)}")
     try:
         normal = json.loads(json.dumps(overrides, sort_keys=True))
     except (TypeError, ValueError):
@@ -252,17 +255,19 @@ def run_cell(cell: Cell, out_dir: Path, *, num_observations: int, num_samples: i
     record = _finished(path, cell, overrides)
     if record is not None:
         return record
+    method = _trained_method(cell.method)
+    config = None if cell.method in PEER_METHODS else \
+        TrainingConfig(method=method, device=device, seed=seed, **overrides)  # checks them
     sim = load_simulator(cell.task, device=device)
     check_task(sim, num_observations)
+    _check_likelihood(sim, [cell])
     theta, x = _training_set(out_dir, cell, sim, seed)
-    if cell.method in PEER_METHODS:  # sbi 0.27 with its defaults: a peer row
+    if config is None:  # sbi 0.27 with its defaults: a peer row
         epochs = overrides.get("max_epochs", 2**31 - 1)
         est, train_s = sbi_peer(cell.method, sim.prior, theta, x, torch.device(device),
                                 max_epochs=epochs, seed=seed)
         config_dict = {"method": cell.method, "sbi": "0.27 defaults", "max_epochs": epochs}
     else:
-        method = _trained_method(cell.method)
-        config = TrainingConfig(method=method, device=device, seed=seed, **overrides)
         # an npe-is cell proposes from the NPE cell's flow (trained once, shared)
         run_dir = out_dir / "models" / Cell(cell.task, method, cell.budget).name
         est, train_s = _trained(run_dir, config, theta, x, sim, log)
@@ -303,6 +308,14 @@ def run_cell(cell: Cell, out_dir: Path, *, num_observations: int, num_samples: i
         f"MMD {record['mmd_mean']:.4f}, TARP ATC {record['tarp_atc']:+.3f}, "
         f"training {train_s:.0f} s, sampling {sample_s:.1f} s")
     return record
+
+
+def _check_likelihood(sim: Any, cells: list[Cell]) -> None:
+    """Refuses ``npe-is`` cells of a task without a tractable likelihood."""
+    if not sim.has_likelihood and any(c.method == "npe-is" and c.task == sim.name
+                                      for c in cells):
+        raise ConfigError(f"task {sim.name!r} has no tractable likelihood, which npe-is "
+                          "weighs its proposals with; leave npe-is out for it")
 
 
 def _trained_method(method: str) -> str:
@@ -507,9 +520,7 @@ def run_benchmark(out_dir: str | Path, *, suite: str = "quick", tasks: list[str]
     for task in dict.fromkeys(c.task for c in cells):  # before any work
         sim = load_simulator(task, device="cpu")
         check_task(sim, n_obs)
-        if not sim.has_likelihood and any(c.method == "npe-is" for c in cells):
-            raise ConfigError(f"task {task!r} has no tractable likelihood, which npe-is "
-                              "weighs its proposals with; leave npe-is out for it")
+        _check_likelihood(sim, cells)
     out = Path(out_dir)
     for c in cells:  # a cell of other options stops the run here, before any work
         _finished(out / "cells" / f"{c.name}.json", c, overrides)
