@@ -21,6 +21,7 @@ import csv
 import sys
 from pathlib import Path
 
+from sbi_astro.atomic import atomic_write
 from sbi_astro.pipeline.benchmark import method_label, published_curves
 from sbi_astro.report.figures import plot_benchmark
 
@@ -47,7 +48,8 @@ def records(path: Path = CELLS) -> list[dict]:
 def main(out: Path) -> None:
     recs = records()
     fig = plot_benchmark(recs, published_curves(recs), label=method_label)
-    fig.savefig(out, dpi=90, bbox_inches="tight")
+    with atomic_write(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=90, bbox_inches="tight")
     print(f"{len(recs)} cells -> {out}")
 
 

@@ -47,6 +47,7 @@ from torch import Tensor
 
 from ..errors import ConfigError, NonFiniteError
 from .estimator import TrainedEstimator
+from .mcmc import kish_ess
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,7 +119,7 @@ def importance_sample(estimator: TrainedEstimator, x: Tensor, num_samples: int, 
             "likelihood weight is zero): the NPE's posterior misses the data there; check the "
             "observation, or train on simulations that cover it")
     w = torch.softmax(log_w, dim=0)  # (M, N), each column sums to 1
-    ess = 1.0 / (w ** 2).sum(0)
+    ess = kish_ess(log_w, dim=0)
     # on the CPU, as the generator: the same draws on every device
     idx = torch.multinomial(w.T.float().cpu(), num_samples, replacement=True,
                             generator=generator)  # (N, S)

@@ -54,12 +54,17 @@ INIT_CHUNK = 65_536
 INIT_ROUNDS = 8
 
 
+def kish_ess(log_weights: Tensor, dim: int = -1) -> Tensor:
+    """Kish effective sample size ``(sum w)^2 / sum w^2`` of log importance weights along
+    ``dim`` (0 where all are -inf)."""
+    top = log_weights.amax(dim, keepdim=True)
+    w = torch.exp(log_weights - torch.where(torch.isfinite(top), top, 0.0))
+    ess = w.sum(dim) ** 2 / w.pow(2).sum(dim)
+    return torch.nan_to_num(ess, nan=0.0)
+
+
 def _ess(weight: Tensor) -> float:
-    """Kish effective sample size of log importance weights (0 when all are -inf)."""
-    if not bool(torch.isfinite(weight).any()):
-        return 0.0
-    w = torch.exp(weight - weight.max())
-    return float(w.sum() ** 2 / w.pow(2).sum())
+    return float(kish_ess(weight))
 
 
 def _initial_walkers(log_prob: Callable[[Tensor, Tensor], Tensor], prior, keys: Tensor,

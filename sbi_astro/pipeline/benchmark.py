@@ -195,11 +195,10 @@ def check_overrides(train_overrides: dict[str, Any] | None) -> dict[str, Any]:
     unknown = sorted(set(overrides) - fields)
     if unknown:  # each method checks the values (run_benchmark, run_cell)
         raise ConfigError(f"unknown training option(s) {unknown}; valid: {sorted(fields)}")
-    try:
+    try:  # as a record stores them (and compares them when read back)
         normal = json.loads(json.dumps(overrides, sort_keys=True))
     except (TypeError, ValueError):
-        raise ConfigError(f"training options must be plain values (numbers, strings, "
-                          f"lists), got {overrides!r}") from None
+        normal = None
     if normal != overrides:
         raise ConfigError(f"training options must be plain values (numbers, strings, "
                           f"lists), got {overrides!r}")
