@@ -191,7 +191,7 @@ def check_overrides(train_overrides: dict[str, Any] | None) -> dict[str, Any]:
     if own:
         raise ConfigError(f"the benchmark sets {own} itself (use --methods and --device); "
                           "leave them out of the training options")
-    fields = {f.name for f in dataclasses.fields(TrainingConfig)}
+    fields = {f.name for f in dataclasses.fields(TrainingConfig)} - {"method", "seed", "device"}
     unknown = sorted(set(overrides) - fields)
     if unknown:  # each method checks the values (run_benchmark, run_cell)
         raise ConfigError(f"unknown training option(s) {unknown}; valid: {sorted(fields)}")
