@@ -215,6 +215,10 @@ def test_training_options_name_the_rows_and_guard_the_folder(tmp_path, capsys):
     (["--methods", "sbi-npe", "--set", "ensemble=2"], "take max_epochs alone"),
     (["--methods", "npe", "nle", "--set", "ensemble=2"], "ensemble applies to NPE only"),
     (["--collect", "x", "--tasks", "two_moons"], "--collect runs nothing, so --tasks"),
+    (["--collect", "x", "--suite", "full", "--workers", "2"],
+     "--collect runs nothing, so --suite and --workers would do nothing"),
+    (["--collect", "x", "--device", "cpu", "--no-sbibm-c2st"],
+     "so --device and --no-sbibm-c2st would"),
 ])
 def test_bad_training_options_exit_2_before_any_work(tmp_path, capsys, options, needle):
     out = tmp_path / "b"

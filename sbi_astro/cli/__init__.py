@@ -232,8 +232,15 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     from ..pipeline.benchmark import check_overrides, collect_benchmark, expand, run_benchmark
 
     if args.collect is not None:
-        given = [f for f, v in (("--tasks", args.tasks), ("--methods", args.methods),
-                                ("--budgets", args.budgets), ("--set", args.set)) if v]
+        given = [f for f, v in (("--suite", args.suite), ("--tasks", args.tasks),
+                                ("--methods", args.methods), ("--budgets", args.budgets),
+                                ("--set", args.set), ("--device", args.device),
+                                ("--no-sbibm-c2st", args.no_sbibm_c2st),
+                                ("--c2st-jobs", args.c2st_jobs is not None),
+                                ("--workers", args.workers != 1),
+                                ("--scheduler", args.scheduler), ("--cluster", args.cluster),
+                                ("--jobs", args.jobs != 1),
+                                ("--cluster-config", args.cluster_config)) if v]
         if given:
             raise ConfigError(f"--collect runs nothing, so {' and '.join(given)} would do "
                               "nothing; leave them out")
@@ -249,7 +256,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     cluster = _cluster(args)
     cluster.check()
     check_output_dir(args.output, kind="benchmark", overwrite=True)  # resumes what is there
-    run_benchmark(args.output, suite=args.suite, tasks=args.tasks, methods=args.methods,
+    run_benchmark(args.output, suite=args.suite or "quick", tasks=args.tasks, methods=args.methods,
                   budgets=args.budgets, device=args.device or "cpu", cluster=cluster,
                   train_overrides=overrides, sbibm_c2st=not args.no_sbibm_c2st,
                   c2st_jobs=jobs)
@@ -305,7 +312,8 @@ def _study_parsers(sub: Any) -> None:
 
     s = sub.add_parser("benchmark", help="accuracy benchmark: C2ST against reference "
                        "posteriors, beside sbibm's published numbers (docs/benchmark.md)")
-    s.add_argument("--suite", default="quick", choices=["quick", "full", "astro"])
+    s.add_argument("--suite", default=None, choices=["quick", "full", "astro"],
+                   help="which cells to run (default: quick)")
     s.add_argument("--tasks", nargs="+", default=None)
     s.add_argument("--methods", nargs="+", default=None)
     s.add_argument("--budgets", nargs="+", type=int, default=None)
