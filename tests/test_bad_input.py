@@ -120,6 +120,9 @@ def _write_studies(ws: Path) -> None:
         "s_section.yaml": base + "simulate: abc\n",
         "s_python.yaml": base + "name: !!python/object/apply:os.system ['echo hi']\n",
         "s_method.yaml": base + "train: {method: abc}\n",
+        # NLE models the density of x: a 64 x 64 image is refused before simulating
+        "s_nle_image.yaml": "simulator: {name: lensing_sie}\ntrain: {method: nle}\n"
+                            "output: s_nle_image_out\n",
         "s_trainlist.yaml": base + "train: [npe]\n",
         "s_snapshot.yaml": base + "snapshot_ensemble: 7\n",
         # valid: used only with an output path that must be refused
@@ -369,6 +372,7 @@ CLI_CASES = [
     ("run-section", ["run", "s_section.yaml"], "'simulate'"),
     ("run-python-tag", ["run", "s_python.yaml"], "not valid YAML"),
     ("run-method", ["run", "s_method.yaml"], "'abc'"),
+    ("run-nle-image", ["run", "s_nle_image.yaml"], "NLE learns the density of x"),
     ("run-train-list", ["run", "s_trainlist.yaml"], "'train'"),
     ("run-snapshot", ["run", "s_snapshot.yaml"], "7"),
     ("run-out-empty", ["run", "s_valid.yaml", "-o", ""], "empty"),
@@ -456,6 +460,9 @@ def _api_cases():
                                               torch.zeros(20, 2), sim), "complex"),
         ("train-too-few", lambda e, ws: train(np.full((20, 2), np.nan), np.zeros((20, 2)), sim),
          "fewer than 10"),
+        ("train-nle-image", lambda e, ws: train(
+            np.zeros((20, 12)), np.zeros((20, 64, 64)), load_simulator("lensing_sie"),
+            TrainingConfig(method="nle")), "shape (64, 64)"),
         ("config-epochs", lambda e, ws: TrainingConfig(max_epochs="abc"), "'abc'"),
         ("config-seed", lambda e, ws: TrainingConfig(seed=-1), "-1"),
         ("campaign-seed", lambda e, ws: run_campaign(ws / "api.h5", sim, num_simulations=10,

@@ -3,6 +3,7 @@ resumed, a table beside sbibm's published numbers; bad arguments exit 2 before a
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -294,6 +295,31 @@ def test_the_figure_draws_a_line_per_training_option_with_one_legend():
     sir_ens = next(x for x in sir if x.get_label() == "NPE (ensemble=2) (strict classifier)")
     assert sir_ens.get_marker() == ens.get_marker()
     assert len(fig.legends) == 1 and fig.axes[0].get_legend() is None
+
+
+def test_nle_on_an_image_task_is_refused_by_name_and_left_out_of_the_suite(
+        tmp_path, capsys, monkeypatch):
+    """NLE models the density of x, a vector: asked for on `lensing_sie` (64 x 64 images) it
+    exits 2 before any work; the astro suite runs that task's other methods without it."""
+    out = tmp_path / "b"
+    assert main(["benchmark", "--tasks", "lensing_sie", "--methods", "nle", "-o",
+                 str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "NLE learns the density of x" in err and "(64, 64)" in err and "nre" in err
+    assert "Traceback" not in err and not out.exists()
+    from sbi_astro.pipeline import benchmark
+
+    ran = []
+
+    def scored(cell, out_dir, **kwargs):  # the harness, not the training, is under test
+        ran.append(cell.name)
+        return {**_record(cell.task, cell.budget, 0.9), "cell": dataclasses.asdict(cell)}
+
+    monkeypatch.setattr(benchmark, "run_cell", scored)
+    benchmark.run_benchmark(out, suite="astro", tasks=["lensing_sie"], budgets=[1000],
+                            log=print)
+    assert ran == ["lensing_sie_npe_1000", "lensing_sie_npe-is_1000", "lensing_sie_nre_1000"]
+    assert "lensing_sie: the suite's nle cells are left out" in capsys.readouterr().out
 
 
 def test_npe_is_needs_a_task_with_a_likelihood(tmp_path, capsys):

@@ -24,6 +24,7 @@ from __future__ import annotations
 from .config import TrainingConfig
 from .ensemble import NPEEnsemble
 from .estimator import TrainedEstimator
+from .methods import check_method
 from .nle import NLEEstimator
 from .npe import NPEEstimator
 from .nre import NREEstimator
@@ -32,5 +33,5 @@ from .runs import load_run
 from .training import initial_state, train, train_from_store
 
 __all__ = ["NLEEstimator", "NPEEnsemble", "NPEEstimator", "NREEstimator", "TrainedEstimator",
-           "TrainingConfig", "initial_state", "load_run", "train", "train_from_store",
+           "TrainingConfig", "check_method", "initial_state", "load_run", "train", "train_from_store",
            "weights_path"]

@@ -31,7 +31,7 @@ from .config import TrainingConfig
 from .data import check_theta_x
 from .ensemble import member_config, mixture
 from .estimator import TrainedEstimator, resolve_embedding_spec
-from .methods import estimator_class
+from .methods import check_method, estimator_class
 from .run_files import read_run
 from .streaming import train_streamed
 from .transforms import LogitBox
@@ -56,6 +56,7 @@ def train(theta: Tensor, x: Tensor, simulator: Simulator, config: TrainingConfig
     Returns:
         The trained estimator (call ``.save(run_dir)`` to persist it).
     """
+    check_method(simulator, (config or TrainingConfig()).method)
     config = (config or TrainingConfig()).resolved(
         simulator.dim, theta.shape[0], bounded_prior=simulator.prior.bounded,
         theta_transform=simulator.default_theta_transform)

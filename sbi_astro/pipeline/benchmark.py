@@ -57,7 +57,7 @@ from ..diagnostics.mmd import mmd
 from ..diagnostics.tarp import tarp
 from ..errors import ConfigError, DataFormatError, NotAvailableError
 from ..executor import ClusterSpec
-from ..inference import TrainingConfig, load_run, train
+from ..inference import TrainingConfig, check_method, load_run, train
 from ..inference.importance import ImportanceSampledNPE
 from ..inference.sbi_peers import PEER_METHODS, sbi_peer
 from ..provenance import package_versions
@@ -259,7 +259,7 @@ def run_cell(cell: Cell, out_dir: Path, *, num_observations: int, num_samples: i
         TrainingConfig(method=method, device=device, seed=seed, **overrides)  # checks them
     sim = load_simulator(cell.task, device=device)
     check_task(sim, num_observations)
-    _check_likelihood(sim, [cell])
+    check_cell_method(sim, cell.method)
     theta, x = _training_set(out_dir, cell, sim, seed)
     if config is None:  # sbi 0.27 with its defaults: a peer row
         epochs = overrides.get("max_epochs", 2**31 - 1)
@@ -309,12 +309,18 @@ def run_cell(cell: Cell, out_dir: Path, *, num_observations: int, num_samples: i
     return record
 
 
-def _check_likelihood(sim: Any, cells: list[Cell]) -> None:
-    """Refuses ``npe-is`` cells of a task without a tractable likelihood."""
-    if not sim.has_likelihood and any(c.method == "npe-is" and c.task == sim.name
-                                      for c in cells):
+def check_cell_method(sim: Any, method: str) -> None:
+    """Refuses a method the task's simulator cannot take: ``npe-is`` without a tractable
+    likelihood, NLE on data that are not a vector (:func:`~sbi_astro.inference.check_method`).
+
+    Raises:
+        ConfigError: naming the task, the method and what to do instead.
+    """
+    if method == "npe-is" and not sim.has_likelihood:
         raise ConfigError(f"task {sim.name!r} has no tractable likelihood, which npe-is "
                           "weighs its proposals with; leave npe-is out for it")
+    if method not in PEER_METHODS:
+        check_method(sim, _trained_method(method))
 
 
 def _trained_method(method: str) -> str:
@@ -519,7 +525,14 @@ def run_benchmark(out_dir: str | Path, *, suite: str = "quick", tasks: list[str]
     for task in dict.fromkeys(c.task for c in cells):  # before any work
         sim = load_simulator(task, device="cpu")
         check_task(sim, n_obs)
-        _check_likelihood(sim, cells)
+        for method in dict.fromkeys(c.method for c in cells if c.task == task):
+            try:
+                check_cell_method(sim, method)
+            except ConfigError as err:
+                if methods is not None:  # asked for by name: refused
+                    raise
+                log(f"{task}: the suite's {method} cells are left out: {err}")
+                cells = [c for c in cells if (c.task, c.method) != (task, method)]
     out = Path(out_dir)
     for c in cells:  # a cell of other options stops the run here, before any work
         _finished(out / "cells" / f"{c.name}.json", c, overrides)

@@ -29,7 +29,7 @@ from torch import Tensor
 from ..analysis import Section, get_analysis
 from ..campaign import run_campaign
 from ..executor import ClusterSpec
-from ..inference import TrainedEstimator, load_run
+from ..inference import TrainedEstimator, check_method, load_run
 from ..inference.ensemble import mixture
 from ..outputs import check_output_dir
 from ..registry import load_simulator
@@ -45,6 +45,8 @@ def run_study(study: Study, *, output: str | Path | None = None, progress: bool 
     """Runs a study; returns the paths of its store, run, report and metrics, and the verdict."""
     sim = load_simulator(study.simulator, device=study.device, prior=study.prior or None,
                          **study.options)
+    for stage in study.stages:  # before any simulation
+        check_method(sim, stage.config.method)
     out = check_output_dir(output if output is not None else study.output, kind="study",
                            overwrite=True)
     out.mkdir(parents=True, exist_ok=True)
