@@ -307,6 +307,11 @@ def test_nle_on_an_image_task_is_refused_by_name_and_left_out_of_the_suite(
     err = capsys.readouterr().err
     assert "NLE learns the density of x" in err and "(64, 64)" in err and "nre" in err
     assert "Traceback" not in err and not out.exists()
+    assert main(["benchmark", "--tasks", "lensing_sie", "--methods", "npe", "fmpe", "-o",
+                 str(out)]) == 2  # sbi's defaults have no embedding for the images
+    err = capsys.readouterr().err
+    assert "fmpe row runs with sbi's defaults, which take x as a vector" in err
+    assert not out.exists()
     from sbi_astro.pipeline import benchmark
 
     ran = []

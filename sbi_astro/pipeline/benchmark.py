@@ -311,7 +311,8 @@ def run_cell(cell: Cell, out_dir: Path, *, num_observations: int, num_samples: i
 
 def check_cell_method(sim: Any, method: str) -> None:
     """Refuses a method the task's simulator cannot take: ``npe-is`` without a tractable
-    likelihood, NLE on data that are not a vector (:func:`~sbi_astro.inference.check_method`).
+    likelihood; NLE (:func:`~sbi_astro.inference.check_method`) and sbi's peer rows (sbi's
+    defaults have no embedding network) on data that are not a vector.
 
     Raises:
         ConfigError: naming the task, the method and what to do instead.
@@ -321,6 +322,10 @@ def check_cell_method(sim: Any, method: str) -> None:
                           "weighs its proposals with; leave npe-is out for it")
     if method not in PEER_METHODS:
         check_method(sim, _trained_method(method))
+    elif len(tuple(sim.event_shape)) > 1:
+        raise ConfigError(f"sbi 0.27's {method} row runs with sbi's defaults, which take x as "
+                          f"a vector; task {sim.name!r} gives x of shape "
+                          f"{tuple(sim.event_shape)}: leave {method} out for it")
 
 
 def _trained_method(method: str) -> str:
