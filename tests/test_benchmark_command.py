@@ -16,8 +16,14 @@ def test_a_cell_scores_against_the_reference_and_is_resumed(tmp_path):
     cell = Cell("gaussian_linear", "npe", 500)
     # a small coupling MAF, pinned: the test is of the harness, not of the defaults
     overrides = {"max_epochs": 30, "hidden_features": 32, "coupling": True}
+    first: list[str] = []
     rec = run_cell(cell, tmp_path, num_observations=1, num_samples=500,
-                   train_overrides=overrides, log=lambda s: None)
+                   train_overrides=overrides, log=first.append)
+    # progress while it works: the training set, every epoch, then the scoring
+    assert "  gaussian_linear_npe_500: training on 500 simulations" in first
+    epochs = [line for line in first if line.lstrip().startswith("epoch ")]
+    assert 1 <= len(epochs) <= 30 and "validation loss" in epochs[0]
+    assert any("sampling and scoring 1 x 500 posterior samples" in line for line in first)
     # gaussian_linear (10-D Gaussian posterior) from 500 simulations: NPE gets close but
     # a C2ST classifier still tells it apart (sbibm's published NPE at 10^3: 0.695)
     assert 0.5 <= rec["c2st_mean"] < 0.9

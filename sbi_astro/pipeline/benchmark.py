@@ -66,6 +66,7 @@ from ..report import write_sections_report
 from ..report.figures import plot_benchmark
 from ..rows import simulate_rows
 from ..store import SimulationStore
+from .training import epoch_logger
 
 #: the named suites: tasks, methods, budgets, observations per cell, samples per observation
 SUITES: dict[str, dict[str, Any]] = {
@@ -276,6 +277,8 @@ def run_cell(cell: Cell, out_dir: Path, *, num_observations: int, num_samples: i
             est = ImportanceSampledNPE(est, IS_PROPOSAL_FACTOR)
             config_dict["importance_sampling"] = {"proposal_factor": IS_PROPOSAL_FACTOR}
     obs = torch.stack([sim.reference_observation(i) for i in range(1, num_observations + 1)])
+    log(f"  {cell.name}: sampling and scoring {num_observations} x {num_samples} posterior "
+        f"samples, then TARP on {tarp_tests} held-out simulations")
     t0 = time.perf_counter()
     samples = est.sample(num_samples, obs, generator=torch.Generator().manual_seed(seed))
     sample_s = time.perf_counter() - t0
@@ -354,8 +357,9 @@ def _trained(run_dir: Path, config: TrainingConfig, theta: torch.Tensor, x: torc
             pass
         log(f"  {run_dir.name}: the saved estimator in {run_dir} is unreadable or of "
             "another configuration; training again")
+    log(f"  {run_dir.name}: training on {theta.shape[0]} simulations")
     t0 = time.perf_counter()
-    est = train(theta, x, sim, config)
+    est = train(theta, x, sim, config, on_epoch=epoch_logger(log))
     train_s = time.perf_counter() - t0
     est.metadata["benchmark"] = {"config": config.to_dict(), "train_s": train_s}
     est.save(run_dir)
