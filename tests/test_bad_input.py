@@ -25,8 +25,7 @@ from sbi_astro import load_simulator
 from sbi_astro.campaign import run_campaign
 from sbi_astro.cli import main
 from sbi_astro.errors import SbiAstroError
-from sbi_astro.inference import TrainingConfig, load_run, train
-from sbi_astro.inference import weights_path
+from sbi_astro.inference import TrainingConfig, load_run, train, weights_path
 from sbi_astro.store import SimulationStore
 
 SEED_2_63 = str(2**63)

@@ -84,7 +84,8 @@ def test_the_table_marks_the_best_method_and_shows_sbibm():
     (["--budgets", "10"], "budgets must be integers >= 100"),
     (["--c2st-jobs", "0"], "--c2st-jobs must be at least 1"),
     (["--suite", "huge"], "invalid choice"),
-    (["--tasks", "lensing_pixelated"], "task 'lensing_pixelated' has no reference posterior samples"),
+    (["--tasks", "lensing_pixelated"],
+     "task 'lensing_pixelated' has no reference posterior samples"),
 ])
 def test_bad_arguments_exit_2(tmp_path, capsys, argv, needle):
     out = tmp_path / "b"

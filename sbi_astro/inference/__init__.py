@@ -33,5 +33,5 @@ from .runs import load_run
 from .training import initial_state, train, train_from_store
 
 __all__ = ["NLEEstimator", "NPEEnsemble", "NPEEstimator", "NREEstimator", "TrainedEstimator",
-           "TrainingConfig", "check_method", "initial_state", "load_run", "train", "train_from_store",
-           "weights_path"]
+           "TrainingConfig", "check_method", "initial_state", "load_run", "train",
+           "train_from_store", "weights_path"]
