@@ -63,10 +63,6 @@ def kish_ess(log_weights: Tensor, dim: int = -1) -> Tensor:
     return torch.nan_to_num(ess, nan=0.0)
 
 
-def _ess(weight: Tensor) -> float:
-    return float(kish_ess(weight))
-
-
 def _initial_walkers(log_prob: Callable[[Tensor, Tensor], Tensor], prior, keys: Tensor,
                      walkers: int, num_draws: int) -> tuple[Tensor, Tensor]:
     """The starting walkers ``(W, N, D)`` and whether each observation's start is a fair
@@ -113,7 +109,7 @@ def _initial_walkers(log_prob: Callable[[Tensor, Tensor], Tensor], prior, keys: 
             used[i].append((proposals[i], size))
             weights[i] = _mixture_weights(prior, used[i], torch.cat(draws[i]),
                                           torch.cat(log_post[i]))
-            fair[i] = _ess(weights[i]) >= walkers / 4
+            fair[i] = float(kish_ess(weights[i])) >= walkers / 4
         need = [i for i in need if not fair[i]]
         if round_ == INIT_ROUNDS or not need:
             break
@@ -189,11 +185,11 @@ def _fit_proposal(draws: Tensor, weight: Tensor, min_ess: int) -> _Proposal | No
         return None
     x, lw = draws[ok].cpu().double(), weight[ok].cpu()
     beta = 1.0
-    if _ess(lw) < min_ess:  # the largest temper with enough ESS (at 0 it is len(lw))
+    if float(kish_ess(lw)) < min_ess:  # the largest temper with enough ESS (at 0 it is len(lw))
         lo, hi = 0.0, 1.0
         for _ in range(40):
             mid = 0.5 * (lo + hi)
-            lo, hi = (mid, hi) if _ess(mid * lw) >= min_ess else (lo, mid)
+            lo, hi = (mid, hi) if float(kish_ess(mid * lw)) >= min_ess else (lo, mid)
         beta = lo
     w = torch.softmax(beta * lw, 0)
     mean = w @ x

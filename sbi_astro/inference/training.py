@@ -56,8 +56,9 @@ def train(theta: Tensor, x: Tensor, simulator: Simulator, config: TrainingConfig
     Returns:
         The trained estimator (call ``.save(run_dir)`` to persist it).
     """
-    check_method(simulator, (config or TrainingConfig()).method)
-    config = (config or TrainingConfig()).resolved(
+    config = config or TrainingConfig()
+    check_method(simulator, config.method)
+    config = config.resolved(
         simulator.dim, theta.shape[0], bounded_prior=simulator.prior.bounded,
         theta_transform=simulator.default_theta_transform)
     if config.ensemble > 1:
