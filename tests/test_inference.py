@@ -11,7 +11,7 @@ import torch
 from sbi_astro import load_simulator
 from sbi_astro.campaign import simulate_rows
 from sbi_astro.errors import ConfigError, DataFormatError
-from sbi_astro.inference import TrainingConfig, load_run, train, weights_path
+from sbi_astro.inference import TrainingConfig, load_run, nle, train, weights_path
 
 # A small affine flow: the right family for these Gaussian posteriors, and quick to train
 # (the accuracy of the default configuration is gated in test_accuracy.py).
@@ -114,7 +114,7 @@ def test_training_is_seeded():
 
 
 @pytest.mark.parametrize("method", ["nle", "nre"])
-def test_nle_nre_train_sample_and_reload(method, tmp_path):
+def test_nle_nre_train_sample_and_reload(method, tmp_path, monkeypatch):
     sim = load_simulator("gaussian_linear", device="cpu", dim=2)
     theta, x = simulate_rows(sim, 1, 0, 2000)
     cfg = TrainingConfig(method=method, device="cpu", hidden_features=32, num_transforms=2,
@@ -130,6 +130,19 @@ def test_nle_nre_train_sample_and_reload(method, tmp_path):
     again = load_run(tmp_path / method, device="cpu")
     th = sim.prior.sample((5, 1), generator=torch.Generator().manual_seed(1))
     assert torch.allclose(again.log_prob(th, x_o), est.log_prob(th, x_o), atol=1e-4)
+    # a wide network's evaluations are split into calls of at most EVAL_VALUES data values:
+    # the same numbers, whichever way the walkers and observations are cut (here 3 rows a call)
+    th = sim.prior.sample((7, 5), generator=torch.Generator().manual_seed(2))
+    xs = sim.simulate(sim.prior.sample((5,), generator=torch.Generator().manual_seed(3)),
+                      generator=torch.Generator().manual_seed(4))
+    whole = est.log_prob(th, xs)
+    monkeypatch.setattr(nle, "EVAL_VALUES", 6)
+    calls = []
+    inner = est._log_likelihood
+    monkeypatch.setattr(est, "_log_likelihood",
+                        lambda t, x: calls.append(t.shape[:2]) or inner(t, x))
+    assert torch.allclose(est.log_prob(th, xs), whole, atol=1e-5)
+    assert max(a * b for a, b in calls) <= 3 and sum(a * b for a, b in calls) == 35
 
 
 def test_plateau_schedule_halves_the_learning_rate_down_to_its_floor():
