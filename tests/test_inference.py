@@ -136,6 +136,10 @@ def test_nle_nre_train_sample_and_reload(method, tmp_path, monkeypatch):
     xs = sim.simulate(sim.prior.sample((5,), generator=torch.Generator().manual_seed(3)),
                       generator=torch.Generator().manual_seed(4))
     whole = est.log_prob(th, xs)
+    with torch.no_grad():  # the network called directly, every row with its own data
+        direct = (est.net.log_prob(xs.repeat(7, 1)[None], th.reshape(35, 2)) if method == "nle"
+                  else est.net(th.reshape(35, 2), xs.repeat(7, 1)))
+    assert torch.allclose(whole, direct.reshape(7, 5) + sim.prior.log_prob(th), atol=1e-5)
     monkeypatch.setattr(nle, "EVAL_VALUES", 6)
     calls = []
     inner = est._log_likelihood

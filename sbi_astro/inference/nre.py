@@ -7,6 +7,7 @@ References:
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from .nle import MCMCEstimator
@@ -17,7 +18,14 @@ class NREEstimator(MCMCEstimator):
 
     method = "nre"
 
-    def _log_likelihood(self, th: Tensor, xf: Tensor) -> Tensor:
+    def _condition(self, xf: Tensor) -> Tensor:
+        """The classifier's embedding of each observation ``(n, E)``: computed once, not
+        once per walker (the embedding, a CNN on a spectrum, costs far more than the rest)."""
+        return self.net.embedding_net_x(xf.reshape(-1, *self.net.x_shape))
+
+    def _log_likelihood(self, th: Tensor, emb_x: Tensor) -> Tensor:
+        # sbi's RatioEstimator.unnormalized_log_ratio with x's embedding computed beforehand
         s, n, d = th.shape
-        xs = xf[None].expand(s, *xf.shape).reshape(s * n, *xf.shape[1:])
-        return self.net(th.reshape(s * n, d), xs).reshape(s, n)
+        emb_theta = self.net.embedding_net_theta(th.reshape(s * n, d))
+        z = torch.cat([emb_theta, emb_x.repeat(s, 1)], -1)  # row k: walker k // n, obs k % n
+        return self.net.net(z).squeeze(-1).reshape(s, n)
