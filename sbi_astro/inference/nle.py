@@ -17,8 +17,9 @@ from .mcmc import ensemble_sample
 
 SAMPLES_PER_WALKER = 4  # ensemble MCMC: most samples one walker contributes (see sample)
 MAX_WALKERS = 512  # per observation (more would cost warmup evaluations, not accuracy)
-#: most data values ``x`` per network call (rows x values per row): bounds the network's
-#: temporaries; past it a wide flow runs out of cache and costs twice as much per row
+#: most values per network call (rows x values per row of ``x``, or of NRE's embedding of
+#: it): bounds the network's temporaries; past it a wide flow runs out of cache and costs
+#: twice as much per row
 EVAL_VALUES = 2**18
 
 

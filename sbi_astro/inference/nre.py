@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from . import nle
 from .nle import MCMCEstimator
 
 
@@ -21,7 +22,10 @@ class NREEstimator(MCMCEstimator):
     def _condition(self, xf: Tensor) -> Tensor:
         """The classifier's embedding of each observation ``(n, E)``: computed once, not
         once per walker (the embedding, a CNN on a spectrum, costs far more than the rest)."""
-        return self.net.embedding_net_x(xf.reshape(-1, *self.net.x_shape))
+        xf = xf.reshape(-1, *self.net.x_shape)
+        rows = max(1, nle.EVAL_VALUES // max(1, xf[0].numel()))
+        return torch.cat([self.net.embedding_net_x(xf[i:i + rows])
+                          for i in range(0, xf.shape[0], rows)])
 
     def _log_likelihood(self, th: Tensor, emb_x: Tensor) -> Tensor:
         # sbi's RatioEstimator.unnormalized_log_ratio with x's embedding computed beforehand
