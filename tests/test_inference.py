@@ -506,3 +506,31 @@ def test_nsf_lu_is_sbis_spline_flow_saved_loaded_and_embedding_x_once(tmp_path):
     inside = torch.isfinite(ours)
     assert inside.float().mean() > 0.9
     torch.testing.assert_close(ours[inside], theirs[inside], rtol=1e-4, atol=1e-4)
+
+
+def test_nre_training_logits_embed_each_x_once_and_equal_sbis():
+    """sbi's NRE-B embeds every ``x`` once per contrasting atom; ours once per row: the same
+    logits from the same random choices, and ``num_atoms`` times fewer embedding calls."""
+    from sbi.inference import NRE
+
+    from sbi_astro.inference import sbi_adapter
+
+    sim = load_simulator("gaussian_linear", device="cpu", dim=3)
+    theta, x = simulate_rows(sim, 1, 0, 64)
+    emb = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh())
+    builder = sbi_adapter.classifier_builder(TrainingConfig(method="nre", hidden_features=16),
+                                             emb, "independent")
+    ours = sbi_adapter.trainer("nre", sim.prior, builder, torch.device("cpu"))
+    net = sbi_adapter.build_network(ours, theta, x)
+    seen = []
+    net.embedding_net_x.register_forward_hook(lambda m, i, o: seen.append(i[0].shape[0]))
+    torch.manual_seed(5)
+    got = ours._classifier_logits(theta, x, 10)
+    torch.manual_seed(5)
+    want = NRE._classifier_logits(ours, theta, x, 10)  # sbi's own method, the same network
+    assert seen == [64, 640]
+    assert got.shape == (640,)
+    assert torch.allclose(got, want, atol=1e-6)
+    # other random choices give other logits: the test above compares like with like
+    torch.manual_seed(6)
+    assert not torch.allclose(ours._classifier_logits(theta, x, 10), want, atol=1e-3)

@@ -273,6 +273,30 @@ def _balanced(cls: type, weight: float) -> type:
     return Balanced
 
 
+def _embed_x_once(cls: type) -> type:
+    """``cls`` (sbi's NRE-B trainer) with each ``x`` of a batch embedded once: sbi's
+    ``_classifier_logits`` repeats every ``x`` for its ``num_atoms`` contrasting
+    parameters and embeds each copy; here the embedding is computed once and repeated (the
+    same logits and the same random choices; the embeddings hold no batch statistics or
+    dropout).  On image tasks the embedding CNN is nearly all of the cost."""
+
+    class EmbedXOnce(cls):  # type: ignore[misc, valid-type]
+        def _classifier_logits(self, theta, x, num_atoms):  # noqa: ANN001, ANN202
+            net = self._neural_net
+            batch = theta.shape[0]
+            # sbi's draw of the contrasting parameters, unchanged (the same global stream)
+            probs = torch.ones(batch, batch) * (1 - torch.eye(batch)) / (batch - 1)
+            choices = torch.multinomial(probs, num_samples=num_atoms - 1, replacement=False)
+            atoms = torch.cat((theta[:, None, :], theta[choices]), dim=1)
+            emb_theta = net.embedding_net_theta(atoms.reshape(batch * num_atoms, -1))
+            emb_x = net.embedding_net_x(x).repeat_interleave(num_atoms, 0)
+            return net.net(torch.cat([emb_theta, emb_x], -1)).squeeze(-1)
+
+    EmbedXOnce.__name__ = cls.__name__
+    EmbedXOnce.__qualname__ = cls.__qualname__
+    return EmbedXOnce
+
+
 def _append(inference: Any, theta: Tensor, x: Tensor) -> None:
     """``inference.append_simulations(theta, x)`` (one round, from the prior), without
     sbi's copy: its checks and bookkeeping run on two rows, then the stored rows are
@@ -292,6 +316,8 @@ def trainer(method: str, prior: torch.distributions.Distribution, builder: Any,
     cls = _lean({"npe": NPE, "nle": NLE, "nre": NRE}[method])
     if config is not None and config.lr_schedule != "constant":
         cls = _with_schedule(cls, config)
+    if method == "nre":
+        cls = _embed_x_once(cls)
     if config is not None and method == "npe" and config.balance:
         cls = _balanced(cls, float(config.balance))
     key = "classifier" if method == "nre" else "density_estimator"
