@@ -104,8 +104,8 @@ class MCMCEstimator(TrainedEstimator):
     def _log_likelihood_in_chunks(self, th: Tensor, cond: Tensor) -> Tensor:
         """:meth:`_log_likelihood` ``(S, n)`` of ``th (S, n, D)`` given ``cond (n, ...)``, in
         calls of at most ``EVAL_VALUES`` values of ``cond`` (at least one row each).  On
-        ``xray_thermal``'s NLE (444 channels, 5 spline transforms of 12,876 parameters per
-        row) a call of 1,024 rows costs 1.7 ms per row, one of 65,536 rows 3.9 ms and
+        the NLE of a 444-channel X-ray spectrum (5 spline transforms of 12,876 parameters
+        per row) a call of 1,024 rows costs 1.7 ms per row, one of 65,536 rows 3.9 ms and
         several GB."""
         s, n = th.shape[:2]
         rows = max(1, EVAL_VALUES // max(1, cond[0].numel()))
