@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from . import nle
+from . import nle, sbi_adapter
 from .nle import MCMCEstimator
 
 
@@ -28,8 +28,6 @@ class NREEstimator(MCMCEstimator):
                           for i in range(0, xf.shape[0], rows)])
 
     def _log_likelihood(self, th: Tensor, emb_x: Tensor) -> Tensor:
-        # sbi's RatioEstimator.unnormalized_log_ratio with x's embedding computed beforehand
-        s, n, d = th.shape
-        emb_theta = self.net.embedding_net_theta(th.reshape(s * n, d))
-        z = torch.cat([emb_theta, emb_x.repeat(s, 1)], -1)  # row k: walker k // n, obs k % n
-        return self.net.net(z).squeeze(-1).reshape(s, n)
+        s, n, d = th.shape  # row k of the flat batch: walker k // n, observation k % n
+        return sbi_adapter.ratio_logits(self.net, th.reshape(s * n, d),
+                                        emb_x.repeat(s, 1)).reshape(s, n)

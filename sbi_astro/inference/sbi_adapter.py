@@ -273,6 +273,13 @@ def _balanced(cls: type, weight: float) -> type:
     return Balanced
 
 
+def ratio_logits(net: nn.Module, theta: Tensor, emb_x: Tensor) -> Tensor:
+    """sbi's ``RatioEstimator`` logits ``(B,)`` of ``theta (B, D)`` paired row by row with
+    ``emb_x (B, E)``, the network's own embedding of ``x`` computed beforehand (so that an
+    ``x`` paired with many ``theta`` is embedded once)."""
+    return net.net(torch.cat([net.embedding_net_theta(theta), emb_x], -1)).squeeze(-1)
+
+
 def _embed_x_once(cls: type) -> type:
     """``cls`` (sbi's NRE-B trainer) with each ``x`` of a batch embedded once: sbi's
     ``_classifier_logits`` repeats every ``x`` for its ``num_atoms`` contrasting
@@ -288,9 +295,8 @@ def _embed_x_once(cls: type) -> type:
             probs = torch.ones(batch, batch) * (1 - torch.eye(batch)) / (batch - 1)
             choices = torch.multinomial(probs, num_samples=num_atoms - 1, replacement=False)
             atoms = torch.cat((theta[:, None, :], theta[choices]), dim=1)
-            emb_theta = net.embedding_net_theta(atoms.reshape(batch * num_atoms, -1))
-            emb_x = net.embedding_net_x(x).repeat_interleave(num_atoms, 0)
-            return net.net(torch.cat([emb_theta, emb_x], -1)).squeeze(-1)
+            return ratio_logits(net, atoms.reshape(batch * num_atoms, -1),
+                                net.embedding_net_x(x).repeat_interleave(num_atoms, 0))
 
     EmbedXOnce.__name__ = cls.__name__
     EmbedXOnce.__qualname__ = cls.__qualname__
