@@ -4,6 +4,7 @@ per task, from the measured cells listed in ``docs/benchmark_cells.csv``.
 Usage::
 
     python docs/benchmark_figure.py [OUT_PNG]
+    python docs/benchmark_figure.py --tables    # prints the page's tables per budget
 
 Each row of the CSV is a cell measured with the project's defaults of its day and shown
 in a table of ``docs/benchmark.md`` (its last column names the section; a test checks that
@@ -13,6 +14,10 @@ its own cells: solid lines for C2ST with sbibm's classifier where a cell has it,
 for the strict classifier, sbibm's published means dashed (default output:
 ``docs/figures/benchmark_c2st.png``).  Cells kept in benchmark folders are drawn the same
 way by ``sbi-astro benchmark --collect FOLDER ... -o OUT``.
+
+``--tables`` prints the page's tables of every default cell per budget (task x method,
+:func:`sbi_astro.pipeline.benchmark.budget_tables`; a test checks that the page holds them
+as printed).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import sys
 from pathlib import Path
 
 from sbi_astro.atomic import atomic_write
-from sbi_astro.pipeline.benchmark import method_label, published_curves
+from sbi_astro.pipeline.benchmark import budget_tables, method_label, published_curves
 from sbi_astro.report.figures import plot_benchmark
 
 HERE = Path(__file__).resolve().parent
@@ -45,6 +50,12 @@ def records(path: Path = CELLS) -> list[dict]:
     return out
 
 
+def default_tables() -> str:
+    """The tables per budget of the cells measured with the defaults of their day (the CSV
+    rows without training options)."""
+    return budget_tables([r for r in records() if not r["train_overrides"]])
+
+
 def main(out: Path) -> None:
     recs = records()
     fig = plot_benchmark(recs, published_curves(recs), label=method_label)
@@ -54,4 +65,7 @@ def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "figures" / "benchmark_c2st.png")
+    if sys.argv[1:] == ["--tables"]:
+        print(default_tables(), end="")
+    else:
+        main(Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "figures" / "benchmark_c2st.png")

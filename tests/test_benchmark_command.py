@@ -9,7 +9,13 @@ import json
 import pytest
 
 from sbi_astro.cli import main
-from sbi_astro.pipeline.benchmark import Cell, published, run_cell, summary_table
+from sbi_astro.pipeline.benchmark import (
+    Cell,
+    budget_tables,
+    published,
+    run_cell,
+    summary_table,
+)
 
 
 def test_a_cell_scores_against_the_reference_and_is_resumed(tmp_path):
@@ -76,6 +82,14 @@ def test_the_table_marks_the_best_method_and_shows_sbibm():
     table = summary_table(recs)
     assert "| two_moons | 10,000 | NPE | 0.580 | 0.606 | 0.550 |" in table
     assert "| two_moons | 10,000 | NLE | **0.540** | 0.713 | 0.610 |" in table
+    # the same cells as a task x method table per budget: strict C2ST (sbibm's), the mark
+    # by sbibm's classifier, sbibm's published NPE / NLE / NRE
+    compact = budget_tables(recs + [{**recs[0], "cell": {**recs[0]["cell"], "method": "npse"},
+                                     "c2st_mean": 0.5}])
+    assert compact.startswith("**10,000 simulations**\n\n| task | NPE | NLE | NPSE (sbi 0.27) |")
+    row = ("| two_moons | 0.550 (0.580) | **0.610 (0.540)** | 0.500 (0.580) | "
+           "0.606 / 0.713 / 0.761 |")
+    assert row in compact  # sbi's NPSE (a peer) is never marked, even when lower
 
 
 @pytest.mark.parametrize("argv, needle", [

@@ -33,3 +33,21 @@ def test_every_cell_of_the_figure_is_in_a_table_of_the_page():
         if c["c2st_sbibm"]:  # sbibm's classifier's mean is in the page too
             assert f"{float(c['c2st_sbibm']):.3f}" in page
         assert 0.5 <= float(c["c2st_strict"]) <= 1.0
+
+
+def test_the_tables_per_budget_are_those_the_csv_gives():
+    """The page's tables per budget (task x method) are what ``docs/benchmark_figure.py
+    --tables`` prints from the CSV: a cell added to one and not the other fails here."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("benchmark_figure",
+                                                  DOCS / "benchmark_figure.py")
+    figure = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(figure)
+    page = (DOCS / "benchmark.md").read_text(encoding="utf-8")
+    start = "<!-- budget tables: python docs/benchmark_figure.py --tables -->\n"
+    inside = page.split(start, 1)[1].split("<!-- end of budget tables -->", 1)[0]
+    tables = figure.default_tables()
+    assert inside == tables
+    # e.g. two_moons at 10^4: our NLE best, NPE and NRE beside it, sbibm's published means
+    assert "| two_moons | 0.542 | **0.525** | 0.625 | 0.606 / 0.713 / 0.761 |" in tables

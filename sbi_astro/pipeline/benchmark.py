@@ -15,7 +15,7 @@ Each cell is written atomically to ``cells/TASK_METHOD_BUDGET.json`` when it fin
 a killed benchmark re-runs only the missing cells; each of our estimators is saved to
 ``models/TASK_METHOD_BUDGET/`` (a run directory, :func:`~sbi_astro.inference.load_run`)
 as soon as it is trained, so a cell killed while scoring is not trained again.
-``results.md`` is the table;
+``results.md`` holds a table per budget (task x method) and the table of every cell;
 ``report.html`` adds the figure of C2ST against budget per task with sbibm's published
 curves (:func:`write_pages`), ``metrics.json`` every cell's record.
 :func:`summary_table` puts our mean C2ST beside sbibm's published mean for the same task,
@@ -480,6 +480,42 @@ def summary_table(records: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def budget_tables(records: list[dict[str, Any]]) -> str:
+    """Markdown tables, one per budget: a row per task, a column per method in the order of
+    ``METHODS`` (C2ST with the project's strict classifier, sbibm's classifier's in brackets
+    where the cell has it), then sbibm's published NPE / NLE / NRE means; ``**`` marks the
+    best of our methods per task, ranked as in :func:`summary_table`."""
+    out = []
+    for budget in sorted({r["cell"]["budget"] for r in records}):
+        rows = [r for r in records if r["cell"]["budget"] == budget]
+        labels = list(dict.fromkeys(method_label(r) for r in sorted(
+            rows, key=lambda r: (METHODS.index(r["cell"]["method"]), method_label(r)))))
+        lines = [f"**{budget:,} simulations**", "",
+                 "| task | " + " | ".join(labels) + " | sbibm published NPE / NLE / NRE |",
+                 "| --- |" + " --- |" * (len(labels) + 1)]
+        for task in sorted({r["cell"]["task"] for r in rows}):
+            cells = {method_label(r): r for r in rows if r["cell"]["task"] == task}
+            ours = [_ranked(r) for r in cells.values() if r["cell"]["method"] not in PEER_METHODS]
+            best = min(ours) if ours else None
+            entries = []
+            for label in labels:
+                r = cells.get(label)
+                if r is None:
+                    entries.append("")
+                    continue
+                text = f"{r['c2st_mean']:.3f}"
+                if r.get("c2st_sbibm_mean") is not None:
+                    text += f" ({r['c2st_sbibm_mean']:.3f})"
+                if r["cell"]["method"] not in PEER_METHODS and _ranked(r) == best:
+                    text = f"**{text}**"
+                entries.append(text)
+            peers = [published(task, m, budget) for m in ("npe", "nle", "nre")]
+            peer = " / ".join("n/a" if v is None else f"{v:.3f}" for v in peers)
+            lines.append(f"| {task} | " + " | ".join(entries) + f" | {peer} |")
+        out.append("\n".join(lines))
+    return "\n\n".join(out) + "\n"
+
+
 def suite_tasks(suite: str) -> list[str]:
     """The tasks of ``suite``: its list, or (``tasks: None``) the registered simulators
     whose class declares ``benchmark_suite = suite``, as a third party's plugin would."""
@@ -555,7 +591,7 @@ def run_benchmark(out_dir: str | Path, *, suite: str = "quick", tasks: list[str]
     else:
         records = [run_cell(c, out, log=log, c2st_jobs=c2st_jobs, **kwargs) for c in cells]
     table = summary_table(records)
-    _write_text(out / "results.md", table)
+    _write_text(out / "results.md", budget_tables(records) + "\n" + table)
     report, _ = write_pages(records, out, suite)
     log(table)
     log(f"report: {report}")
@@ -603,7 +639,7 @@ def collect_benchmark(folders: list[str | Path], out_dir: str | Path,
                                   "whose cell you want")
             records[key] = (path, record)
     chosen = [r for _, r in records.values()]
-    _write_text(out / "results.md", summary_table(chosen))
+    _write_text(out / "results.md", budget_tables(chosen) + "\n" + summary_table(chosen))
     report, _ = write_pages(chosen, out, "collected")
     log(f"{len(chosen)} cell(s) from {len(roots)} folder(s); report: {report}")
     return chosen
