@@ -54,6 +54,35 @@ def test_score_study_runs_end_to_end_and_resumes(tmp_path, capsys, one_torch_thr
     assert "reusing the score prior" in capsys.readouterr().out
 
 
+def test_a_score_study_killed_while_training_its_prior_resumes_there(tmp_path,
+                                                                     one_torch_thread):
+    """Killed at step 12 of the prior's 30 (checkpoints every 3 steps), the study started
+    again resumes at step 9 and saves the prior an uninterrupted study saves (the same
+    weights file, named by its hash); the checkpoint is gone once the prior is saved."""
+    pytest.importorskip("galsim")
+    from sbi_astro.pipeline.score_study import ScoreStudy, run_score_study
+
+    study = ScoreStudy.from_dict(STUDY)
+
+    def kill_at_12(line):
+        if line.startswith("step 12/"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_score_study(study, output=tmp_path / "killed", progress=False, log=kill_at_12)
+    assert (tmp_path / "killed" / "prior-checkpoint" / "training_state.json").exists()
+    assert not (tmp_path / "killed" / "prior").exists()
+    lines = []
+    run_score_study(study, output=tmp_path / "killed", progress=False, log=lines.append)
+    assert any(line.startswith("resuming from the checkpoint") and line.endswith("step 9/30")
+               for line in lines)
+    assert not (tmp_path / "killed" / "prior-checkpoint").exists()
+    run_score_study(study, output=tmp_path / "straight", progress=False, log=lambda s: None)
+    saved = [json.loads((tmp_path / d / "prior" / "score_model.json").read_text())["weights"]
+             for d in ("killed", "straight")]
+    assert saved[0]["sha256"] == saved[1]["sha256"]
+
+
 @pytest.mark.parametrize("change, words", [
     ({"sources": {"simulator": "galsim_sources", "colour": 1}}, "unknown key(s) ['colour']"),
     ({"operator": {"name": "lensing", "options": {"theta_E": 1.0, "warp": 2}}},

@@ -50,6 +50,7 @@ import dataclasses
 import datetime as _dt
 import math
 import platform
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -360,13 +361,16 @@ def _prior(study: ScoreStudy, data: Any, example: Any, prior_dir: Path, dev: tor
     log(f"[2/4] training the score prior ({p.steps} steps of {p.batch_size} images, {how})")
     torch.manual_seed(p.seed)  # the network's initial weights
     prior = _new_prior(p)
+    checkpoint = prior_dir.parent / "prior-checkpoint"  # a killed run resumes from it
     summary = train_score_model(prior, data, steps=p.steps, batch_size=p.batch_size, lr=p.lr,
                                 seed=p.seed, device=dev, example=example, log=log,
-                                log_every=max(1, p.steps // 10))
+                                log_every=max(1, p.steps // 10), checkpoint=checkpoint,
+                                checkpoint_every=max(1, min(500, p.steps // 10)))
     tail = summary["loss"][-max(1, p.steps // 10):]
     training = {"steps": p.steps, "seconds": summary["seconds"],
                 "final_loss": sum(tail) / len(tail)}
     save_score_model(prior, prior_dir, metadata=training, overwrite=True)
+    shutil.rmtree(checkpoint, ignore_errors=True)  # the prior is saved: no longer needed
     return prior, training
 
 

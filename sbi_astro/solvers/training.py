@@ -6,7 +6,11 @@ can be simulated on the fly), or over a simulation store's rows streamed from di
 (:class:`~sbi_astro.store_batches.StoreBatches`: training sets larger than memory, e.g. a
 campaign of GalSim galaxies), updating the EMA weights after each step.  Everything
 random (batches, times, noise) comes from one seeded ``torch.Generator``, so a seed gives
-the same model on a given device.
+the same model on a given device.  With ``checkpoint=DIR`` the whole training state
+(weights, EMA weights, Adam's moments, the generator, the step and the losses) is written
+there every ``checkpoint_every`` steps (:mod:`sbi_astro.weights_files`: atomic, checked on
+reading, ``weights_only``); a training killed after a checkpoint and started again with the
+same settings and data resumes from it and ends with the weights of an uninterrupted run.
 
 Example:
     >>> import torch
@@ -20,18 +24,24 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from ..device import resolve_device
-from ..errors import ConfigError, NonFiniteError
+from ..errors import ConfigError, DataFormatError, NonFiniteError
 from ..store_batches import StoreBatches
+from ..weights_files import read_weights, write_weights
 from .score_model import ScoreModel
+
+_STATE_JSON, _STATE_FORMAT, _STATE_VERSION = "training_state.json", "sbi-astro-score-training", 1
+_STATE_WHAT = "score-model training state"
 
 Sampler = Callable[[int, torch.Generator], Tensor]
 Example = Callable[[Tensor, Tensor], Tensor]
@@ -50,7 +60,8 @@ def train_score_model(model: ScoreModel, data: Tensor | Sampler | StoreBatches, 
                       steps: int = 2000, batch_size: int = 64, lr: float = 1e-3, seed: int = 0,
                       device: str | torch.device | None = None, grad_clip: float = 1.0,
                       log: Callable[[str], None] | None = None, log_every: int = 500,
-                      example: Example | None = None) -> dict[str, Any]:
+                      example: Example | None = None, checkpoint: str | Path | None = None,
+                      checkpoint_every: int = 500) -> dict[str, Any]:
     """Trains ``model`` in place and returns a summary (losses per step, seconds).
 
     Args:
@@ -69,16 +80,25 @@ def train_score_model(model: ScoreModel, data: Tensor | Sampler | StoreBatches, 
         log: called with a progress line every ``log_every`` steps.
         example: with a store, ``example(theta, x) -> (B, *event_shape)`` makes the
             examples from its rows (default: ``x``).
+        checkpoint: a directory for the training state, written every
+            ``checkpoint_every`` steps; when it already holds the state of this training
+            (the same model, settings and data), training resumes from it.
+        checkpoint_every: steps between checkpoints.
 
     Raises:
-        ConfigError: bad settings; ShapeError: data of the wrong shape;
+        ConfigError: bad settings; ``checkpoint`` holds the state of another training, or
+            a damaged one (both are left as they are); ShapeError: data of the wrong shape;
         NonFiniteError: the loss diverged (lower ``lr``).
     """
     _check(steps, batch_size, lr)
+    if not (isinstance(checkpoint_every, int) and checkpoint_every > 0):
+        raise ConfigError(f"checkpoint_every must be a positive integer, got "
+                          f"{checkpoint_every!r}")
     dev = resolve_device(device)
     model.to(dev).train()
     gen = torch.Generator(device=dev).manual_seed(seed)
     streamed = None
+    fingerprint = _fingerprint(data)
     if isinstance(data, StoreBatches):
         if data.batch_size != batch_size:
             raise ConfigError(f"the store's batches hold {data.batch_size} rows but "
@@ -99,10 +119,20 @@ def train_score_model(model: ScoreModel, data: Tensor | Sampler | StoreBatches, 
     opt = torch.optim.Adam(model.net.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda i: 0.1 + 0.45 * (1.0 + math.cos(math.pi * i / steps)))
-    losses = []
+    settings = {"steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
+                "grad_clip": grad_clip, "model": model.config(), "data": fingerprint}
+    losses: list[float] = []
+    start, spent = 0, 0.0
+    if checkpoint is not None and (Path(checkpoint) / _STATE_JSON).exists():
+        start, spent, losses = _resume(Path(checkpoint), settings, model, opt, sched, gen)
+        if log is not None:
+            log(f"resuming from the checkpoint in {checkpoint}: step {start}/{steps}")
+        if streamed is not None:  # the store's batches the first steps used
+            for _ in range(start):
+                next(streamed)
     t0 = time.perf_counter()
     try:
-        for step in range(steps):
+        for step in range(start, steps):
             if isinstance(data, Tensor):
                 idx = torch.randint(data.shape[0], (batch_size,), generator=gen, device=dev)
                 batch = data[idx]
@@ -122,12 +152,87 @@ def train_score_model(model: ScoreModel, data: Tensor | Sampler | StoreBatches, 
             if log is not None and (step + 1) % log_every == 0:
                 recent = sum(losses[-log_every:]) / len(losses[-log_every:])
                 log(f"step {step + 1}/{steps}: loss {recent:.4g}")
+            if checkpoint is not None and (step + 1) % checkpoint_every == 0:
+                _save_state(Path(checkpoint), settings, step + 1,
+                            spent + time.perf_counter() - t0, losses, model, opt, sched, gen)
     finally:
         if streamed is not None:
             streamed.close()  # stops the store's prefetch thread
     model.eval()
-    return {"loss": losses, "seconds": time.perf_counter() - t0, "steps": steps,
+    return {"loss": losses, "seconds": spent + time.perf_counter() - t0, "steps": steps,
             "batch_size": batch_size, "lr": lr, "seed": seed}
+
+
+def _fingerprint(data: Any) -> dict[str, Any]:
+    """What identifies the training data in a checkpoint: a tensor's shape and sums, a
+    store's rows, or (fresh draws of a function) its name."""
+    if isinstance(data, Tensor):
+        d = data.detach().double()
+        return {"kind": "tensor", "shape": list(data.shape), "sum": float(d.sum()),
+                "sum_sq": float((d * d).sum())}
+    if isinstance(data, StoreBatches):
+        return {"kind": "store", "rows": data.num_rows, "train_rows": data.num_train,
+                "seed": data.seed}
+    return {"kind": "function", "name": getattr(data, "__qualname__", type(data).__name__)}
+
+
+def _save_state(path: Path, settings: dict[str, Any], step: int, seconds: float,
+                losses: list[float], model: ScoreModel, opt: torch.optim.Optimizer,
+                sched: Any, gen: torch.Generator) -> None:
+    """The training state after ``step`` steps, written atomically to ``path``."""
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    adam = opt.state_dict()
+    for i, st in adam["state"].items():
+        tensors.update({f"adam.{i}.{k}": torch.as_tensor(v) for k, v in st.items()})
+    tensors["generator"] = gen.get_state()
+    tensors["losses"] = torch.tensor(losses, dtype=torch.float64)
+    sched_state = {k: v for k, v in sched.state_dict().items() if k != "lr_lambdas"}
+    doc = {"settings": settings, "step": step, "seconds": seconds,
+           "param_groups": adam["param_groups"], "scheduler": sched_state}
+    write_weights(path, tensors, doc, json_name=_STATE_JSON, fmt=_STATE_FORMAT,
+                  version=_STATE_VERSION, what=_STATE_WHAT, overwrite=True)
+
+
+def _resume(path: Path, settings: dict[str, Any], model: ScoreModel, opt: torch.optim.Optimizer,
+            sched: Any, gen: torch.Generator) -> tuple[int, float, list[float]]:
+    """Loads the state saved in ``path`` into the training's objects: ``(step, seconds,
+    losses)``.
+
+    Raises:
+        ConfigError: the state is damaged or of another training (left as it is).
+    """
+    try:
+        doc, tensors = read_weights(path, json_name=_STATE_JSON, fmt=_STATE_FORMAT,
+                                    version=_STATE_VERSION, what=_STATE_WHAT)
+    except (FileNotFoundError, DataFormatError) as err:
+        raise ConfigError(f"{err}; delete {path} to train from the start") from err
+    saved = json.loads(json.dumps(doc.get("settings")))
+    now = json.loads(json.dumps(settings))  # tuples as lists, as saved
+    if saved != now:
+        diff = sorted(k for k in now if saved is None or saved.get(k) != now.get(k))
+        raise ConfigError(f"{path} holds the state of another training (it differs in "
+                          f"{', '.join(diff) or 'its settings'}); train with the settings it "
+                          f"was saved with to resume it, or delete {path} to start afresh")
+    try:
+        model.load_state_dict({k[len("model."):]: v for k, v in tensors.items()
+                               if k.startswith("model.")})
+        state: dict[int, dict[str, Tensor]] = {}
+        for key, v in tensors.items():
+            if key.startswith("adam."):
+                _, i, name = key.split(".", 2)
+                state.setdefault(int(i), {})[name] = v
+        opt.load_state_dict({"state": state, "param_groups": doc["param_groups"]})
+        sched.load_state_dict({**doc["scheduler"], "lr_lambdas": [None]})
+        gen.set_state(tensors["generator"])
+        step, seconds = int(doc["step"]), float(doc["seconds"])
+    except (KeyError, ValueError, RuntimeError, TypeError) as err:
+        raise ConfigError(f"{path} is not a usable training state ({err}); delete it to "
+                          "train from the start") from err
+    losses = tensors["losses"].tolist()
+    if len(losses) != step:
+        raise ConfigError(f"{path} is not a usable training state ({len(losses)} losses for "
+                          f"step {step}); delete it to train from the start")
+    return step, seconds, losses
 
 
 def _store_examples(data: StoreBatches, model: ScoreModel, example: Example | None

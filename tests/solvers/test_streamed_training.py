@@ -7,6 +7,7 @@ from a campaign store, end to end."""
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 import torch
@@ -168,3 +169,63 @@ def test_galsim_campaign_store_trains_a_source_prior(tmp_path):
     t = torch.full((4,), 0.5)
     with torch.no_grad():
         assert torch.equal(again.score(t, x), model.score(t, x))
+
+
+class _Killed(Exception):
+    pass
+
+
+@pytest.mark.parametrize("source", ["tensor", "store"])
+def test_a_killed_training_resumes_from_its_checkpoint_to_the_same_weights(tmp_path, source):
+    """30 steps straight, against 30 steps killed at step 13 (last checkpoint: step 10) and
+    started again with the same settings: the same weights, EMA and losses, bit for bit,
+    whether the examples are a tensor or a store's streamed batches."""
+    torch.manual_seed(0)
+    x = torch.randn(500, 16) @ torch.randn(16, 16) * 0.3
+    path = tmp_path / "ou.h5"
+    if source == "store":
+        run_campaign(path, CorrelatedGaussian(device="cpu", dtype=torch.float32),
+                     num_simulations=600, seed=1, chunk_size=200, progress=False).close()
+
+    def data():
+        if source == "tensor":
+            return x
+        return StoreBatches(path, batch_size=32, validation_fraction=0.01, seed=0)
+
+    def model():
+        torch.manual_seed(1)  # the same initial weights each time
+        return ScoreModel(VPSDE(), {"kind": "mlp", "dim": 16, "hidden": 32})
+
+    def kill_at_13(line):
+        if line.startswith("step 13/"):
+            raise _Killed
+
+    kw = dict(steps=30, batch_size=32, lr=1e-3, seed=3, device="cpu")
+    straight = model()
+    ref = train_score_model(straight, data(), **kw)
+    ckpt = tmp_path / "ckpt"
+    with pytest.raises(_Killed):
+        train_score_model(model(), data(), checkpoint=ckpt, checkpoint_every=5,
+                          log=kill_at_13, log_every=1, **kw)
+    assert json.loads((ckpt / "training_state.json").read_text())["step"] == 10
+    lines = []
+    again = model()
+    out = train_score_model(again, data(), checkpoint=ckpt, checkpoint_every=5,
+                            log=lines.append, log_every=100, **kw)
+    assert lines == [f"resuming from the checkpoint in {ckpt}: step 10/30"]
+    assert out["loss"] == ref["loss"] and len(out["loss"]) == 30
+    for a, b in zip(again.state_dict().values(), straight.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    assert not torch.equal(next(again.parameters()), next(model().parameters()))  # trained
+    # a checkpoint of another training is refused, not trained on
+    with pytest.raises(ConfigError, match="differs in lr"):
+        train_score_model(model(), data(), checkpoint=ckpt, **{**kw, "lr": 2e-3})
+    with pytest.raises(ConfigError, match="differs in data"):
+        train_score_model(model(), x[:400] if source == "tensor" else x, checkpoint=ckpt,
+                          **kw)
+    # nor trusted when damaged: refused, and left as it is
+    weights = next(ckpt.glob("weights-*.pt"))
+    weights.write_bytes(weights.read_bytes()[:-10])
+    with pytest.raises(ConfigError, match="delete .* to train from the start"):
+        train_score_model(model(), data(), checkpoint=ckpt, **kw)
+    assert (ckpt / "training_state.json").exists() and weights.exists()
