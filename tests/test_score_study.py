@@ -58,7 +58,8 @@ def test_a_score_study_killed_while_training_its_prior_resumes_there(tmp_path,
                                                                      one_torch_thread):
     """Killed at step 12 of the prior's 30 (checkpoints every 3 steps), the study started
     again resumes at step 9 and saves the prior an uninterrupted study saves (the same
-    weights file, named by its hash); the checkpoint is gone once the prior is saved."""
+    weights file, named by its hash); the checkpoints are gone once the prior and the
+    report are saved."""
     pytest.importorskip("galsim")
     from sbi_astro.pipeline.score_study import ScoreStudy, run_score_study
 
@@ -70,7 +71,7 @@ def test_a_score_study_killed_while_training_its_prior_resumes_there(tmp_path,
 
     with pytest.raises(KeyboardInterrupt):
         run_score_study(study, output=tmp_path / "killed", progress=False, log=kill_at_12)
-    assert (tmp_path / "killed" / "prior-checkpoint" / "training_state.json").exists()
+    assert (tmp_path / "killed" / "prior-checkpoint" / "checkpoint.json").exists()
     assert not (tmp_path / "killed" / "prior").exists()
     lines = []
     run_score_study(study, output=tmp_path / "killed", progress=False, log=lines.append)
@@ -81,6 +82,8 @@ def test_a_score_study_killed_while_training_its_prior_resumes_there(tmp_path,
     saved = [json.loads((tmp_path / d / "prior" / "score_model.json").read_text())["weights"]
              for d in ("killed", "straight")]
     assert saved[0]["sha256"] == saved[1]["sha256"]
+    # the chains' checkpoint (tests/solvers/test_sampler.py) is gone once the report is
+    assert not (tmp_path / "straight" / "samples-checkpoint").exists()
 
 
 @pytest.mark.parametrize("change, words", [

@@ -86,6 +86,8 @@ from ..store_batches import StoreBatches
 from ..user_arrays import read_user_array
 from .study import _check_keys, _dataclass_section, _solver_top_level, read_study_yaml
 
+#: held-out images whose chains are integrated (and checkpointed) together
+IMAGES_PER_CHUNK = 4
 DENSE_MAX_ENTRIES = 1 << 24  # the operator's matrix (M x D) in float32: 64 MiB
 LIKELIHOODS = ("auto", "dense", "cg")
 TOP_KEYS = {"name", "solver", "sources", "prior", "operator", "noise_sigma", "test", "device",
@@ -296,9 +298,12 @@ def run_score_study(study: ScoreStudy, *, output: str | Path | None = None,
                                   study.noise_sigma, dev)
     log(f"      convolved likelihood: {how}")
     t0 = time.perf_counter()
+    chains_ckpt = out / "samples-checkpoint"  # a killed run resumes from the images done
     samples = sample_posterior(prior, likelihood, y, num_samples=t.chains, steps=t.steps,
                                corrector_steps=0, final_steps=t.final_steps, t_min=t.t_min,
-                               event_shape=tuple(truth.shape[1:]), seed=t.seed, device=dev)
+                               event_shape=tuple(truth.shape[1:]), seed=t.seed, device=dev,
+                               chunk_size=t.chains * IMAGES_PER_CHUNK, checkpoint=chains_ckpt,
+                               log=lambda line: log(f"      {line}"))
     timings["sample_s"] = time.perf_counter() - t0
     log("[4/4] calibrating and writing the report")
     mean = samples.mean(0)
@@ -344,6 +349,7 @@ def run_score_study(study: ScoreStudy, *, output: str | Path | None = None,
         [section], out / "report", title=f"Score-prior study: {study.name}",
         subtitle=f"{t.num_images} held-out images, {t.chains} posterior samples each, "
                  f"prior trained on {what}", metrics=metrics)
+    shutil.rmtree(chains_ckpt, ignore_errors=True)  # the report is written: not needed
     return {"report": str(report), "metrics": str(metrics_path), "rmse": rmse,
             "rmse_baseline": rmse_base, "tarp_ks_pvalue": res.tarp.ks_pvalue,
             "z_std": res.z_std}

@@ -17,7 +17,10 @@ Chains and observations are batched: ``y`` ``(*B, *obs_shape)`` gives samples
 ``s`` of observation ``b`` draws every number from its own key ``fold(fold(root, b), s)``,
 so its path does not depend on ``chunk_size``, on ``num_samples`` (the first ``k`` chains
 are the same) or on the device's batching, up to floating-point rounding of batched
-network calls.
+network calls.  With ``checkpoint=DIR`` every chunk of chains is saved there when it is
+done (:mod:`sbi_astro.solvers.checkpoints`); a sampling killed and started again with the
+same prior, likelihood, observations and settings reads the saved chunks back and
+integrates only the others, with the same result.
 
 Example:
     >>> import torch
@@ -39,6 +42,9 @@ Example:
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -47,7 +53,10 @@ from torch import Tensor
 from ..device import resolve_device
 from ..errors import ConfigError, ShapeError
 from ..random import RowRandom, fold, key_from_seed
+from . import checkpoints
 from .sde import expand
+
+_WHAT = "posterior sampling"
 
 
 def _check(num_samples: int, steps: int, corrector_steps: int, snr: float,
@@ -77,7 +86,9 @@ def sample_posterior(prior: Any, likelihood: Any, y: Tensor, *, num_samples: int
                      t_min: float = 1e-3, final_steps: int = 0, seed: int = 0,
                      chunk_size: int | None = None,
                      event_shape: tuple[int, ...] | None = None,
-                     device: str | torch.device | None = None) -> Tensor:
+                     device: str | torch.device | None = None,
+                     checkpoint: str | Path | None = None,
+                     log: Callable[[str], Any] | None = None) -> Tensor:
     """Posterior samples of ``x`` given ``y`` under a score prior and a likelihood score.
 
     Args:
@@ -98,12 +109,17 @@ def sample_posterior(prior: Any, likelihood: Any, y: Tensor, *, num_samples: int
             memory, not the result.
         event_shape: shape of one ``x`` when the prior's is not fixed (U-Net).
         device: ``None`` picks CUDA when available.
+        checkpoint: a directory where each chunk's samples are saved when done, and read
+            back instead of integrated again when this sampling is run again.
+        log: called with a line per chunk (rows done, seconds).
 
     Returns:
         Samples ``(S, *B, *event_shape)``.
 
     Raises:
-        ConfigError: bad settings; ShapeError: ``y`` does not end with ``obs_shape``.
+        ConfigError: bad settings; ``checkpoint`` holds chunks of another sampling (other
+            prior, likelihood, observations or settings) or damaged ones (left as they
+            are); ShapeError: ``y`` does not end with ``obs_shape``.
     """
     _check(num_samples, steps, corrector_steps, snr, t_min)
     if not (isinstance(final_steps, int) and final_steps >= 0):
@@ -130,13 +146,50 @@ def sample_posterior(prior: Any, likelihood: Any, y: Tensor, *, num_samples: int
     chunk = rows if chunk_size is None else int(chunk_size)
     if chunk < 1:
         raise ConfigError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    settings = None
+    if checkpoint is not None:
+        settings = {"seed": seed, "steps": steps, "corrector_steps": corrector_steps,
+                    "snr": snr, "t_min": t_min, "final_steps": final_steps,
+                    "num_samples": num_samples, "event_shape": list(shape), "chunk_size": chunk,
+                    "y": checkpoints.fingerprint(y_flat),
+                    "prior": [type(prior).__name__, checkpoints.module_fingerprint(prior)],
+                    "likelihood": [type(likelihood).__name__,
+                                   checkpoints.module_fingerprint(likelihood)]}
     out = []
     for start in range(0, rows, chunk):
-        sl = slice(start, start + chunk)
-        out.append(_integrate(prior, likelihood, y_flat[obs_index[sl]], keys[sl], shape,
-                              steps, corrector_steps, snr, t_min, final_steps))
+        sl = slice(start, min(start + chunk, rows))
+        t0 = time.perf_counter()
+        part = None
+        if settings is not None:
+            where = Path(checkpoint) / f"rows-{sl.start:09d}-{sl.stop:09d}"
+            if checkpoints.exists(where):
+                part = _saved_chunk(where, settings, sl, shape).to(dev, y_flat.dtype)
+        if part is None:
+            part = _integrate(prior, likelihood, y_flat[obs_index[sl]], keys[sl], shape,
+                              steps, corrector_steps, snr, t_min, final_steps)
+            if settings is not None:
+                checkpoints.save_checkpoint(where, {"x": part}, {**settings,
+                                            "rows": [sl.start, sl.stop]}, {}, what=_WHAT)
+            how = f"{time.perf_counter() - t0:.1f} s"
+        else:
+            how = "read back from the checkpoint"
+        if log is not None:
+            log(f"chains {sl.stop}/{rows}: {how}")
+        out.append(part)
     x = torch.cat(out).reshape(nb, num_samples, *shape).transpose(0, 1)
     return x.reshape(num_samples, *batch, *shape)
+
+
+def _saved_chunk(where: Path, settings: dict[str, Any], sl: slice, shape: tuple[int, ...]
+                 ) -> Tensor:
+    """The samples of the rows ``sl`` saved in ``where`` by a sampling with ``settings``."""
+    _, tensors = checkpoints.load_checkpoint(where, {**settings, "rows": [sl.start, sl.stop]},
+                                             what=_WHAT)
+    x = tensors.get("x")
+    if x is None or tuple(x.shape) != (sl.stop - sl.start, *shape):
+        raise ConfigError(f"the {_WHAT} checkpoint in {where} does not hold the samples of "
+                          f"rows {sl.start}-{sl.stop}; delete it to sample them again")
+    return x
 
 
 def _integrate(prior: Any, likelihood: Any, y: Tensor, keys: Tensor, shape: tuple[int, ...],

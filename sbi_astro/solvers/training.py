@@ -8,9 +8,9 @@ campaign of GalSim galaxies), updating the EMA weights after each step.  Everyth
 random (batches, times, noise) comes from one seeded ``torch.Generator``, so a seed gives
 the same model on a given device.  With ``checkpoint=DIR`` the whole training state
 (weights, EMA weights, Adam's moments, the generator, the step and the losses) is written
-there every ``checkpoint_every`` steps (:mod:`sbi_astro.weights_files`: atomic, checked on
-reading, ``weights_only``); a training killed after a checkpoint and started again with the
-same settings and data resumes from it and ends with the weights of an uninterrupted run.
+there every ``checkpoint_every`` steps (:mod:`sbi_astro.solvers.checkpoints`); a training
+killed after a checkpoint and started again with the same settings and data resumes from
+it and ends with the weights of an uninterrupted run.
 
 Example:
     >>> import torch
@@ -24,7 +24,6 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -35,13 +34,12 @@ import torch
 from torch import Tensor
 
 from ..device import resolve_device
-from ..errors import ConfigError, DataFormatError, NonFiniteError
+from ..errors import ConfigError, NonFiniteError
 from ..store_batches import StoreBatches
-from ..weights_files import read_weights, write_weights
+from . import checkpoints
 from .score_model import ScoreModel
 
-_STATE_JSON, _STATE_FORMAT, _STATE_VERSION = "training_state.json", "sbi-astro-score-training", 1
-_STATE_WHAT = "score-model training state"
+_WHAT = "score-model training"
 
 Sampler = Callable[[int, torch.Generator], Tensor]
 Example = Callable[[Tensor, Tensor], Tensor]
@@ -123,7 +121,7 @@ def train_score_model(model: ScoreModel, data: Tensor | Sampler | StoreBatches, 
                 "grad_clip": grad_clip, "model": model.config(), "data": fingerprint}
     losses: list[float] = []
     start, spent = 0, 0.0
-    if checkpoint is not None and (Path(checkpoint) / _STATE_JSON).exists():
+    if checkpoint is not None and checkpoints.exists(checkpoint):
         start, spent, losses = _resume(Path(checkpoint), settings, model, opt, sched, gen)
         if log is not None:
             log(f"resuming from the checkpoint in {checkpoint}: step {start}/{steps}")
@@ -164,12 +162,10 @@ def train_score_model(model: ScoreModel, data: Tensor | Sampler | StoreBatches, 
 
 
 def _fingerprint(data: Any) -> dict[str, Any]:
-    """What identifies the training data in a checkpoint: a tensor's shape and sums, a
-    store's rows, or (fresh draws of a function) its name."""
+    """What identifies the training data in a checkpoint: a tensor's fingerprint, a store's
+    rows, or (fresh draws of a function) its name."""
     if isinstance(data, Tensor):
-        d = data.detach().double()
-        return {"kind": "tensor", "shape": list(data.shape), "sum": float(d.sum()),
-                "sum_sq": float((d * d).sum())}
+        return {"kind": "tensor", "tensor": checkpoints.fingerprint(data)}
     if isinstance(data, StoreBatches):
         return {"kind": "store", "rows": data.num_rows, "train_rows": data.num_train,
                 "seed": data.seed}
@@ -187,10 +183,9 @@ def _save_state(path: Path, settings: dict[str, Any], step: int, seconds: float,
     tensors["generator"] = gen.get_state()
     tensors["losses"] = torch.tensor(losses, dtype=torch.float64)
     sched_state = {k: v for k, v in sched.state_dict().items() if k != "lr_lambdas"}
-    doc = {"settings": settings, "step": step, "seconds": seconds,
-           "param_groups": adam["param_groups"], "scheduler": sched_state}
-    write_weights(path, tensors, doc, json_name=_STATE_JSON, fmt=_STATE_FORMAT,
-                  version=_STATE_VERSION, what=_STATE_WHAT, overwrite=True)
+    checkpoints.save_checkpoint(path, tensors, settings, {
+        "step": step, "seconds": seconds, "param_groups": adam["param_groups"],
+        "scheduler": sched_state}, what=_WHAT)
 
 
 def _resume(path: Path, settings: dict[str, Any], model: ScoreModel, opt: torch.optim.Optimizer,
@@ -201,18 +196,7 @@ def _resume(path: Path, settings: dict[str, Any], model: ScoreModel, opt: torch.
     Raises:
         ConfigError: the state is damaged or of another training (left as it is).
     """
-    try:
-        doc, tensors = read_weights(path, json_name=_STATE_JSON, fmt=_STATE_FORMAT,
-                                    version=_STATE_VERSION, what=_STATE_WHAT)
-    except (FileNotFoundError, DataFormatError) as err:
-        raise ConfigError(f"{err}; delete {path} to train from the start") from err
-    saved = json.loads(json.dumps(doc.get("settings")))
-    now = json.loads(json.dumps(settings))  # tuples as lists, as saved
-    if saved != now:
-        diff = sorted(k for k in now if saved is None or saved.get(k) != now.get(k))
-        raise ConfigError(f"{path} holds the state of another training (it differs in "
-                          f"{', '.join(diff) or 'its settings'}); train with the settings it "
-                          f"was saved with to resume it, or delete {path} to start afresh")
+    doc, tensors = checkpoints.load_checkpoint(path, settings, what=_WHAT)
     try:
         model.load_state_dict({k[len("model."):]: v for k, v in tensors.items()
                                if k.startswith("model.")})
@@ -224,15 +208,14 @@ def _resume(path: Path, settings: dict[str, Any], model: ScoreModel, opt: torch.
         opt.load_state_dict({"state": state, "param_groups": doc["param_groups"]})
         sched.load_state_dict({**doc["scheduler"], "lr_lambdas": [None]})
         gen.set_state(tensors["generator"])
-        step, seconds = int(doc["step"]), float(doc["seconds"])
+        step, seconds, losses = int(doc["step"]), float(doc["seconds"]), tensors["losses"]
     except (KeyError, ValueError, RuntimeError, TypeError) as err:
         raise ConfigError(f"{path} is not a usable training state ({err}); delete it to "
                           "train from the start") from err
-    losses = tensors["losses"].tolist()
-    if len(losses) != step:
-        raise ConfigError(f"{path} is not a usable training state ({len(losses)} losses for "
-                          f"step {step}); delete it to train from the start")
-    return step, seconds, losses
+    if losses.shape != (step,):
+        raise ConfigError(f"{path} is not a usable training state ({losses.numel()} losses "
+                          f"for step {step}); delete it to train from the start")
+    return step, seconds, losses.tolist()
 
 
 def _store_examples(data: StoreBatches, model: ScoreModel, example: Example | None

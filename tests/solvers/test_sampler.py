@@ -167,6 +167,43 @@ def test_seeds_do_not_depend_on_chunks_or_sample_count():
     assert (whole[0] - whole[1]).abs().min() > 0
 
 
+def test_a_killed_sampling_resumes_from_its_saved_chunks(tmp_path):
+    """18 chains in chunks of 4, killed after the second chunk: started again, the two saved
+    chunks are read back, the other three integrated, and the samples equal those of an
+    uninterrupted sampling bit for bit.  Chunks of another sampling are refused."""
+    cov, A, _, y, _, _ = _problem(num_obs=3)
+    prior = GaussianScore(torch.zeros(D), cov.float(), VESDE(0.01, 20.0))
+    lik = GaussianLinearLikelihood(A.float(), SIGMA_N)
+    kw = dict(num_samples=6, steps=20, corrector_steps=1, final_steps=3, seed=7,
+              chunk_size=4, device="cpu")
+    whole = sample_posterior(prior, lik, y.float(), **kw)
+    ckpt = tmp_path / "chains"
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_two(line):
+        if line.startswith("chains 8/"):
+            raise Killed
+
+    with pytest.raises(Killed):
+        sample_posterior(prior, lik, y.float(), checkpoint=ckpt, log=kill_after_two, **kw)
+    assert len(list(ckpt.iterdir())) == 2
+    lines = []
+    again = sample_posterior(prior, lik, y.float(), checkpoint=ckpt, log=lines.append, **kw)
+    assert torch.equal(again, whole)
+    assert [line.endswith("read back from the checkpoint") for line in lines] == \
+        [True, True, False, False, False]
+    assert lines[-1].startswith("chains 18/18: ")
+    with pytest.raises(ConfigError, match="differs in seed"):
+        sample_posterior(prior, lik, y.float(), checkpoint=ckpt, **{**kw, "seed": 8})
+    with pytest.raises(ConfigError, match="differs in y"):
+        sample_posterior(prior, lik, y.float() + 0.1, checkpoint=ckpt, **kw)
+    other = GaussianLinearLikelihood(A.float(), 2 * SIGMA_N)
+    with pytest.raises(ConfigError, match="differs in likelihood"):
+        sample_posterior(prior, other, y.float(), checkpoint=ckpt, **kw)
+
+
 def test_bad_sampler_input_is_refused():
     cov, A, _, y, _, _ = _problem(num_obs=2)
     prior = GaussianScore(torch.zeros(D), cov.float(), VPSDE())

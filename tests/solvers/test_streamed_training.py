@@ -207,7 +207,7 @@ def test_a_killed_training_resumes_from_its_checkpoint_to_the_same_weights(tmp_p
     with pytest.raises(_Killed):
         train_score_model(model(), data(), checkpoint=ckpt, checkpoint_every=5,
                           log=kill_at_13, log_every=1, **kw)
-    assert json.loads((ckpt / "training_state.json").read_text())["step"] == 10
+    assert json.loads((ckpt / "checkpoint.json").read_text())["step"] == 10
     lines = []
     again = model()
     out = train_score_model(again, data(), checkpoint=ckpt, checkpoint_every=5,
@@ -226,6 +226,6 @@ def test_a_killed_training_resumes_from_its_checkpoint_to_the_same_weights(tmp_p
     # nor trusted when damaged: refused, and left as it is
     weights = next(ckpt.glob("weights-*.pt"))
     weights.write_bytes(weights.read_bytes()[:-10])
-    with pytest.raises(ConfigError, match="delete .* to train from the start"):
+    with pytest.raises(ConfigError, match="damaged or incomplete .* from the beginning"):
         train_score_model(model(), data(), checkpoint=ckpt, **kw)
-    assert (ckpt / "training_state.json").exists() and weights.exists()
+    assert (ckpt / "checkpoint.json").exists() and weights.exists()
