@@ -167,6 +167,24 @@ def test_seeds_do_not_depend_on_chunks_or_sample_count():
     assert (whole[0] - whole[1]).abs().min() > 0
 
 
+def test_the_dense_likelihood_keeps_its_data_projection_only_for_the_same_data():
+    """The projection of ``y`` is computed once per ``y`` a sampler passes; another ``y``, or
+    the same one changed in place, gives the score a fresh likelihood gives."""
+    cov, A, _, y, _, _ = _problem(num_obs=3)
+    sde = VESDE(0.01, 20.0)
+    t, x = torch.full((3,), 0.3), torch.randn(3, D)
+    lik, y = GaussianLinearLikelihood(A.float(), SIGMA_N), y.float()
+
+    def fresh(y):
+        return GaussianLinearLikelihood(A.float(), SIGMA_N).score(t, x, y, sde=sde)
+
+    assert torch.equal(lik.score(t, x, y, sde=sde), fresh(y))
+    assert torch.equal(lik.score(t, x, y, sde=sde), fresh(y))  # from the kept projection
+    y.add_(0.5)  # in place: the kept projection is stale
+    assert torch.equal(lik.score(t, x, y, sde=sde), fresh(y))
+    assert torch.equal(lik.score(t, x, y + 1.0, sde=sde), fresh(y + 1.0))
+
+
 def test_a_killed_sampling_resumes_from_its_saved_chunks(tmp_path):
     """18 chains in chunks of 4, killed after the second chunk: started again, the two saved
     chunks are read back, the other three integrated, and the samples equal those of an
