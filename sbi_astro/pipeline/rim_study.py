@@ -54,6 +54,7 @@ import dataclasses
 import datetime as _dt
 import math
 import platform
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -272,14 +273,16 @@ def _machines(study: RimStudy, problem: Any, out: Path, dev: torch.device,
                            **{**_config_keys(study.rim),
                               "seed": study.rim.get("seed", 0) + k})
         rim = RIM(config, device=dev)
+        checkpoint = out / f"{_member_dir(out, k).name}-checkpoint"  # a killed run resumes
         summary = fit(rim, truth.to(dev), problem.log_likelihood, observe=problem.observe,
                       config=TrainingConfig(epochs=tr.epochs, batch_size=tr.batch_size,
                                             lr=tr.lr, seed=tr.seed + k),
-                      log=lambda m: log("      " + m))
+                      log=lambda m: log("      " + m), checkpoint=checkpoint)
         meta = {"recipe": recipe, "simulate_seconds": simulate_s,
                 "train_seconds": summary.seconds, "train_loss": summary.train_loss,
                 "validation_loss": summary.validation_loss, "best_epoch": summary.best_epoch}
         save_rim(rim, _member_dir(out, k), metadata=meta)
+        shutil.rmtree(checkpoint, ignore_errors=True)  # the RIM is saved: not needed
         found[k] = (rim, meta)
     return (RIMEnsemble([found[k][0] for k in range(members)]),
             [found[k][1] for k in range(members)])

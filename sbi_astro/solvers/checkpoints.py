@@ -24,6 +24,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from ..errors import ConfigError, DataFormatError
@@ -91,3 +92,29 @@ def load_checkpoint(path: str | Path, settings: dict[str, Any], *, what: str
                           f"saved with to resume it, or delete {path} to start afresh")
     return doc, tensors
 
+
+
+def optimizer_state(opt: torch.optim.Optimizer, sched: Any) -> tuple[dict[str, Tensor],
+                                                                     dict[str, Any]]:
+    """An optimizer's state as tensors (``opt.{param}.{name}``: Adam's moments and step
+    counts) and JSON (its parameter groups and ``sched``'s state, for
+    :func:`restore_optimizer`)."""
+    state = opt.state_dict()
+    tensors = {f"opt.{i}.{k}": torch.as_tensor(v) for i, st in state["state"].items()
+               for k, v in st.items()}
+    doc = {"param_groups": state["param_groups"],
+           "scheduler": {k: v for k, v in sched.state_dict().items() if k != "lr_lambdas"}}
+    return tensors, doc
+
+
+def restore_optimizer(opt: torch.optim.Optimizer, sched: Any, tensors: dict[str, Tensor],
+                      doc: dict[str, Any]) -> None:
+    """Loads what :func:`optimizer_state` saved into ``opt`` and ``sched`` (a
+    ``LambdaLR``, whose functions are the caller's)."""
+    state: dict[int, dict[str, Tensor]] = {}
+    for key, v in tensors.items():
+        if key.startswith("opt."):
+            _, i, name = key.split(".", 2)
+            state.setdefault(int(i), {})[name] = v
+    opt.load_state_dict({"state": state, "param_groups": doc["param_groups"]})
+    sched.load_state_dict({**doc["scheduler"], "lr_lambdas": [None]})

@@ -176,16 +176,12 @@ def _save_state(path: Path, settings: dict[str, Any], step: int, seconds: float,
                 losses: list[float], model: ScoreModel, opt: torch.optim.Optimizer,
                 sched: Any, gen: torch.Generator) -> None:
     """The training state after ``step`` steps, written atomically to ``path``."""
-    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
-    adam = opt.state_dict()
-    for i, st in adam["state"].items():
-        tensors.update({f"adam.{i}.{k}": torch.as_tensor(v) for k, v in st.items()})
+    tensors, doc = checkpoints.optimizer_state(opt, sched)
+    tensors.update({f"model.{k}": v for k, v in model.state_dict().items()})
     tensors["generator"] = gen.get_state()
     tensors["losses"] = torch.tensor(losses, dtype=torch.float64)
-    sched_state = {k: v for k, v in sched.state_dict().items() if k != "lr_lambdas"}
-    checkpoints.save_checkpoint(path, tensors, settings, {
-        "step": step, "seconds": seconds, "param_groups": adam["param_groups"],
-        "scheduler": sched_state}, what=_WHAT)
+    checkpoints.save_checkpoint(path, tensors, settings,
+                                {**doc, "step": step, "seconds": seconds}, what=_WHAT)
 
 
 def _resume(path: Path, settings: dict[str, Any], model: ScoreModel, opt: torch.optim.Optimizer,
@@ -200,13 +196,7 @@ def _resume(path: Path, settings: dict[str, Any], model: ScoreModel, opt: torch.
     try:
         model.load_state_dict({k[len("model."):]: v for k, v in tensors.items()
                                if k.startswith("model.")})
-        state: dict[int, dict[str, Tensor]] = {}
-        for key, v in tensors.items():
-            if key.startswith("adam."):
-                _, i, name = key.split(".", 2)
-                state.setdefault(int(i), {})[name] = v
-        opt.load_state_dict({"state": state, "param_groups": doc["param_groups"]})
-        sched.load_state_dict({**doc["scheduler"], "lr_lambdas": [None]})
+        checkpoints.restore_optimizer(opt, sched, tensors, doc)
         gen.set_state(tensors["generator"])
         step, seconds, losses = int(doc["step"]), float(doc["seconds"]), tensors["losses"]
     except (KeyError, ValueError, RuntimeError, TypeError) as err:
@@ -216,7 +206,6 @@ def _resume(path: Path, settings: dict[str, Any], model: ScoreModel, opt: torch.
         raise ConfigError(f"{path} is not a usable training state ({losses.numel()} losses "
                           f"for step {step}); delete it to train from the start")
     return step, seconds, losses.tolist()
-
 
 def _store_examples(data: StoreBatches, model: ScoreModel, example: Example | None
                     ) -> Iterator[Tensor]:

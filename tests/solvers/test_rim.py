@@ -253,3 +253,46 @@ def test_convgru_rim_deconvolves_maps():
     mse_rim = float(((rec - test) ** 2).mean())
     assert mse_rim < 2.0 * mse_wiener, (mse_rim, mse_wiener)
     assert mse_rim < 0.75 * float(((y - test) ** 2).mean())
+
+
+def test_a_killed_rim_training_resumes_after_its_last_epoch(tmp_path):
+    """6 epochs straight, against 6 killed during epoch 4 (checkpoint after epoch 3) and
+    started again: the same losses, best epoch and kept weights, bit for bit.  The
+    checkpoint of other settings is refused and left as it is."""
+    cov, blur, _ = deconvolution_toy()
+    gen = torch.Generator().manual_seed(5)
+    signals = (torch.linalg.cholesky(cov) @ torch.randn(N, 600, generator=gen,
+                                                          dtype=torch.float64)).T.float()
+    ll, observe = toy_likelihood(blur)
+    config = TrainingConfig(epochs=6, batch_size=64, lr=3e-3, seed=2)
+
+    def rim():
+        return RIM(RIMConfig(signal_shape=(N,), steps=4, hidden=32, seed=1), device="cpu")
+
+    straight = rim()
+    ref = fit(straight, signals, ll, observe=observe, config=config, log=None)
+
+    class Killed(Exception):
+        pass
+
+    def kill_at_4(line):
+        if line.startswith("rim epoch 4/"):
+            raise Killed
+
+    ckpt = tmp_path / "ckpt"
+    with pytest.raises(Killed):
+        fit(rim(), signals, ll, observe=observe, config=config, log=kill_at_4, checkpoint=ckpt)
+    lines = []
+    again = rim()
+    out = fit(again, signals, ll, observe=observe, config=config, log=lines.append,
+              checkpoint=ckpt)
+    assert lines[0] == f"rim: resuming from the checkpoint in {ckpt} after epoch 3/6"
+    assert len(lines) == 1 + 3  # epochs 4 to 6 only
+    assert out.train_loss == ref.train_loss and out.validation_loss == ref.validation_loss
+    assert out.best_epoch == ref.best_epoch
+    for a, b in zip(again.state_dict().values(), straight.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    with pytest.raises(ConfigError, match="differs in config"):
+        fit(rim(), signals, ll, observe=observe, checkpoint=ckpt, log=None,
+            config=TrainingConfig(epochs=7, batch_size=64, lr=3e-3, seed=2))
+    assert json.loads((ckpt / "checkpoint.json").read_text())["epochs"] == 6

@@ -7,6 +7,11 @@ batch size).  The last ``validation_fraction`` of the rows, with fixed noise, is
 validation set; the weights of the best validation epoch are kept.  The signals can also be
 streamed from a simulation store larger than memory
 (:class:`~sbi_astro.store_batches.StoreBatches`; ``signal(theta, x)`` makes each row's truth).
+With ``checkpoint=DIR`` the training state (weights, Adam, the shuffling generator, the
+losses and the best epoch's weights) is saved there after every epoch
+(:mod:`sbi_astro.solvers.checkpoints`); a training killed and started again with the same
+machine, settings and signals resumes after the last finished epoch and ends as an
+uninterrupted one.
 
 Example:
     >>> import torch
@@ -27,6 +32,8 @@ import dataclasses
 import math
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -34,11 +41,13 @@ from torch import Tensor
 from ...errors import ConfigError, ShapeError
 from ...random import RowRandom, fold, key_from_seed
 from ...store_batches import StoreBatches
+from .. import checkpoints
 from .likelihoods import LogLikelihood
 from .model import RIM
 
 Observe = Callable[[Tensor, RowRandom], Tensor]
 Signal = Callable[[Tensor, Tensor], Tensor]
+_WHAT = "RIM training"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -195,7 +204,8 @@ class _Streamed:
 def fit(rim: RIM, truth: Tensor | StoreBatches, log_likelihood: LogLikelihood, *,
         observe: Observe | None = None, data: Tensor | None = None,
         signal: Signal | None = None, config: TrainingConfig = TrainingConfig(),
-        log: Callable[[str], None] | None = print) -> TrainingSummary:
+        log: Callable[[str], None] | None = print,
+        checkpoint: str | Path | None = None) -> TrainingSummary:
     """Trains ``rim`` in place; keeps the weights of the best validation epoch.
 
     Args:
@@ -214,6 +224,13 @@ def fit(rim: RIM, truth: Tensor | StoreBatches, log_likelihood: LogLikelihood, *
             parameters.
         config: optimiser settings.
         log: receives one progress line per epoch (``None``: silent).
+        checkpoint: a directory for the training state, written after every epoch; when it
+            holds the state of this training (same machine, settings and signals), training
+            resumes after its last epoch.
+
+    Raises:
+        ConfigError: bad settings, or ``checkpoint`` holds another training's state or a
+            damaged one (left as it is).
     """
     if isinstance(truth, StoreBatches):
         pairs: _InMemory | _Streamed = _Streamed(rim, truth, observe, signal, config)
@@ -231,8 +248,18 @@ def fit(rim: RIM, truth: Tensor | StoreBatches, log_likelihood: LogLikelihood, *
         opt, lambda i: 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(i, total) / total)))
     summary = TrainingSummary([], [], -1, 0.0)
     best, best_state = math.inf, None
-    t0 = time.perf_counter()
-    for epoch in range(config.epochs):
+    settings = {"config": dataclasses.asdict(config), "rim": dataclasses.asdict(rim.config),
+                "signals": _fingerprint(truth), "data": (None if data is None else
+                                                          checkpoints.fingerprint(data))}
+    start, spent = 0, 0.0
+    if checkpoint is not None and checkpoints.exists(checkpoint):
+        start, spent, best, best_state = _resume(Path(checkpoint), settings, rim, opt, sched,
+                                                 pairs, summary)
+        if log is not None:
+            log(f"rim: resuming from the checkpoint in {checkpoint} after epoch "
+                f"{start}/{config.epochs}")
+    t0 = time.perf_counter() - spent
+    for epoch in range(start, config.epochs):
         rim.train()
         running, seen = 0.0, 0
         for batch_data, batch_truth in pairs.epoch(epoch):
@@ -254,11 +281,63 @@ def fit(rim: RIM, truth: Tensor | StoreBatches, log_likelihood: LogLikelihood, *
             log(f"rim epoch {epoch + 1}/{config.epochs}: train loss "
                 f"{summary.train_loss[-1]:.4g}, validation {summary.validation_loss[-1]:.4g} "
                 f"({time.perf_counter() - t0:.1f} s)")
+        if checkpoint is not None:
+            _save_state(Path(checkpoint), settings, epoch + 1, time.perf_counter() - t0,
+                        rim, opt, sched, pairs, summary, best, best_state)
     if best_state is not None:
         rim.load_state_dict(best_state)
     rim.eval()
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def _fingerprint(truth: Tensor | StoreBatches) -> Any:
+    if isinstance(truth, StoreBatches):
+        return {"store_rows": truth.num_rows, "train_rows": truth.num_train,
+                "seed": truth.seed}
+    return checkpoints.fingerprint(truth)
+
+
+def _save_state(path: Path, settings: dict[str, Any], epochs: int, seconds: float, rim: RIM,
+                opt: torch.optim.Optimizer, sched: Any, pairs: Any, summary: TrainingSummary,
+                best: float, best_state: dict[str, Tensor] | None) -> None:
+    """The training state after ``epochs`` epochs, written atomically to ``path``."""
+    tensors, doc = checkpoints.optimizer_state(opt, sched)
+    tensors.update({f"rim.{k}": v for k, v in rim.state_dict().items()})
+    tensors.update({f"best.{k}": v for k, v in (best_state or {}).items()})
+    if isinstance(pairs, _InMemory):
+        tensors["generator"] = pairs.gen.get_state()
+    checkpoints.save_checkpoint(path, tensors, settings, {
+        **doc, "epochs": epochs, "seconds": seconds, "best": best,
+        "best_epoch": summary.best_epoch, "train_loss": summary.train_loss,
+        "validation_loss": summary.validation_loss}, what=_WHAT)
+
+
+def _resume(path: Path, settings: dict[str, Any], rim: RIM, opt: torch.optim.Optimizer,
+            sched: Any, pairs: Any, summary: TrainingSummary
+            ) -> tuple[int, float, float, dict[str, Tensor] | None]:
+    """Loads the state saved in ``path``: ``(epochs done, seconds, best validation loss,
+    best weights)``; fills ``summary``'s losses."""
+    doc, tensors = checkpoints.load_checkpoint(path, settings, what=_WHAT)
+    try:
+        rim.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("rim.")})
+        checkpoints.restore_optimizer(opt, sched, tensors, doc)
+        if isinstance(pairs, _InMemory):
+            pairs.gen.set_state(tensors["generator"])
+        best_state = {k[5:]: v.to(rim.device) for k, v in tensors.items()
+                      if k.startswith("best.")} or None
+        epochs, seconds, best = int(doc["epochs"]), float(doc["seconds"]), float(doc["best"])
+        summary.train_loss[:] = [float(v) for v in doc["train_loss"]]
+        summary.validation_loss[:] = [float(v) for v in doc["validation_loss"]]
+        summary.best_epoch = int(doc["best_epoch"])
+    except (KeyError, ValueError, RuntimeError, TypeError) as err:
+        raise ConfigError(f"{path} is not a usable RIM training state ({err}); delete it to "
+                          "train from the start") from err
+    if len(summary.train_loss) != epochs:
+        raise ConfigError(f"{path} is not a usable RIM training state ({epochs} epochs, "
+                          f"{len(summary.train_loss)} losses); delete it to train from the "
+                          "start")
+    return epochs, seconds, best, best_state
 
 
 @torch.no_grad()
