@@ -54,7 +54,7 @@ def test_score_study_runs_end_to_end_and_resumes(tmp_path, capsys, one_torch_thr
     assert "reusing the score prior" in capsys.readouterr().out
 
 
-def test_a_score_study_killed_while_training_its_prior_resumes_there(tmp_path,
+def test_a_score_study_killed_while_training_its_prior_resumes_there(tmp_path, capsys,
                                                                      one_torch_thread):
     """Killed at step 12 of the prior's 30 (checkpoints every 3 steps), the study started
     again resumes at step 9 and saves the prior an uninterrupted study saves (the same
@@ -73,6 +73,17 @@ def test_a_score_study_killed_while_training_its_prior_resumes_there(tmp_path,
         run_score_study(study, output=tmp_path / "killed", progress=False, log=kill_at_12)
     assert (tmp_path / "killed" / "prior-checkpoint" / "checkpoint.json").exists()
     assert not (tmp_path / "killed" / "prior").exists()
+    # started again with another learning rate: refused with exit 2 before any training,
+    # the checkpoint kept as it was
+    other = tmp_path / "other.yaml"
+    other.write_text(yaml.safe_dump({**STUDY, "prior": {**STUDY["prior"], "lr": 0.01},
+                                     "output": str(tmp_path / "killed")}))
+    kept = (tmp_path / "killed" / "prior-checkpoint" / "checkpoint.json").read_bytes()
+    assert main(["run", str(other)]) == 2
+    err = capsys.readouterr().err
+    assert "holds the checkpoint of another score-model training (it differs in lr)" in err
+    assert "Traceback" not in err
+    assert (tmp_path / "killed" / "prior-checkpoint" / "checkpoint.json").read_bytes() == kept
     lines = []
     run_score_study(study, output=tmp_path / "killed", progress=False, log=lines.append)
     assert any(line.startswith("resuming from the checkpoint") and line.endswith("step 9/30")
