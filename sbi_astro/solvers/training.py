@@ -118,7 +118,8 @@ def train_score_model(model: ScoreModel, data: Tensor | Sampler | StoreBatches, 
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda i: 0.1 + 0.45 * (1.0 + math.cos(math.pi * i / steps)))
     settings = {"steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
-                "grad_clip": grad_clip, "model": model.config(), "data": fingerprint}
+                "grad_clip": grad_clip, "model": model.config(), "data": fingerprint,
+                "device": dev.type}  # a generator's state is of its device's kind
     losses: list[float] = []
     start, spent = 0, 0.0
     if checkpoint is not None and checkpoints.exists(checkpoint):
@@ -206,6 +207,7 @@ def _resume(path: Path, settings: dict[str, Any], model: ScoreModel, opt: torch.
         raise ConfigError(f"{path} is not a usable training state ({losses.numel()} losses "
                           f"for step {step}); delete it to train from the start")
     return step, seconds, losses.tolist()
+
 
 def _store_examples(data: StoreBatches, model: ScoreModel, example: Example | None
                     ) -> Iterator[Tensor]:
