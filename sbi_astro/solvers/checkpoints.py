@@ -93,7 +93,6 @@ def load_checkpoint(path: str | Path, settings: dict[str, Any], *, what: str
     return doc, tensors
 
 
-
 def optimizer_state(opt: torch.optim.Optimizer, sched: Any) -> tuple[dict[str, Tensor],
                                                                      dict[str, Any]]:
     """An optimizer's state as tensors (``opt.{param}.{name}``: Adam's moments and step
