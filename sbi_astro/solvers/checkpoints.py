@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError, DataFormatError
+from ..store_batches import StoreBatches
 from ..weights_files import read_weights, write_weights
 
 _JSON, _FORMAT, _VERSION = "checkpoint.json", "sbi-astro-checkpoint", 1
@@ -41,6 +42,34 @@ def fingerprint(*tensors: Tensor) -> list[Any]:
         d = t.detach().double()
         out.append([list(t.shape), float(d.sum()), float((d * d).sum())])
     return out
+
+
+def data_fingerprint(data: Any) -> dict[str, Any]:
+    """What identifies a training set in a checkpoint's settings: a tensor's
+    :func:`fingerprint`, a store's rows and shuffling seed, or (fresh draws of a function)
+    its name."""
+    if isinstance(data, Tensor):
+        return {"kind": "tensor", "tensor": fingerprint(data)}
+    if isinstance(data, StoreBatches):
+        return {"kind": "store", "rows": data.num_rows, "train_rows": data.num_train,
+                "seed": data.seed}
+    return {"kind": "function", "name": getattr(data, "__qualname__", type(data).__name__)}
+
+
+def check_path(path: str | Path, *, one_checkpoint: bool = True) -> None:
+    """Refuses, before any work, a ``path`` a checkpoint cannot be written to: a file, or
+    (``one_checkpoint``) a non-empty directory that holds no checkpoint.
+
+    Raises:
+        ConfigError: naming the path and the fix.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"checkpoint {path} is a file; give a directory (new or a "
+                          "checkpoint's)")
+    if one_checkpoint and path.is_dir() and any(path.iterdir()) and not exists(path):
+        raise ConfigError(f"checkpoint {path} is a non-empty directory that holds no "
+                          "checkpoint; give a new directory")
 
 
 def module_fingerprint(module: Any) -> list[Any]:

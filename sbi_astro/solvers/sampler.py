@@ -148,6 +148,7 @@ def sample_posterior(prior: Any, likelihood: Any, y: Tensor, *, num_samples: int
         raise ConfigError(f"chunk_size must be a positive integer, got {chunk_size!r}")
     settings = None
     if checkpoint is not None:
+        checkpoints.check_path(checkpoint, one_checkpoint=False)  # it holds one per chunk
         settings = {"seed": seed, "steps": steps, "corrector_steps": corrector_steps,
                     "snr": snr, "t_min": t_min, "final_steps": final_steps,
                     "num_samples": num_samples, "event_shape": list(shape), "chunk_size": chunk,

@@ -92,11 +92,13 @@ def train_score_model(model: ScoreModel, data: Tensor | Sampler | StoreBatches, 
     if not (isinstance(checkpoint_every, int) and checkpoint_every > 0):
         raise ConfigError(f"checkpoint_every must be a positive integer, got "
                           f"{checkpoint_every!r}")
+    if checkpoint is not None:
+        checkpoints.check_path(checkpoint)
     dev = resolve_device(device)
     model.to(dev).train()
     gen = torch.Generator(device=dev).manual_seed(seed)
     streamed = None
-    fingerprint = _fingerprint(data)
+    fingerprint = checkpoints.data_fingerprint(data)
     if isinstance(data, StoreBatches):
         if data.batch_size != batch_size:
             raise ConfigError(f"the store's batches hold {data.batch_size} rows but "
@@ -160,17 +162,6 @@ def train_score_model(model: ScoreModel, data: Tensor | Sampler | StoreBatches, 
     model.eval()
     return {"loss": losses, "seconds": spent + time.perf_counter() - t0, "steps": steps,
             "batch_size": batch_size, "lr": lr, "seed": seed}
-
-
-def _fingerprint(data: Any) -> dict[str, Any]:
-    """What identifies the training data in a checkpoint: a tensor's fingerprint, a store's
-    rows, or (fresh draws of a function) its name."""
-    if isinstance(data, Tensor):
-        return {"kind": "tensor", "tensor": checkpoints.fingerprint(data)}
-    if isinstance(data, StoreBatches):
-        return {"kind": "store", "rows": data.num_rows, "train_rows": data.num_train,
-                "seed": data.seed}
-    return {"kind": "function", "name": getattr(data, "__qualname__", type(data).__name__)}
 
 
 def _save_state(path: Path, settings: dict[str, Any], step: int, seconds: float,

@@ -229,3 +229,28 @@ def test_a_killed_training_resumes_from_its_checkpoint_to_the_same_weights(tmp_p
     with pytest.raises(ConfigError, match="damaged or incomplete .* from the beginning"):
         train_score_model(model(), data(), checkpoint=ckpt, **kw)
     assert (ckpt / "checkpoint.json").exists() and weights.exists()
+
+
+def test_a_checkpoint_path_that_cannot_hold_one_is_refused_before_any_step(tmp_path):
+    """A file, or a directory holding other things, is refused before the first step (a
+    ``data`` function that fails if called shows no step ran); the sampler's checkpoint
+    directory holds one checkpoint per chunk, so only a file is refused there."""
+    def never(n, gen):
+        raise AssertionError("a step ran")
+
+    model = ScoreModel(VPSDE(), {"kind": "mlp", "dim": 4, "hidden": 8})
+    afile = tmp_path / "f"
+    afile.write_text("mine")
+    other = tmp_path / "d"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    for path, words in ((afile, "is a file"), (other, "holds no checkpoint")):
+        with pytest.raises(ConfigError, match=words):
+            train_score_model(model, never, steps=5, batch_size=2, checkpoint=path)
+    assert afile.read_text() == "mine" and (other / "notes.txt").read_text() == "mine"
+    prior = GaussianScore(torch.zeros(4), torch.eye(4), VPSDE())
+    from sbi_astro.solvers import GaussianLinearLikelihood, sample_posterior
+
+    with pytest.raises(ConfigError, match="is a file"):
+        sample_posterior(prior, GaussianLinearLikelihood(torch.eye(4), 0.1), torch.zeros(1, 4),
+                         num_samples=2, steps=3, device="cpu", checkpoint=afile)

@@ -232,6 +232,8 @@ def fit(rim: RIM, truth: Tensor | StoreBatches, log_likelihood: LogLikelihood, *
         ConfigError: bad settings, or ``checkpoint`` holds another training's state or a
             damaged one (left as it is).
     """
+    if checkpoint is not None:
+        checkpoints.check_path(checkpoint)
     if isinstance(truth, StoreBatches):
         pairs: _InMemory | _Streamed = _Streamed(rim, truth, observe, signal, config)
     else:
@@ -249,7 +251,7 @@ def fit(rim: RIM, truth: Tensor | StoreBatches, log_likelihood: LogLikelihood, *
     summary = TrainingSummary([], [], -1, 0.0)
     best, best_state = math.inf, None
     settings = {"config": dataclasses.asdict(config), "rim": dataclasses.asdict(rim.config),
-                "signals": _fingerprint(truth), "data": (None if data is None else
+                "signals": checkpoints.data_fingerprint(truth), "data": (None if data is None else
                                                           checkpoints.fingerprint(data))}
     start, spent = 0, 0.0
     if checkpoint is not None and checkpoints.exists(checkpoint):
@@ -289,13 +291,6 @@ def fit(rim: RIM, truth: Tensor | StoreBatches, log_likelihood: LogLikelihood, *
     rim.eval()
     summary.seconds = time.perf_counter() - t0
     return summary
-
-
-def _fingerprint(truth: Tensor | StoreBatches) -> Any:
-    if isinstance(truth, StoreBatches):
-        return {"store_rows": truth.num_rows, "train_rows": truth.num_train,
-                "seed": truth.seed}
-    return checkpoints.fingerprint(truth)
 
 
 def _save_state(path: Path, settings: dict[str, Any], epochs: int, seconds: float, rim: RIM,
