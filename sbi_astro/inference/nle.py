@@ -23,6 +23,12 @@ MAX_WALKERS = 512  # per observation (more would cost warmup evaluations, not ac
 EVAL_VALUES = 2**18
 
 
+def rows_per_call(row: Tensor) -> int:
+    """Rows like ``row`` in one network call of at most ``EVAL_VALUES`` values (at least
+    one)."""
+    return max(1, EVAL_VALUES // max(1, row.numel()))
+
+
 class MCMCEstimator(TrainedEstimator):
     """Shared sampling for estimators whose posterior needs MCMC (NLE, NRE)."""
 
@@ -108,7 +114,7 @@ class MCMCEstimator(TrainedEstimator):
         per row) a call of 1,024 rows costs 1.7 ms per row, one of 65,536 rows 3.9 ms and
         several GB."""
         s, n = th.shape[:2]
-        rows = max(1, EVAL_VALUES // max(1, cond[0].numel()))
+        rows = rows_per_call(cond[0])
         if s * n <= rows:
             return self._log_likelihood(th, cond)
         obs = min(n, rows)

@@ -23,7 +23,7 @@ class NREEstimator(MCMCEstimator):
         """The classifier's embedding of each observation ``(n, E)``: computed once, not
         once per walker (the embedding, a CNN on a spectrum, costs far more than the rest)."""
         xf = xf.reshape(-1, *self.net.x_shape)
-        rows = max(1, nle.EVAL_VALUES // max(1, xf[0].numel()))
+        rows = nle.rows_per_call(xf[0])
         return torch.cat([self.net.embedding_net_x(xf[i:i + rows])
                           for i in range(0, xf.shape[0], rows)])
 
