@@ -36,7 +36,11 @@ def width_ratios(name: str) -> torch.Tensor:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("tasks", nargs="*", help="task names (default: the full and astro suites)")
-    names = parser.parse_args().tasks or suite_tasks("full") + suite_tasks("astro")
+    known = suite_tasks("full") + suite_tasks("astro")
+    names = parser.parse_args().tasks or known
+    unknown = [n for n in names if n not in known]
+    if unknown:  # checked before any task is loaded: exit 2, one line
+        parser.error(f"no reference posteriors for {unknown}; choose among {known}")
     print(f"{'task':24s} {'median':>7s} {'min':>6s} {'max':>7s}  per-observation geometric mean")
     for name in names:
         r = width_ratios(name)
