@@ -67,5 +67,8 @@ def main(out: Path) -> None:
 if __name__ == "__main__":
     if sys.argv[1:] == ["--tables"]:
         print(default_tables(), end="")
+    elif len(sys.argv) > 2 or any(a.startswith("-") for a in sys.argv[1:]):
+        print("usage: python docs/benchmark_figure.py [OUT_PNG | --tables]", file=sys.stderr)
+        sys.exit(2)
     else:
         main(Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "figures" / "benchmark_c2st.png")
